@@ -1,0 +1,94 @@
+"""Config models for sites and devices.
+
+Unlike wire messages these forbid unknown fields: a typo in a config file must fail
+loudly at load time instead of silently disabling a setting.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from schemas.envelope import DeviceId, SiteId
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SiteKind(StrEnum):
+    URBAN = "urban"
+    RURAL = "rural"
+    CRAFT_VILLAGE = "craft_village"
+    NATURE = "nature"
+    BEACH = "beach"
+
+
+class Site(ConfigModel):
+    id: SiteId
+    name_vi: Text
+    name_en: Text
+    kind: SiteKind
+    lat: Annotated[float, Field(ge=-90, le=90)]
+    lon: Annotated[float, Field(ge=-180, le=180)]
+    capacity_persons: Annotated[int, Field(gt=0)] = Field(
+        description="Planning capacity (illustrative for the HCMC demo set)."
+    )
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+
+class AccessPoint(ConfigModel):
+    id: DeviceId
+    site: SiteId
+    name: Text
+    ssids: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = Field(
+        default_factory=lambda: ["HCMC Free WiFi"]
+    )
+
+
+class Camera(ConfigModel):
+    id: DeviceId
+    site: SiteId
+    name: Text
+    ptz: bool = True
+    audio: bool = True
+
+
+class DeviceConfigs(ConfigModel):
+    """Everything in one config directory, cross-checked (ids unique, sites exist)."""
+
+    sites: list[Site]
+    access_points: list[AccessPoint] = Field(default_factory=list)
+    cameras: list[Camera] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> DeviceConfigs:
+        site_ids = [s.id for s in self.sites]
+        _require_unique("site", site_ids)
+        _require_unique("device", [d.id for d in (*self.access_points, *self.cameras)])
+        known = set(site_ids)
+        for device in (*self.access_points, *self.cameras):
+            if device.site not in known:
+                raise ValueError(f"device {device.id!r} refers to unknown site {device.site!r}")
+        return self
+
+    def site(self, site_id: str) -> Site:
+        for s in self.sites:
+            if s.id == site_id:
+                return s
+        raise KeyError(site_id)
+
+    def access_points_at(self, site_id: str) -> list[AccessPoint]:
+        return [ap for ap in self.access_points if ap.site == site_id]
+
+
+def _require_unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"duplicate {what} id {i!r}")
+        seen.add(i)

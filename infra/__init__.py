@@ -1,0 +1,1 @@
+"""Deployment and operations: settings, the embedded stack and the ``tourpulse`` CLI."""

@@ -1,0 +1,79 @@
+"""Decode raw bytes into contract events, classifying every failure.
+
+The gateway turns each :class:`ContractError` into a dead letter with its ``reason``; the
+reasons are a closed set so they can be metric labels without exploding cardinality.
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+
+from pydantic import ValidationError
+
+from schemas.envelope import EventBase
+from schemas.registry import ANY_EVENT_ADAPTER, event_tag, model_for
+
+#: Largest payload the platform accepts from a device; far above any real event.
+MAX_EVENT_BYTES = 64 * 1024
+
+
+class DeadLetterReason(StrEnum):
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    INVALID_UTF8 = "invalid_utf8"
+    INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    SCHEMA_VIOLATION = "schema_violation"
+    TOPIC_MISMATCH = "topic_mismatch"
+    BAD_TOPIC = "bad_topic"
+
+
+class ContractError(ValueError):
+    """A message that does not satisfy the contract, with a machine-readable reason."""
+
+    def __init__(self, reason: DeadLetterReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def decode_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> EventBase:
+    """Parse and validate one event; raise :class:`ContractError` saying why it is not one."""
+    if len(raw) > max_bytes:
+        raise ContractError(
+            DeadLetterReason.PAYLOAD_TOO_LARGE, f"{len(raw)} bytes > limit {max_bytes}"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractError(DeadLetterReason.INVALID_UTF8, str(exc)) from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ContractError(DeadLetterReason.INVALID_JSON, str(exc)) from None
+    if not isinstance(obj, dict):
+        raise ContractError(DeadLetterReason.NOT_AN_OBJECT, f"got {type(obj).__name__}")
+    if model_for(str(obj.get("type")), obj.get("version")) is None:  # type: ignore[arg-type]
+        raise ContractError(
+            DeadLetterReason.UNKNOWN_EVENT_TYPE, f"no model registered for {event_tag(obj)!r}"
+        )
+    try:
+        return ANY_EVENT_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise ContractError(DeadLetterReason.SCHEMA_VIOLATION, _summarise(exc)) from None
+
+
+def encode_event(event: EventBase) -> bytes:
+    """Serialise an event for MQTT or Kafka (compact JSON, UTF-8)."""
+    return event.model_dump_json().encode()
+
+
+def _summarise(exc: ValidationError, limit: int = 5) -> str:
+    """First few validation errors as ``field.path: message`` for humans and the DLQ."""
+    parts = []
+    for err in exc.errors(include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"][1:] or err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

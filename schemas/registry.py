@@ -1,0 +1,53 @@
+"""Registry of every device event model, keyed by (type, version).
+
+The discriminated union below is what the gateway validates against: a message whose
+(type, version) is not registered is an unknown event type, not a schema violation.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import Discriminator, Tag, TypeAdapter
+
+from schemas.device import AvailabilityV1, DeviceHeartbeatV1
+from schemas.envelope import EventBase
+from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1
+
+EVENT_MODELS: tuple[type[EventBase], ...] = (
+    WifiSessionStartV1,
+    WifiSessionInterimV1,
+    WifiSessionStopV1,
+    DeviceHeartbeatV1,
+    AvailabilityV1,
+)
+
+
+def _tag(model: type[EventBase]) -> str:
+    fields = model.model_fields
+    return f"{fields['type'].default}@{fields['version'].default}"
+
+
+_BY_TAG: dict[str, type[EventBase]] = {_tag(m): m for m in EVENT_MODELS}
+
+
+def event_tag(value: Any) -> str | None:
+    """Discriminator: ``"<type>@<version>"`` from a dict or a model; None if absent."""
+    if isinstance(value, dict):
+        return f"{value.get('type')}@{value.get('version')}"
+    if isinstance(value, EventBase):
+        return f"{value.type}@{value.version}"
+    return None
+
+
+def model_for(event_type: str, version: int) -> type[EventBase] | None:
+    return _BY_TAG.get(f"{event_type}@{version}")
+
+
+# Built from EVENT_MODELS so registering a new event is one line in that tuple.
+AnyEvent = Annotated[
+    Union[tuple(Annotated[m, Tag(_tag(m))] for m in EVENT_MODELS)],  # type: ignore[valid-type]  # noqa: UP007
+    Discriminator(event_tag),
+]
+
+ANY_EVENT_ADAPTER: TypeAdapter[EventBase] = TypeAdapter(AnyEvent)

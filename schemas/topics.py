@@ -1,0 +1,87 @@
+"""Typed topic names for MQTT and Kafka.
+
+Topics are built and parsed only here, so a typo cannot create a topic nobody reads.
+MQTT: ``tp/v1/<site>/<device-kind>/<device>/<stream>``; Kafka: ``tp.<domain>.<event>.v<n>``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import NamedTuple
+
+MQTT_PREFIX = "tp/v1"
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+class DeviceKind(StrEnum):
+    """What kind of device publishes under a topic (the fourth MQTT level)."""
+
+    WIFI = "wifi"  # a Wi-Fi edge agent or controller bridge
+    AP = "ap"  # a single access point reporting directly
+    CAMERA = "camera"
+    PORTAL = "portal"
+
+
+class MqttStream(StrEnum):
+    """The last MQTT level: which kind of message a device sends or receives."""
+
+    SESSION = "session"  # Wi-Fi session start / interim / stop
+    HEARTBEAT = "heartbeat"
+    AVAILABILITY = "availability"  # online/offline, also the MQTT Last Will
+    CMD = "cmd"  # commands to the device (never forwarded to Kafka)
+
+
+class KafkaTopic(StrEnum):
+    """Every Kafka topic the platform uses."""
+
+    WIFI_SESSION = "tp.wifi.session.v1"
+    DEVICE_HEARTBEAT = "tp.device.heartbeat.v1"
+    DEVICE_AVAILABILITY = "tp.device.availability.v1"
+    DEAD_LETTER = "tp.ingest.deadletter.v1"
+    OCCUPANCY_LIVE = "tp.occupancy.live.v1"
+
+    def with_prefix(self, namespace: str | None) -> str:
+        """Topic name inside an isolated namespace (tests, parallel demos): ``<ns>.<topic>``."""
+        return f"{namespace}.{self.value}" if namespace else self.value
+
+
+class MqttTopic(NamedTuple):
+    """A parsed MQTT topic."""
+
+    site: str
+    kind: DeviceKind
+    device: str
+    stream: MqttStream
+
+    def __str__(self) -> str:
+        return "/".join((MQTT_PREFIX, self.site, self.kind.value, self.device, self.stream.value))
+
+    @classmethod
+    def build(cls, site: str, kind: DeviceKind, device: str, stream: MqttStream) -> MqttTopic:
+        """Build a topic, refusing ids that would break the topic hierarchy."""
+        for name, value in (("site", site), ("device", device)):
+            if not _SLUG.match(value):
+                raise ValueError(f"invalid {name} id for an MQTT topic: {value!r}")
+        return cls(site, DeviceKind(kind), device, MqttStream(stream))
+
+    @classmethod
+    def parse(cls, topic: str) -> MqttTopic:
+        """Parse ``tp/v1/<site>/<kind>/<device>/<stream>``; raise ValueError otherwise."""
+        parts = topic.split("/")
+        if len(parts) != 6 or "/".join(parts[:2]) != MQTT_PREFIX:
+            raise ValueError(f"not a TourPulse v1 topic: {topic!r}")
+        try:
+            return cls.build(parts[2], DeviceKind(parts[3]), parts[4], MqttStream(parts[5]))
+        except ValueError as exc:
+            raise ValueError(f"malformed TourPulse topic {topic!r}: {exc}") from None
+
+
+def mqtt_subscription(stream: MqttStream, share_group: str | None = None) -> str:
+    """Wildcard filter for one stream across all sites and devices.
+
+    With ``share_group`` it is an MQTT 5 shared subscription, so several gateways split the
+    load instead of each receiving every message.
+    """
+    topic_filter = f"{MQTT_PREFIX}/+/+/+/{stream.value}"
+    return f"$share/{share_group}/{topic_filter}" if share_group else topic_filter

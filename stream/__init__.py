@@ -1,0 +1,1 @@
+"""Stream processing: MQTT ingest gateway, Faust processors and PostgreSQL sinks."""

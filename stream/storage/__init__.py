@@ -1,0 +1,1 @@
+"""PostgreSQL schema (SQL migrations) and batch sinks."""
