@@ -69,9 +69,10 @@ class DeviceConfigs(ConfigModel):
     def _check_references(self) -> DeviceConfigs:
         site_ids = [s.id for s in self.sites]
         _require_unique("site", site_ids)
-        _require_unique("device", [d.id for d in (*self.access_points, *self.cameras)])
+        devices: list[AccessPoint | Camera] = [*self.access_points, *self.cameras]
+        _require_unique("device", [d.id for d in devices])
         known = set(site_ids)
-        for device in (*self.access_points, *self.cameras):
+        for device in devices:
             if device.site not in known:
                 raise ValueError(f"device {device.id!r} refers to unknown site {device.site!r}")
         return self
