@@ -1,0 +1,78 @@
+"""Kafka helpers for tests: create namespaced topics and read them back with aiokafka.
+
+Tests own their topics (unique namespace per test), so these helpers create them
+explicitly instead of relying on auto-creation, and read with a fresh consumer from the
+earliest offset so nothing published before the consumer joined is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+
+async def create_topics(
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int = 4,
+    timeout: float = 60.0,  # noqa: ASYNC109 (poll-until deadline)
+) -> None:
+    """Create ``names`` (idempotent) and wait until the broker serves their metadata."""
+    wanted = list(names)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(
+                [NewTopic(n, num_partitions=partitions, replication_factor=1) for n in wanted]
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            existing = set(await admin.list_topics())
+            if existing.issuperset(wanted):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"topics not visible after {timeout}s: {set(wanted) - existing}")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+async def consume_all(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    timeout: float = 60.0,  # noqa: ASYNC109 (poll-until deadline)
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read at least ``n`` records of ``topic`` from the beginning, or fail after ``timeout``.
+
+    Returns every record read (possibly more than ``n`` when a batch overshoots), so a test
+    can also assert that nothing extra arrived.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(records) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{topic}: got {len(records)} of {n} records in {timeout}s")
+            batches = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
+            for batch in batches.values():
+                records.extend(batch)
+        return records
+    finally:
+        await consumer.stop()
