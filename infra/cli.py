@@ -15,6 +15,7 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "schemas.export",
     "device_configs.cli",
+    "infra.demo",
 )
 
 

@@ -1,0 +1,138 @@
+"""``tourpulse demo``: the whole pipeline on the embedded stack with simulated HCMC sites.
+
+It composes the other commands as child processes (exactly what an operator would run by
+hand), so the demo exercises the same entry points as production. Children's output goes
+to ``<data_dir>/logs/<name>.log``; a child that dies stops the demo with its log tail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from infra.settings import get_settings
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    log: Path = field(default_factory=Path)
+
+
+def _tourpulse(*args: str) -> list[str]:
+    return [sys.executable, "-m", "infra.cli", *args]
+
+
+def demo_children(speed: float) -> list[Child]:
+    """The services of the demo, in start order (consumers before producers)."""
+    return [
+        Child("gateway", _tourpulse("gateway")),
+        Child("worker", _tourpulse("worker")),
+        Child("api", _tourpulse("api")),
+        Child("simulator", _tourpulse("simulate", "wifi", "--speed", str(speed))),
+    ]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "demo",
+        help="run the whole pipeline on the embedded stack with simulated HCMC sites",
+        description="Starts the stack, migrates the database, then runs gateway, worker, "
+        "API and the Wi-Fi simulator until Ctrl-C (or --for seconds).",
+    )
+    p.add_argument("--speed", type=float, default=60.0, help="simulated time speed-up")
+    p.add_argument("--for", dest="duration", type=float, default=None, help="stop after N s")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for step in (("stack", "up"), ("db", "migrate")):
+        print(f"demo: tourpulse {' '.join(step)}", flush=True)
+        if subprocess.call(_tourpulse(*step)) != 0:
+            print(f"demo: 'tourpulse {' '.join(step)}' failed; see above", file=sys.stderr)
+            return 1
+    children = demo_children(args.speed)
+    stop = _install_signal_handlers()
+    try:
+        for child in children:
+            child.log = log_dir / f"{child.name}.log"
+            with child.log.open("ab") as out:
+                child.proc = subprocess.Popen(child.args, stdout=out, stderr=subprocess.STDOUT)
+            print(f"demo: started {child.name} (pid {child.proc.pid}, log {child.log})")
+            time.sleep(1.0)  # let consumers subscribe before producers publish
+        _print_urls(settings.api_host, settings.api_port)
+        return _supervise(children, stop, args.duration)
+    finally:
+        _stop_all(children)
+        print("demo: stopping the stack services it started", flush=True)
+        subprocess.call(_tourpulse("stack", "down"))
+
+
+def _install_signal_handlers() -> list[bool]:
+    stop = [False]
+
+    def _handler(signum: int, _frame: object) -> None:
+        stop[0] = True
+
+    signal.signal(signal.SIGINT, _handler)
+    signal.signal(signal.SIGTERM, _handler)
+    return stop
+
+
+def _print_urls(host: str, port: int) -> None:
+    base = f"http://{host}:{port}"
+    print(
+        "\nTourPulse demo is running (Ctrl-C to stop):\n"
+        f"  live occupancy (SSE)  {base}/api/v1/live\n"
+        f"  sites (GeoJSON)       {base}/api/v1/sites\n"
+        f"  occupancy history     {base}/api/v1/sites/ben-thanh-market/occupancy\n"
+        f"  API docs              {base}/docs\n"
+        f"  health / metrics      {base}/healthz  {base}/metrics\n",
+        flush=True,
+    )
+
+
+def _supervise(children: list[Child], stop: list[bool], duration: float | None) -> int:
+    deadline = time.monotonic() + duration if duration else None
+    while not stop[0] and (deadline is None or time.monotonic() < deadline):
+        for child in children:
+            assert child.proc is not None
+            if child.proc.poll() is not None:
+                print(f"demo: {child.name} exited with {child.proc.returncode}; last log lines:")
+                print(_tail(child.log), file=sys.stderr)
+                return 1
+        time.sleep(0.5)
+    return 0
+
+
+def _stop_all(children: list[Child]) -> None:
+    for child in reversed(children):
+        if child.proc and child.proc.poll() is None:
+            child.proc.send_signal(signal.SIGTERM)
+    for child in reversed(children):
+        if child.proc is None:
+            continue
+        try:
+            child.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            child.proc.kill()
+            child.proc.wait()
+        print(f"demo: stopped {child.name}")
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
