@@ -28,6 +28,23 @@ class SiteKind(StrEnum):
     BEACH = "beach"
 
 
+class VenueKind(StrEnum):
+    """What visitors do at a site, finer than :class:`SiteKind`: drives opening hours, the
+    daily visitor curve and how long people stay (simulator profiles, occupancy baselines)."""
+
+    MARKET = "market"
+    MUSEUM = "museum"
+    LANDMARK = "landmark"
+    WALKING_STREET = "walking_street"
+    NIGHTLIFE = "nightlife"
+    PARK = "park"
+    THEME_PARK = "theme_park"
+    HERITAGE = "heritage"
+    CRAFT_VILLAGE = "craft_village"
+    NATURE_RESERVE = "nature_reserve"
+    BEACH = "beach"
+
+
 class Site(ConfigModel):
     id: SiteId
     name_vi: Text
@@ -39,6 +56,9 @@ class Site(ConfigModel):
         description="Planning capacity (illustrative for the HCMC demo set)."
     )
     timezone: str = "Asia/Ho_Chi_Minh"
+    venue: VenueKind | None = Field(
+        default=None, description="Kind of visit; None means a default derived from ``kind``."
+    )
 
 
 class AccessPoint(ConfigModel):
