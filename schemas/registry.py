@@ -12,6 +12,12 @@ from pydantic import Discriminator, Tag, TypeAdapter
 
 from schemas.device import AvailabilityV1, DeviceHeartbeatV1
 from schemas.envelope import EventBase
+from schemas.portal import (
+    PortalAccessGrantedV1,
+    PortalImpressionV1,
+    PortalPromoClickV1,
+    PortalTermsAcceptedV1,
+)
 from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1
 
 EVENT_MODELS: tuple[type[EventBase], ...] = (
@@ -20,6 +26,10 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     WifiSessionStopV1,
     DeviceHeartbeatV1,
     AvailabilityV1,
+    PortalImpressionV1,
+    PortalTermsAcceptedV1,
+    PortalAccessGrantedV1,
+    PortalPromoClickV1,
 )
 
 

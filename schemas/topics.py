@@ -30,6 +30,7 @@ class MqttStream(StrEnum):
     HEARTBEAT = "heartbeat"
     AVAILABILITY = "availability"  # online/offline, also the MQTT Last Will
     CMD = "cmd"  # commands to the device (never forwarded to Kafka)
+    FUNNEL = "funnel"  # captive-portal funnel events
 
 
 class KafkaTopic(StrEnum):
@@ -40,6 +41,7 @@ class KafkaTopic(StrEnum):
     DEVICE_AVAILABILITY = "tp.device.availability.v1"
     DEAD_LETTER = "tp.ingest.deadletter.v1"
     OCCUPANCY_LIVE = "tp.occupancy.live.v1"
+    PORTAL_FUNNEL = "tp.portal.funnel.v1"
 
     def with_prefix(self, namespace: str | None) -> str:
         """Topic name inside an isolated namespace (tests, parallel demos): ``<ns>.<topic>``."""
