@@ -10,6 +10,15 @@ from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Tag, TypeAdapter
 
+from schemas.camera import (
+    CameraAudioLevelV1,
+    CameraCommandResultV1,
+    CameraCommandV1,
+    CameraHealthV1,
+    CameraLoudNoiseV1,
+    CameraMetadataV1,
+    CameraOnvifEventV1,
+)
 from schemas.device import AvailabilityV1, DeviceHeartbeatV1
 from schemas.envelope import EventBase
 from schemas.portal import (
@@ -26,6 +35,13 @@ EVENT_MODELS: tuple[type[EventBase], ...] = (
     WifiSessionStopV1,
     DeviceHeartbeatV1,
     AvailabilityV1,
+    CameraMetadataV1,
+    CameraAudioLevelV1,
+    CameraLoudNoiseV1,
+    CameraOnvifEventV1,
+    CameraCommandV1,
+    CameraCommandResultV1,
+    CameraHealthV1,
     PortalImpressionV1,
     PortalTermsAcceptedV1,
     PortalAccessGrantedV1,

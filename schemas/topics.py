@@ -30,6 +30,10 @@ class MqttStream(StrEnum):
     HEARTBEAT = "heartbeat"
     AVAILABILITY = "availability"  # online/offline, also the MQTT Last Will
     CMD = "cmd"  # commands to the device (never forwarded to Kafka)
+    VIDEO = "video"  # per-second camera video metadata (counts, motion)
+    AUDIO = "audio"  # per-second camera loudness
+    EVENT = "event"  # camera incidents and command results
+    HEALTH = "health"  # camera-specific health next to the heartbeat
     FUNNEL = "funnel"  # captive-portal funnel events
 
 
@@ -41,6 +45,10 @@ class KafkaTopic(StrEnum):
     DEVICE_AVAILABILITY = "tp.device.availability.v1"
     DEAD_LETTER = "tp.ingest.deadletter.v1"
     OCCUPANCY_LIVE = "tp.occupancy.live.v1"
+    CAMERA_METADATA = "tp.camera.metadata.v1"
+    CAMERA_AUDIO = "tp.camera.audio.v1"
+    CAMERA_EVENT = "tp.camera.event.v1"
+    CAMERA_HEALTH = "tp.camera.health.v1"
     PORTAL_FUNNEL = "tp.portal.funnel.v1"
 
     def with_prefix(self, namespace: str | None) -> str:
