@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from device_configs.camera import CameraSetup
 from schemas.envelope import DeviceId, SiteId
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -76,6 +77,9 @@ class Camera(ConfigModel):
     name: Text
     ptz: bool = True
     audio: bool = True
+    setup: CameraSetup | None = Field(
+        default=None, description="ONVIF address, presets with counting geometry, tours."
+    )
 
 
 class DeviceConfigs(ConfigModel):

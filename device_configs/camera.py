@@ -1,0 +1,121 @@
+"""Camera config: how to reach the camera, what to count per preset, privacy masks, tours.
+
+Geometry is in normalised image coordinates (0..1, origin top-left) so a config stays valid
+when the stream resolution changes. Credentials are never written in the YAML: the config
+names the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+Coord = Annotated[float, Field(ge=0.0, le=1.0)]
+Point = tuple[Coord, Coord]
+Narration = Annotated[str, StringConstraints(min_length=1, max_length=500)]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credentials(_Config):
+    """Names of environment variables holding the ONVIF user and password."""
+
+    username_env: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+    password_env: Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
+
+    def resolve(self, env: dict[str, str] | None = None) -> tuple[str, str]:
+        """Read the credentials now; a clear error names the missing variable."""
+        source = os.environ if env is None else env
+        missing = [v for v in (self.username_env, self.password_env) if v not in source]
+        if missing:
+            raise LookupError(f"camera credentials not set: {', '.join(missing)}")
+        return source[self.username_env], source[self.password_env]
+
+
+class Onvif(_Config):
+    host: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    port: Annotated[int, Field(gt=0, lt=65536)] = 80
+    credentials: Credentials
+
+
+class Zone(_Config):
+    name: Name
+    polygon: Annotated[list[Point], Field(min_length=3)]
+
+
+class Line(_Config):
+    """A counting line from ``a`` to ``b``; 'in' is crossing from its left to its right side.
+
+    "Left" is as seen walking from a to b in image coordinates (y grows downwards).
+    """
+
+    name: Name
+    a: Point
+    b: Point
+
+    @model_validator(mode="after")
+    def _not_degenerate(self) -> Line:
+        if self.a == self.b:
+            raise ValueError("line endpoints a and b must differ")
+        return self
+
+
+class Preset(_Config):
+    name: Name
+    pan: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    tilt: Annotated[float, Field(ge=-1, le=1)] = 0.0
+    zoom: Annotated[float, Field(ge=0, le=1)] = 0.0
+    zones: list[Zone] = Field(default_factory=list)
+    lines: list[Line] = Field(default_factory=list)
+    privacy_masks: list[Annotated[list[Point], Field(min_length=3)]] = Field(
+        default_factory=list, description="Polygons blacked out in every still image."
+    )
+
+
+class TourStep(_Config):
+    preset: Name
+    dwell_s: Annotated[float, Field(ge=3, le=3600)]
+    narration_vi: Narration
+    narration_en: Narration
+
+
+class Tour(_Config):
+    name: Name
+    steps: Annotated[list[TourStep], Field(min_length=1)]
+    loop: bool = True
+
+
+class CameraSetup(_Config):
+    """Everything the agent and the API need about one networked camera."""
+
+    onvif: Onvif
+    presets: list[Preset] = Field(default_factory=list)
+    tours: list[Tour] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_names(self) -> CameraSetup:
+        presets = [p.name for p in self.presets]
+        if len(set(presets)) != len(presets):
+            raise ValueError("duplicate preset name")
+        for tour in self.tours:
+            for step in tour.steps:
+                if step.preset not in presets:
+                    raise ValueError(f"tour {tour.name!r} uses unknown preset {step.preset!r}")
+        return self
+
+    def preset(self, name: str) -> Preset:
+        for p in self.presets:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def tour(self, name: str) -> Tour:
+        for t in self.tours:
+            if t.name == name:
+                return t
+        raise KeyError(name)
