@@ -1,0 +1,1 @@
+"""Alerts: rules that raise and clear them, and their operator-facing lifecycle."""
