@@ -1,0 +1,1 @@
+"""Ingest gateway: MQTT device events in, validated and stamped Kafka records out."""

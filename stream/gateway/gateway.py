@@ -1,0 +1,347 @@
+"""The ingest gateway: MQTT (QoS 1, shared subscription) in, Kafka out, at least once.
+
+Threads and why:
+
+* paho's network thread runs :meth:`Gateway._on_message`: decode, validate, stamp
+  ``ingest_time`` and hand the record to librdkafka (a non-blocking enqueue). No asyncio
+  hop per message: at 5,000 events/s those hops would cost more than the work itself.
+* one poll thread serves librdkafka's delivery callbacks, and only when Kafka confirms a
+  record does it send the MQTT PUBACK (paho ``manual_ack``). A crash before that leaves the
+  message unacknowledged in the broker's persistent session, so it is redelivered, never
+  lost; consumers deduplicate by event id.
+
+A PUBACK is only valid on the connection that received the message: after a reconnect the
+broker resends unacknowledged messages itself, so confirmations of messages from an earlier
+connection are not acknowledged (see ``_Pending.generation``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from confluent_kafka import KafkaError, KafkaException, Message
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from infra.observability import Health, ObservabilityServer
+from infra.settings import Settings
+from schemas.registry import EVENT_MODELS
+from schemas.topics import KafkaTopic, MqttStream, mqtt_subscription
+from stream.gateway.kafka import ensure_topics, new_producer
+from stream.gateway.metrics import GatewayMetrics
+from stream.gateway.routing import Record, route
+
+log = logging.getLogger(__name__)
+
+#: Streams devices publish on; CMD flows the other way (platform -> device).
+INGEST_STREAMS: tuple[MqttStream, ...] = tuple(s for s in MqttStream if s is not MqttStream.CMD)
+#: Kafka topics the gateway writes: every event model's topic plus the dead-letter topic.
+OUTPUT_TOPICS: tuple[KafkaTopic, ...] = tuple(
+    sorted({m.kafka_topic for m in EVENT_MODELS} | {KafkaTopic.DEAD_LETTER})
+)
+#: Wait before re-producing a record whose delivery failed (Kafka down, leader moving).
+RETRY_DELAY_S = 1.0
+#: At most one "delivery failed" log line this often (an outage fails thousands at once).
+FAILURE_LOG_EVERY_S = 10.0
+#: Without a delivery for this long, probe Kafka's metadata to keep the health verdict fresh.
+KAFKA_PROBE_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """Per-instance options; the broker addresses come from :class:`Settings`."""
+
+    client_id: str
+    share_group: str = "tp-gateway"
+    partitions: int = 4
+    #: How long the broker keeps queueing for a gateway that went away. Short on purpose:
+    #: a dead member of a share group keeps receiving its round-robin share until expiry.
+    session_expiry_s: int = 300
+    #: MQTT 5 Receive Maximum: unacknowledged QoS 1 messages the broker may send us. It
+    #: must cover rate x Kafka round trip, or the broker throttles us (Mosquitto's default is 20).
+    receive_maximum: int = 2000
+    keepalive_s: int = 30
+    metrics_port: int | None = None  # None: no HTTP endpoint (0: any free port)
+
+
+@dataclass(slots=True)
+class _Pending:
+    mid: int
+    qos: int
+    generation: int
+    received: float  # monotonic
+
+
+class Gateway:
+    """One gateway instance with a start/stop lifecycle (used by the CLI and by tests)."""
+
+    def __init__(self, settings: Settings, config: GatewayConfig,
+                 metrics: GatewayMetrics | None = None) -> None:
+        self.settings = settings
+        self.config = config
+        self.metrics = metrics or GatewayMetrics()
+        self._topics = {t: settings.kafka_topic(t) for t in OUTPUT_TOPICS}
+        self._stop = threading.Event()
+        self._draining = False
+        self._subscribed = threading.Event()
+        self._connected = False
+        self._generation = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._retries: list[tuple[float, int, Record, _Pending]] = []
+        self._retry_seq = itertools.count()
+        self._kafka_ok = False
+        self._last_failure_log = 0.0
+        self._last_kafka_ok = 0.0
+        self._producer: Any = None
+        self._poller: threading.Thread | None = None
+        self._client = self._new_mqtt_client()
+        self._http: ObservabilityServer | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        """Create Kafka topics (waiting for Kafka), then connect to MQTT in the background.
+
+        Blocks only until Kafka answers; MQTT (re)connection is retried by paho's thread.
+        """
+        if self.config.metrics_port is not None:
+            self._http = ObservabilityServer(
+                self.config.metrics_port, self.health, self.metrics.registry).start()
+        s = self.settings
+        ensure_topics(s.kafka_bootstrap, self._topics.values(), self.config.partitions,
+                      stop=self._stop)
+        self._producer = new_producer(s.kafka_bootstrap, self.config.client_id,
+                                      error_cb=self._on_kafka_error)
+        self._mark_kafka(True)
+        self._poller = threading.Thread(target=self._poll_loop, name="gateway-kafka-poll",
+                                        daemon=True)
+        self._poller.start()
+        self._client.connect_async(s.mqtt_host, s.mqtt_port, self.config.keepalive_s,
+                                   clean_start=False, properties=self._connect_properties())
+        self._client.loop_start()
+        log.info("gateway %s: MQTT %s:%d -> Kafka %s (namespace %s)", self.config.client_id,
+                 s.mqtt_host, s.mqtt_port, s.kafka_bootstrap, s.topic_namespace or "-")
+
+    def wait_subscribed(self, timeout: float) -> bool:
+        """True once subscribed to every ingest stream (for tests and readiness)."""
+        return self._subscribed.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Ask a blocked :meth:`start` to give up (safe from a signal handler)."""
+        self._stop.set()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Drain: stop taking messages, confirm what is in flight, ack it, disconnect.
+
+        Messages arriving while draining are left unacknowledged on purpose: the broker
+        keeps them in the session and redelivers them, so stopping never drops anything.
+        """
+        self._draining = True
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        if self._producer is not None:
+            while self.in_flight and time.monotonic() < deadline:
+                self._producer.flush(0.2)
+                self._retry_due(force=True)
+            if self.in_flight:
+                log.warning("stopping with %d messages unconfirmed by Kafka; the broker "
+                            "will redeliver them", self.in_flight)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        if self._http is not None:
+            self._http.stop()
+        self.metrics.mqtt_connected.set(0)
+        log.info("gateway %s stopped", self.config.client_id)
+
+    @property
+    def in_flight(self) -> int:
+        with self._lock:
+            return self._in_flight
+
+    def health(self) -> Health:
+        """Healthy when connected and subscribed to MQTT and Kafka is reachable."""
+        mqtt_ok = self._connected and self._subscribed.is_set()
+        return Health(mqtt_ok and self._kafka_ok, {
+            "mqtt": "connected" if mqtt_ok else "disconnected",
+            "kafka": "ok" if self._kafka_ok else "unreachable",
+            "in_flight": self.in_flight,
+            "client_id": self.config.client_id,
+        })
+
+    # ----------------------------------------------------------------- MQTT side
+    def _new_mqtt_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
+                             protocol=mqtt.MQTTv5, manual_ack=True)
+        s = self.settings
+        if s.mqtt_username:
+            client.username_pw_set(s.mqtt_username, s.mqtt_password)
+        if s.mqtt_tls_ca:
+            client.tls_set(ca_certs=str(s.mqtt_tls_ca))
+        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _connect_properties(self) -> Properties:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = self.config.session_expiry_s
+        props.ReceiveMaximum = self.config.receive_maximum
+        return props
+
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: mqtt.ConnectFlags,
+                    reason: ReasonCode, _props: Properties | None) -> None:
+        if reason.is_failure:
+            log.error("MQTT broker refused the connection: %s", reason)
+            return
+        with self._lock:
+            self._generation += 1
+        self._connected = True
+        self.metrics.mqtt_connected.set(1)
+        log.info("MQTT connected (session %s)",
+                 "resumed" if flags.session_present else "new")
+        options = SubscribeOptions(qos=1)
+        client.subscribe([(mqtt_subscription(s, self.config.share_group), options)
+                          for s in INGEST_STREAMS])
+
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
+                      codes: list[ReasonCode], _props: Properties | None) -> None:
+        refused = [str(c) for c in codes if c.is_failure]
+        if refused:
+            log.error("MQTT broker refused subscriptions: %s", ", ".join(refused))
+            return
+        self._subscribed.set()
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        s = self.settings
+        log.warning("MQTT broker at %s:%d unreachable; retrying", s.mqtt_host, s.mqtt_port)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any,
+                       _flags: mqtt.DisconnectFlags, reason: ReasonCode,
+                       _props: Properties | None) -> None:
+        self._connected = False
+        self._subscribed.clear()
+        self.metrics.mqtt_connected.set(0)
+        if not self._draining:
+            log.warning("MQTT connection lost (%s); reconnecting", reason)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any,
+                    msg: mqtt.MQTTMessage) -> None:
+        if self._draining:
+            return  # unacknowledged: redelivered from the session after restart
+        received = time.monotonic()
+        self.metrics.received.inc()
+        try:
+            topic: str | bytes = msg.topic
+        except UnicodeDecodeError:  # paho decodes lazily; keep the raw bytes for the DLQ
+            topic = bytes(getattr(msg, "_topic", b""))
+        record = route(topic, bytes(msg.payload), datetime.now(UTC))
+        pending = _Pending(msg.mid, msg.qos, self._generation, received)
+        with self._lock:
+            self._in_flight += 1
+        self.metrics.in_flight.inc()
+        self._produce(record, pending)
+
+    def _ack(self, pending: _Pending) -> None:
+        if pending.qos == 0 or pending.generation != self._generation or not self._connected:
+            return  # QoS 0 needs none; an older connection's messages are resent by the broker
+        self._client.ack(pending.mid, pending.qos)
+
+    # ----------------------------------------------------------------- Kafka side
+    def _produce(self, record: Record, pending: _Pending) -> None:
+        on_delivery = partial(self._on_delivery, record, pending)
+        while True:
+            try:
+                self._producer.produce(self._topics[record.topic], record.value, record.key,
+                                       on_delivery=on_delivery)
+                return
+            except BufferError:  # librdkafka's queue is full: serve callbacks, then retry
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                self._delivery_failed(record, pending, exc.args[0] if exc.args else None)
+                return
+
+    def _on_delivery(self, record: Record, pending: _Pending,
+                     err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._delivery_failed(record, pending, err)
+            return
+        with self._lock:
+            self._in_flight -= 1
+        self.metrics.in_flight.dec()
+        self.metrics.latency.observe(time.monotonic() - pending.received)
+        if record.reason is None:
+            self.metrics.forwarded.inc()
+        else:
+            self.metrics.dead(record.reason).inc()
+        self._mark_kafka(True)
+        self._ack(pending)
+
+    def _delivery_failed(self, record: Record, pending: _Pending, err: Any) -> None:
+        name = err.name() if isinstance(err, KafkaError) else type(err).__name__
+        self.metrics.produce_errors.labels(name).inc()
+        now = time.monotonic()
+        if now - self._last_failure_log > FAILURE_LOG_EVERY_S:  # one line, not one per event
+            self._last_failure_log = now
+            log.warning("Kafka delivery to %s failed (%s); retrying every %.0f s",
+                        self._topics[record.topic], err, RETRY_DELAY_S)
+        with self._lock:
+            heapq.heappush(self._retries, (time.monotonic() + RETRY_DELAY_S,
+                                           next(self._retry_seq), record, pending))
+
+    def _retry_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            while self._retries and (force or self._retries[0][0] <= now):
+                due.append(heapq.heappop(self._retries))
+        for _, _, record, pending in due:
+            self._produce(record, pending)
+
+    def _poll_loop(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.1)
+            self._retry_due()
+            if time.monotonic() - self._last_kafka_ok > KAFKA_PROBE_EVERY_S:
+                self._probe_kafka()
+
+    def _probe_kafka(self) -> None:
+        try:
+            self._producer.list_topics(timeout=2.0)
+        except KafkaException:
+            self._mark_kafka(False)
+            return
+        self._mark_kafka(True)
+
+    def _mark_kafka(self, ok: bool) -> None:
+        if ok:
+            self._last_kafka_ok = time.monotonic()
+        if ok != self._kafka_ok:
+            self._kafka_ok = ok
+            self.metrics.kafka_ok.set(1 if ok else 0)
+            if ok:
+                log.info("Kafka reachable at %s", self.settings.kafka_bootstrap)
+            else:
+                log.warning("Kafka unreachable at %s", self.settings.kafka_bootstrap)
+
+    def _on_kafka_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._mark_kafka(False)
+        else:
+            log.warning("Kafka: %s", err)
