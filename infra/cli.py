@@ -15,6 +15,8 @@ import sys
 COMMAND_MODULES: tuple[str, ...] = (
     "schemas.export",
     "device_configs.cli",
+    "stream.storage.cli",
+    "stream.gateway.cli",
     "infra.demo",
 )
 
