@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from device_configs.models import DeviceConfigs
 
 #: One file per section: sites.yaml holds ``sites:``, and so on.
-SECTION_FILES = ("sites", "access_points", "cameras")
+SECTION_FILES = ("sites", "access_points", "cameras", "alerting")
 
 
 class ConfigError(ValueError):

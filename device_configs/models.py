@@ -9,16 +9,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
+from device_configs.alerting import AlertingConfig
+from device_configs.base import ConfigModel
 from device_configs.camera import CameraSetup
 from schemas.envelope import DeviceId, SiteId
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-
-
-class ConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SiteKind(StrEnum):
@@ -88,6 +86,7 @@ class DeviceConfigs(ConfigModel):
     sites: list[Site]
     access_points: list[AccessPoint] = Field(default_factory=list)
     cameras: list[Camera] = Field(default_factory=list)
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
     @model_validator(mode="after")
     def _check_references(self) -> DeviceConfigs:

@@ -58,3 +58,21 @@ def test_yaml_syntax_error_is_reported_with_the_file(tmp_path: Path) -> None:
     _write(tmp_path, "sites", "sites: [\n")
     with pytest.raises(ConfigError, match=r"sites\.yaml"):
         load_device_configs(tmp_path)
+
+
+def test_alert_rules_default_and_override_per_site() -> None:
+    alerting = load_device_configs(DEVICE_CONFIG_DIR).alerting
+    assert alerting.rules_for("ben-thanh-market").occupancy_high.raise_ratio == 0.9
+    walking = alerting.rules_for("nguyen-hue-walking-street").occupancy_high
+    assert (walking.raise_ratio, walking.severity) == (0.95, "CRITICAL")
+
+
+def test_alert_rule_without_hysteresis_is_refused(tmp_path: Path) -> None:
+    _write(tmp_path, "sites", SITE.format(capacity="10"))
+    _write(
+        tmp_path,
+        "alerting",
+        "alerting:\n  defaults:\n    occupancy_high: {raise_ratio: 0.8, clear_ratio: 0.9}\n",
+    )
+    with pytest.raises(ConfigError, match=r"alerting.yaml:4: alerting.defaults.occupancy_high"):
+        load_device_configs(tmp_path)
