@@ -1,0 +1,129 @@
+"""Occupancy history: minute rollups re-bucketed with ``date_bin`` (PostgreSQL 14+).
+
+Per bucket: ``connected`` as max and mean of the minute values (a peak and a typical
+level), new and ended sessions summed. Buckets are aligned to midnight in the site's
+time zone so a ``1d`` step means a local calendar day. Buckets with no rollup rows are
+still returned, with ``minutes = 0`` and null values, so charts show gaps as gaps.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from api.models import OccupancyBucket
+
+#: Short step names accepted besides ISO-8601 durations.
+STEP_ALIASES = {
+    "1m": timedelta(minutes=1),
+    "5m": timedelta(minutes=5),
+    "15m": timedelta(minutes=15),
+    "1h": timedelta(hours=1),
+    "1d": timedelta(days=1),
+}
+#: ISO-8601 durations of fixed length: weeks, days, hours, minutes, seconds (no months/years,
+#: which have no fixed length and which ``date_bin`` refuses).
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?$"
+)
+MAX_STEP = timedelta(days=366)
+
+_QUERY = """
+SELECT date_bin(%(step)s, minute, %(origin)s) AS bucket,
+       max(connected) AS connected_max,
+       avg(connected)::float8 AS connected_avg,
+       sum(new_sessions)::bigint AS new_sessions,
+       sum(ended_sessions)::bigint AS ended_sessions,
+       count(*) AS minutes
+FROM occupancy_minute
+WHERE site = %(site)s AND minute >= %(start)s AND minute < %(end)s
+GROUP BY bucket
+ORDER BY bucket
+"""
+
+
+def parse_step(text: str) -> timedelta:
+    """``1m``/``5m``/``15m``/``1h``/``1d`` or an ISO-8601 duration such as ``PT30M``.
+
+    Raises ValueError with a message fit for an API client.
+    """
+    if text in STEP_ALIASES:
+        return STEP_ALIASES[text]
+    match = _ISO_DURATION.match(text.upper()) if text.upper() not in ("P", "PT") else None
+    if match is None or not any(match.groupdict().values()):
+        raise ValueError(
+            f"step {text!r} is not one of {', '.join(STEP_ALIASES)} "
+            "or an ISO-8601 duration like PT30M (no months or years)"
+        )
+    parts = {k: int(v or 0) for k, v in match.groupdict().items()}
+    step = timedelta(
+        weeks=parts["w"], days=parts["d"], hours=parts["h"], minutes=parts["m"], seconds=parts["s"]
+    )
+    if step < timedelta(minutes=1) or step % timedelta(minutes=1):
+        raise ValueError(f"step {text!r} must be a whole number of minutes (data is per minute)")
+    if step > MAX_STEP:
+        raise ValueError(f"step {text!r} is longer than {MAX_STEP.days} days")
+    return step
+
+
+def iso_duration(step: timedelta) -> str:
+    """Canonical ISO-8601 form of a whole-minute step (``PT5M``, ``P1D``, ``P1DT6H``)."""
+    minutes = int(step.total_seconds()) // 60
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    time_part = (f"{hours}H" if hours else "") + (f"{mins}M" if mins else "")
+    return "P" + (f"{days}D" if days else "") + (f"T{time_part}" if time_part else "")
+
+
+def bucket_origin(timezone: str) -> datetime:
+    """Local midnight of 2000-01-01 at the site, as a UTC instant.
+
+    Buckets of whole days then start at local midnight. UTC (not the zone itself) because
+    Python adds timedeltas to zoned datetimes in wall-clock time, PostgreSQL in absolute time.
+    """
+    return datetime(2000, 1, 1, tzinfo=ZoneInfo(timezone)).astimezone(UTC)
+
+
+def bucket_start(moment: datetime, step: timedelta, origin: datetime) -> datetime:
+    """What ``date_bin(step, moment, origin)`` returns, computed in Python."""
+    return origin + ((moment - origin) // step) * step
+
+
+def count_buckets(start: datetime, end: datetime, step: timedelta, origin: datetime) -> int:
+    first = bucket_start(start, step, origin)
+    return -(-(end - first) // step)  # ceiling division
+
+
+async def fetch_history(
+    pool: AsyncConnectionPool,
+    site: str,
+    start: datetime,
+    end: datetime,
+    step: timedelta,
+    origin: datetime,
+) -> list[OccupancyBucket]:
+    """Every bucket overlapping ``[start, end)``, including empty ones."""
+    params = {"step": step, "origin": origin, "site": site, "start": start, "end": end}
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(_QUERY, params)
+        rows = {row["bucket"]: row for row in await cur.fetchall()}
+    buckets: list[OccupancyBucket] = []
+    t = bucket_start(start, step, origin)
+    while t < end:
+        row = rows.get(t)
+        buckets.append(
+            OccupancyBucket(
+                start=t,
+                minutes=row["minutes"] if row else 0,
+                connected_max=row["connected_max"] if row else None,
+                connected_avg=row["connected_avg"] if row else None,
+                new_sessions=row["new_sessions"] if row else None,
+                ended_sessions=row["ended_sessions"] if row else None,
+            )
+        )
+        t += step
+    return buckets

@@ -1,0 +1,148 @@
+"""Broadcast hub: one Kafka reader in, many SSE clients out, none able to stall another.
+
+Each client owns a bounded queue. Publishing never awaits: a client whose queue is full
+is dropped (its stream ends, the browser reconnects with ``Last-Event-ID`` and resumes),
+so one phone on a bad 3G link cannot hold back the map of everyone else.
+
+The hub also keeps what a new or returning client needs without touching Kafka: the
+latest message per site (the snapshot) and a ring of recent messages (fast resume).
+All methods are synchronous and run on the event loop, so ``subscribe`` sees a
+consistent cut: every message is either in the ring copy it returns or goes into the
+new client's queue, never both and never neither.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from api.live.positions import Positions
+from api.metrics import ApiMetrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveMessage:
+    """One validated occupancy update and where it sits in Kafka."""
+
+    partition: int
+    offset: int
+    site: str
+    data: str  # OccupancyUpdateV1 as compact JSON, exactly what SSE clients receive
+
+
+#: Put in a client's queue to end its stream (dropped as too slow, or shutdown).
+END = None
+
+
+@dataclass(eq=False)
+class LiveClient:
+    queue: asyncio.Queue[LiveMessage | None]
+    site: str | None
+    dropped: bool = False
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """What a new client gets, all taken at one instant."""
+
+    client: LiveClient
+    positions: Positions  # hub position: later messages arrive in the client's queue
+    ring: list[LiveMessage]  # recent messages, oldest first, all below ``positions``
+    ring_floor: Positions  # per partition, the ring holds every message from here on
+    latest: list[LiveMessage]  # newest message per site (the snapshot)
+
+
+@dataclass
+class Hub:
+    metrics: ApiMetrics
+    ring_size: int
+    client_queue: int
+    positions: Positions = field(default_factory=dict)
+    ring_floor: Positions = field(default_factory=dict)
+    ready: bool = False
+    _ring: deque[LiveMessage] = field(init=False)
+    _latest: dict[str, LiveMessage] = field(default_factory=dict)
+    _clients: set[LiveClient] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._ring = deque(maxlen=self.ring_size)
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def start_at(self, positions: Positions) -> None:
+        """The consumer is assigned and will read from ``positions`` on (called on each
+        (re)start; partitions seen before keep their place, so nothing is counted twice)."""
+        for partition, offset in positions.items():
+            self.positions.setdefault(partition, offset)
+            self.ring_floor.setdefault(partition, self.positions[partition])
+        self.ready = True
+
+    def publish(self, message: LiveMessage) -> bool:
+        """Record and fan out one message; return False if it was a replay we already had."""
+        if message.offset < self.positions.get(message.partition, 0):
+            return False
+        self.positions[message.partition] = message.offset + 1
+        if len(self._ring) == self._ring.maxlen:
+            evicted = self._ring[0]
+            self.ring_floor[evicted.partition] = evicted.offset + 1
+        self._ring.append(message)
+        self._latest[message.site] = message
+        for client in list(self._clients):
+            if client.site is not None and client.site != message.site:
+                continue
+            try:
+                client.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                self._drop(client)
+                continue
+            self.metrics.live_fanned_out.inc()
+        return True
+
+    def skip(self, partition: int, offset: int) -> None:
+        """Advance past a message that was not published (invalid payload)."""
+        if offset >= self.positions.get(partition, 0):
+            self.positions[partition] = offset + 1
+
+    def subscribe(self, site: str | None) -> Subscription:
+        client = LiveClient(asyncio.Queue(maxsize=self.client_queue), site)
+        self._clients.add(client)
+        self.metrics.sse_clients.set(len(self._clients))
+        latest = [m for s, m in sorted(self._latest.items()) if site is None or s == site]
+        return Subscription(
+            client, dict(self.positions), list(self._ring), dict(self.ring_floor), latest
+        )
+
+    def unsubscribe(self, client: LiveClient) -> None:
+        self._clients.discard(client)
+        self.metrics.sse_clients.set(len(self._clients))
+
+    def close(self) -> None:
+        """End every stream (shutdown)."""
+        for client in list(self._clients):
+            self._end(client)
+        self._clients.clear()
+        self.metrics.sse_clients.set(0)
+
+    def _drop(self, client: LiveClient) -> None:
+        log.warning(
+            "dropping slow live client (site=%s): %d messages queued",
+            client.site,
+            client.queue.qsize(),
+        )
+        client.dropped = True
+        self.metrics.sse_dropped.inc()
+        self.unsubscribe(client)
+        self._end(client)
+
+    @staticmethod
+    def _end(client: LiveClient) -> None:
+        """Empty the queue so the end marker fits; the client resumes by event id anyway."""
+        while not client.queue.empty():
+            client.queue.get_nowait()
+        client.queue.put_nowait(END)

@@ -1,0 +1,121 @@
+"""One SSE client's stream: snapshot or resume, then live, with Kafka positions as ids.
+
+Every event's id is the client's position vector *after* that event. Messages below the
+client's position are skipped wherever they come from (ring, Kafka replay, live queue),
+which is what makes resume exactly-once for the client: nothing missed, nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from aiokafka.errors import KafkaError
+from fastapi.sse import ServerSentEvent
+
+from api.config import ApiTuning
+from api.live.consumer import LiveFeed, earliest_offsets, read_range
+from api.live.hub import END, LiveMessage, Subscription
+from api.live.positions import BadEventId, Positions, decode_positions, encode_positions
+
+log = logging.getLogger(__name__)
+
+#: SSE event name of occupancy updates (``EventSource.addEventListener("occupancy", ...)``).
+EVENT_NAME = "occupancy"
+#: Longest a resume may spend replaying from Kafka before falling back to a snapshot.
+REPLAY_TIMEOUT_S = 30.0
+
+
+def _event(message: LiveMessage, sent: Positions) -> ServerSentEvent:
+    return ServerSentEvent(event=EVENT_NAME, id=encode_positions(sent), raw_data=message.data)
+
+
+async def live_events(
+    feed: LiveFeed, tuning: ApiTuning, site: str | None, last_event_id: str | None
+) -> AsyncIterator[ServerSentEvent]:
+    """Yield the events of one client until it disconnects or is dropped as too slow."""
+    sub = feed.hub.subscribe(site)
+    try:
+        yield ServerSentEvent(retry=tuning.sse_retry_ms, comment="tourpulse live occupancy")
+        resume = _parse_resume(feed, last_event_id)
+        missed: list[LiveMessage] | None = None
+        if resume is not None:
+            sent = {p: resume.get(p, o) for p, o in sub.positions.items()}
+            missed = await _missed(feed, tuning, sub, sent)
+        if missed is None:  # fresh client, or a resume that is no longer possible
+            sent = dict(sub.positions)
+            for message in sub.latest:
+                yield _event(message, sent)
+        else:
+            for message in missed:
+                if message.offset >= sent.get(message.partition, 0):
+                    sent[message.partition] = message.offset + 1
+                    yield _event(message, sent)
+        while True:
+            queued = await sub.client.queue.get()
+            if queued is END:
+                return
+            if queued.offset < sent.get(queued.partition, 0):
+                continue
+            sent[queued.partition] = queued.offset + 1
+            yield _event(queued, sent)
+    finally:
+        feed.hub.unsubscribe(sub.client)
+
+
+def _parse_resume(feed: LiveFeed, last_event_id: str | None) -> Positions | None:
+    if not last_event_id:
+        return None
+    try:
+        return decode_positions(last_event_id)
+    except BadEventId as exc:
+        feed.metrics.live_resumes.labels("invalid_id").inc()
+        log.warning("ignoring Last-Event-ID, sending a snapshot instead: %s", exc)
+        return None
+
+
+async def _missed(
+    feed: LiveFeed, tuning: ApiTuning, sub: Subscription, sent: Positions
+) -> list[LiveMessage] | None:
+    """Messages between the client's position and the hub's at subscribe time.
+
+    From the ring when it still covers the gap, else replayed from Kafka. ``None`` when the
+    gap is too large or already deleted by retention: the caller then sends the latest state
+    per site, which is a correct view because updates are states, not deltas.
+    """
+    metrics = feed.metrics.live_resumes
+    gap = {p: sent[p] for p, end in sub.positions.items() if sent[p] < end}
+    if not gap:
+        metrics.labels("none").inc()
+        return []
+    site = sub.client.site
+    if all(start >= sub.ring_floor.get(p, sub.positions[p]) for p, start in gap.items()):
+        metrics.labels("ring").inc()
+        return [m for m in sub.ring if site is None or m.site == site]
+    try:
+        replayed = await _replay_from_kafka(feed, tuning, gap, sub.positions)
+    except (LookupError, KafkaError, TimeoutError, OSError) as exc:
+        metrics.labels("snapshot").inc()
+        log.info("resume from %s impossible (%s): sending a snapshot", encode_positions(sent), exc)
+        return None
+    metrics.labels("kafka").inc()
+    return [m for m in replayed if site is None or m.site == site]
+
+
+async def _replay_from_kafka(
+    feed: LiveFeed, tuning: ApiTuning, start: Positions, stop: Positions
+) -> list[LiveMessage]:
+    total = sum(stop[p] - offset for p, offset in start.items())
+    if total > tuning.live_replay_max:
+        raise LookupError(f"{total} missed messages > replay limit {tuning.live_replay_max}")
+    async with asyncio.timeout(REPLAY_TIMEOUT_S):
+        earliest = await earliest_offsets(feed.bootstrap, feed.topic, sorted(start))
+        lost = [p for p, offset in start.items() if offset < earliest.get(p, 0)]
+        if lost:
+            raise LookupError(f"partitions {lost} no longer hold the missed messages")
+        async with aclosing(
+            read_range(feed.bootstrap, feed.topic, start, stop, feed.metrics)
+        ) as messages:
+            return [m async for m in messages]
