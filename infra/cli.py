@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.storage.cli",
     "stream.gateway.cli",
     "infra.demo",
+    "api.cli",
 )
 
 
