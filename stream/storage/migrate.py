@@ -43,7 +43,7 @@ def apply(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                     continue
                 log.info("applying migration %s", path.name)
                 with conn.transaction():
-                    conn.execute(path.read_text())  # type: ignore[call-overload]
+                    conn.execute(path.read_text())
                     conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (path.name,))
                 applied.append(path.name)
             ensure_event_partitions_sync(conn)

@@ -84,6 +84,19 @@ BEGIN
     RETURN created;
 END $$;
 
+-- Serialises writers of the same sites across workers and the minute-closing timer:
+-- normally a site's events are all in one Kafka partition owned by one worker, but during a
+-- rebalance (or with a zombie worker) two transactions could recompute the same minutes.
+-- Locks are taken in a fixed order so two multi-site transactions cannot deadlock.
+CREATE FUNCTION tp_lock_sites(sites text[]) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    k bigint;
+BEGIN
+    FOR k IN SELECT DISTINCT hashtextextended(s, 0) FROM unnest(sites) AS s ORDER BY 1 LOOP
+        PERFORM pg_advisory_xact_lock(k);
+    END LOOP;
+END $$;
+
 -- One row per session, merged idempotently and order-independently: started_at is the
 -- earliest event, last_seen the latest, ended_at the earliest stop. ends_at is when the
 -- session stops counting as connected: ended_at, else last_seen + the worker's session

@@ -1,0 +1,143 @@
+"""SQL of the occupancy sink, kept apart so the Python around it stays readable.
+
+Every statement takes whole column arrays (``unnest``) so a batch costs a handful of round
+trips whatever its size.
+"""
+
+from __future__ import annotations
+
+from stream.wifi.batch import RAW_COLUMNS
+
+_RAW_TYPES = (
+    "text", "timestamptz", "timestamptz", "text", "text", "text", "text", "text", "text",
+    "text", "boolean", "smallint", "bigint", "bigint", "integer", "text",
+)  # fmt: skip
+
+LOCK_SITES = "SELECT tp_lock_sites(%s::text[])"
+
+#: Raw insert from column arrays; RETURNING gives exactly the events not seen before.
+INSERT_RAW_UNNEST = (
+    f"INSERT INTO wifi_session_events ({', '.join(RAW_COLUMNS)}) "
+    "SELECT * FROM unnest("
+    + ", ".join(f"%s::{t}[]" for t in _RAW_TYPES)
+    + ") ON CONFLICT DO NOTHING RETURNING event_time, event_id"
+)
+
+#: Raw insert via COPY into a per-connection temp table, then one INSERT ... SELECT.
+CREATE_RAW_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS wifi_events_stage "
+    "(LIKE wifi_session_events INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+)
+COPY_RAW_STAGE = f"COPY wifi_events_stage ({', '.join(RAW_COLUMNS)}) FROM STDIN"
+INSERT_RAW_FROM_STAGE = (
+    f"INSERT INTO wifi_session_events ({', '.join(RAW_COLUMNS)}) "
+    f"SELECT {', '.join(RAW_COLUMNS)} FROM wifi_events_stage "
+    "ON CONFLICT DO NOTHING RETURNING event_time, event_id"
+)
+
+#: Idempotent, order-independent session merge returning the rows whose start or end moved
+#: (old values come from the statement snapshot, i.e. before the upsert).
+UPSERT_SESSIONS = """
+WITH input AS (
+    SELECT * FROM unnest(%(site)s::text[], %(session_id)s::text[], %(client_id)s::text[],
+                         %(ap)s::text[], %(first_seen)s::timestamptz[],
+                         %(last_seen)s::timestamptz[], %(stopped_at)s::timestamptz[])
+        AS i(site, session_id, client_id, ap, first_seen, last_seen, stopped_at)
+), old AS (
+    SELECT s.site, s.session_id, s.started_at, s.ends_at
+    FROM wifi_sessions s JOIN input i USING (site, session_id)
+    FOR UPDATE OF s
+), up AS (
+    INSERT INTO wifi_sessions AS s
+        (site, session_id, client_id, ap, started_at, last_seen, ended_at, ends_at)
+    SELECT site, session_id, client_id, ap, first_seen, last_seen, stopped_at,
+           COALESCE(stopped_at, last_seen + %(timeout)s)
+    FROM input
+    ON CONFLICT (site, session_id) DO UPDATE SET
+        started_at = LEAST(s.started_at, EXCLUDED.started_at),
+        last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen),
+        ended_at = LEAST(s.ended_at, EXCLUDED.ended_at),
+        ends_at = COALESCE(LEAST(s.ended_at, EXCLUDED.ended_at),
+                           GREATEST(s.last_seen, EXCLUDED.last_seen) + %(timeout)s)
+    RETURNING s.site, s.session_id, s.started_at, s.ends_at
+)
+SELECT up.site, old.started_at, old.ends_at, up.started_at, up.ends_at
+FROM up LEFT JOIN old USING (site, session_id)
+WHERE old.site IS NULL OR old.started_at <> up.started_at OR old.ends_at <> up.ends_at
+"""
+
+#: Advance each site's watermark and materialised window; return old and new windows.
+UPSERT_PROGRESS = """
+WITH input AS (
+    SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[])
+        AS i(site, first_time, last_time)
+), old AS (
+    SELECT p.site, p.first_minute, p.closed_through
+    FROM site_progress p JOIN input USING (site)
+    FOR UPDATE OF p
+), up AS (
+    INSERT INTO site_progress AS p (site, first_minute, watermark, closed_through)
+    SELECT site, date_trunc('minute', first_time), last_time, date_trunc('minute', last_time)
+    FROM input
+    ON CONFLICT (site) DO UPDATE SET
+        first_minute = LEAST(p.first_minute, EXCLUDED.first_minute),
+        watermark = GREATEST(p.watermark, EXCLUDED.watermark),
+        closed_through = GREATEST(p.closed_through, EXCLUDED.closed_through),
+        updated_at = now()
+    RETURNING p.site, p.first_minute, p.closed_through
+)
+SELECT up.site, old.first_minute, old.closed_through, up.first_minute, up.closed_through
+FROM up LEFT JOIN old USING (site)
+"""
+
+#: Recompute rollups of the given (site, minute) pairs from wifi_sessions.
+RECOMPUTE_MINUTES = """
+INSERT INTO occupancy_minute AS o (site, minute, connected, new_sessions, ended_sessions)
+SELECT a.site, a.minute,
+    (SELECT count(DISTINCT s.client_id) FROM wifi_sessions s
+      WHERE s.site = a.site AND s.ends_at > a.minute
+        AND s.started_at < a.minute + interval '1 minute'),
+    (SELECT count(*) FROM wifi_sessions s
+      WHERE s.site = a.site AND s.started_at >= a.minute
+        AND s.started_at < a.minute + interval '1 minute'),
+    (SELECT count(*) FROM wifi_sessions s
+      WHERE s.site = a.site AND s.ends_at >= a.minute
+        AND s.ends_at < a.minute + interval '1 minute')
+FROM unnest(%s::text[], %s::timestamptz[]) AS a(site, minute)
+ON CONFLICT (site, minute) DO UPDATE SET
+    connected = EXCLUDED.connected,
+    new_sessions = EXCLUDED.new_sessions,
+    ended_sessions = EXCLUDED.ended_sessions,
+    updated_at = now()
+WHERE (o.connected, o.new_sessions, o.ended_sessions)
+    IS DISTINCT FROM (EXCLUDED.connected, EXCLUDED.new_sessions, EXCLUDED.ended_sessions)
+"""
+
+#: Clients connected at each site's watermark (the live occupancy).
+LIVE_OCCUPANCY = """
+SELECT p.site, p.watermark,
+    (SELECT count(DISTINCT s.client_id) FROM wifi_sessions s
+      WHERE s.site = p.site AND s.ends_at > p.watermark AND s.started_at <= p.watermark)
+FROM site_progress p WHERE p.site = ANY(%s::text[])
+"""
+
+#: Sites whose window lags the newest watermark anywhere (they had no events lately).
+LAGGING_SITES = """
+WITH g AS (SELECT max(watermark) AS wm FROM site_progress)
+SELECT p.site FROM site_progress p, g
+WHERE p.closed_through < date_trunc('minute', g.wm) AND p.watermark > g.wm - %s
+"""
+
+#: Extend lagging sites' windows to the global watermark's minute (run under their locks).
+CLOSE_SITES = """
+WITH g AS (SELECT date_trunc('minute', max(watermark)) AS through FROM site_progress),
+old AS (
+    SELECT p.site, p.closed_through FROM site_progress p, g
+    WHERE p.site = ANY(%s::text[]) AND p.closed_through < g.through
+    FOR UPDATE OF p
+)
+UPDATE site_progress p SET closed_through = g.through, updated_at = now()
+FROM old, g
+WHERE p.site = old.site
+RETURNING p.site, p.first_minute, old.closed_through, p.closed_through
+"""
