@@ -1,0 +1,336 @@
+"""Store-and-forward MQTT 5 publisher for any edge agent (Wi-Fi, cameras, portal).
+
+Usage::
+
+    link = MqttLink(cfg, LinkIdentity("ben-thanh-market", "btm-wifi", DeviceKind.WIFI))
+    link.start()
+    link.submit(event)          # any EventBase: durable in the outbox once this returns
+    ...
+    link.stop()
+
+Design (why): one thread owns the paho client and drives ``client.loop()`` itself, so
+publishing, PUBACK handling and reconnecting never race. Each connection uses a *fresh*
+client with a clean start: un-acked rows are simply re-read from the outbox in sequence
+order after CONNACK, so the backlog is replayed in order before live events (which are just
+later rows). A PUBACK lost in an outage means a re-send; consumers dedup on the event id.
+
+Availability: the Last Will is ``AvailabilityV1(offline, reason="last-will")``, retained;
+"online" is published only from the CONNACK-success path, never on a refused connection.
+Heartbeats and availability are telemetry: published directly, not through the outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client import Counter, Gauge
+
+from edge.link.config import LinkIdentity, MqttLinkConfig
+from edge.link.outbox import Outbox
+from schemas.codec import encode_event
+from schemas.device import (
+    AvailabilityData,
+    AvailabilityV1,
+    DeviceHeartbeatV1,
+    HeartbeatData,
+)
+from schemas.envelope import EventBase, utc_now
+from schemas.topics import MqttStream, MqttTopic
+
+log = logging.getLogger(__name__)
+
+#: Source statistics an agent reports in heartbeats: (rates per second, error counts).
+StatsProvider = Callable[[], tuple[dict[str, float], dict[str, int]]]
+
+#: Errors a connection attempt can raise before CONNACK (refused, unreachable, TLS...).
+CONNECT_ERRORS = (OSError, ssl.SSLError, ValueError)
+#: How long to wait for CONNACK before giving up on an attempt; generous for loaded boxes.
+CONNACK_TIMEOUT_S = 15.0
+#: How often the outbox is checked for expired rows.
+EXPIRE_EVERY_S = 10.0
+
+OUTBOX_DEPTH = Gauge("tp_edge_outbox_depth", "Events waiting in the outbox")
+OUTBOX_OLDEST = Gauge("tp_edge_outbox_oldest_seconds", "Age of the oldest queued event")
+OUTBOX_DROPPED = Counter("tp_edge_outbox_dropped_total", "Events dropped: outbox full or too old")
+PUBLISHED = Counter("tp_edge_mqtt_acked_total", "Events acknowledged by the broker (PUBACK)")
+CONNECTED = Gauge("tp_edge_mqtt_connected", "1 while the broker connection is up")
+LINK_ERRORS = Counter("tp_edge_link_errors_total", "Uplink errors by reason", ["reason"])
+
+
+class MqttLink:
+    """Durable uplink of one edge agent; thread-safe ``submit`` from any thread."""
+
+    def __init__(
+        self,
+        cfg: MqttLinkConfig,
+        identity: LinkIdentity,
+        *,
+        stats: StatsProvider | None = None,
+        software: str = "tourpulse-edge",
+    ) -> None:
+        self.cfg = cfg
+        self.identity = identity
+        self.outbox = Outbox(
+            cfg.outbox_path,
+            max_events=cfg.outbox_max_events,
+            max_age_s=cfg.outbox_max_age_s,
+            synchronous=cfg.outbox_synchronous,
+        )
+        self._stats = stats
+        self._software = software
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._online = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._acked: list[int] = []
+        self._window = cfg.max_inflight  # lowered to the broker's Receive Maximum on CONNACK
+        self._conn_state: str = "idle"  # idle | connecting | up | down
+        self._dropped_seen = 0
+        self.errors: dict[str, int] = {}
+        self.acked_total = 0
+
+    # ----- public API ---------------------------------------------------------------
+    def topic_for(self, event: EventBase) -> str:
+        kind = event.device_kind or self.identity.kind
+        return str(MqttTopic.build(event.site, kind, event.device, event.mqtt_stream))
+
+    def submit(self, event: EventBase) -> int:
+        """Write the event to the outbox (durable on return); the link thread publishes it."""
+        return self.outbox.put(self.topic_for(event), encode_event(event))
+
+    def submit_many(self, events: list[EventBase]) -> list[int]:
+        return self.outbox.put_many([(self.topic_for(e), encode_event(e)) for e in events])
+
+    @property
+    def connected(self) -> bool:
+        return self._online.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self._online.wait(timeout)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Say "offline" (shutdown) to the broker, disconnect cleanly, close the outbox."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self.outbox.close()
+
+    # ----- link thread --------------------------------------------------------------
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            client = self._new_client()
+            try:
+                if self._connect(client):
+                    backoff = 0.5
+                    self._pump(client)
+            except CONNECT_ERRORS as exc:
+                self._error(f"connect_{type(exc).__name__}")
+                log.warning("broker %s:%s unreachable: %s", self.cfg.host, self.cfg.port, exc)
+            finally:
+                self._online.clear()
+                CONNECTED.set(0)
+                self._inflight.clear()
+                self._acked.clear()
+                client.disconnect()
+                client.loop(timeout=0.01)  # lets paho close the socket
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2, self.cfg.reconnect_max_s)
+
+    def _new_client(self) -> mqtt.Client:
+        ident = self.identity
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"tp-{ident.site}-{ident.device}"[:64],
+            protocol=mqtt.MQTTv5,
+        )
+        if self.cfg.username:
+            client.username_pw_set(self.cfg.username, self.cfg.password())
+        if self.cfg.tls_ca:
+            client.tls_set(ca_certs=str(self.cfg.tls_ca))
+        will = self._availability("offline", "last-will")
+        client.will_set(self._availability_topic(), encode_event(will), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.max_inflight_messages_set(self.cfg.max_inflight)
+        return client
+
+    def _connect(self, client: mqtt.Client) -> bool:
+        self._conn_state = "connecting"
+        self._window = self.cfg.max_inflight
+        client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True)
+        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        while self._conn_state == "connecting" and time.monotonic() < deadline:
+            if client.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:
+                self._conn_state = "down"
+        if self._conn_state != "up":
+            if self._conn_state == "connecting":
+                self._error("connack_timeout")
+            return False
+        online = self._availability("online", None)
+        client.publish(self._availability_topic(), encode_event(online), qos=1, retain=True)
+        self._online.set()
+        CONNECTED.set(1)
+        log.info(
+            "connected to %s:%s; %d events queued",
+            self.cfg.host,
+            self.cfg.port,
+            self.outbox.depth(),
+        )
+        return True
+
+    def _pump(self, client: mqtt.Client) -> None:
+        """Publish the outbox in order within the in-flight window until the link drops."""
+        last_sent = 0
+        next_heartbeat = time.monotonic()
+        next_expire = time.monotonic()
+        while self._conn_state == "up":
+            if self._stop.is_set():
+                self._goodbye(client)
+                return
+            room = self._window - len(self._inflight)
+            if room > 0:
+                for row in self.outbox.peek(after=last_sent, limit=room):
+                    info = client.publish(row.topic, row.payload, qos=1)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        break
+                    self._inflight[info.mid] = row.seq
+                    last_sent = row.seq
+            busy = len(self._inflight) > 0
+            if client.loop(timeout=0.01 if busy else 0.05) != mqtt.MQTT_ERR_SUCCESS:
+                self._conn_state = "down"
+            self._flush_acks()
+            now = time.monotonic()
+            if now >= next_expire:
+                self.outbox.expire()
+                next_expire = now + EXPIRE_EVERY_S
+            if now >= next_heartbeat and self._conn_state == "up":
+                self._publish_heartbeat(client)
+                next_heartbeat = now + self.cfg.heartbeat_s
+            self._update_gauges()
+        log.warning("lost connection to %s:%s", self.cfg.host, self.cfg.port)
+
+    def _goodbye(self, client: mqtt.Client) -> None:
+        """Graceful stop: drain in-flight acks briefly, announce offline, disconnect."""
+        deadline = time.monotonic() + 3.0
+        while self._inflight and time.monotonic() < deadline:
+            client.loop(timeout=0.05)
+            self._flush_acks()
+        info = client.publish(
+            self._availability_topic(),
+            encode_event(self._availability("offline", "shutdown")),
+            qos=1,
+            retain=True,
+        )
+        while not info.is_published() and time.monotonic() < deadline + 2.0:
+            client.loop(timeout=0.05)
+        client.disconnect()
+        client.loop(timeout=0.1)
+        self._conn_state = "down"
+
+    def _flush_acks(self) -> None:
+        if self._acked:
+            n = self.outbox.ack(self._acked)
+            self.acked_total += n
+            PUBLISHED.inc(n)
+            self._acked.clear()
+
+    def _update_gauges(self) -> None:
+        OUTBOX_DEPTH.set(self.outbox.depth())
+        dropped = self.outbox.dropped
+        if dropped > self._dropped_seen:
+            OUTBOX_DROPPED.inc(dropped - self._dropped_seen)
+            self._dropped_seen = dropped
+
+    def _publish_heartbeat(self, client: mqtt.Client) -> None:
+        rates, errors = self._stats() if self._stats else ({}, {})
+        oldest = self.outbox.oldest_age()
+        OUTBOX_OLDEST.set(oldest or 0.0)
+        hb = DeviceHeartbeatV1(
+            site=self.identity.site,
+            device=self.identity.device,
+            source=self._software,
+            event_time=utc_now(),
+            data=HeartbeatData(
+                uptime_s=time.monotonic() - self._started,
+                software=self._software,
+                queue_depth=self.outbox.depth(),
+                oldest_queued_s=oldest,
+                dropped_total=self.outbox.dropped,
+                rates=rates,
+                errors={**self.errors, **errors},
+            ),
+        )
+        topic = MqttTopic.build(
+            self.identity.site, self.identity.kind, self.identity.device, MqttStream.HEARTBEAT
+        )
+        client.publish(str(topic), encode_event(hb), qos=0)
+
+    # ----- paho callbacks (run inside client.loop on the link thread) ---------------
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        if rc.is_failure:
+            self._error(f"connack_{_slug(rc.getName())}")
+            log.error("broker refused the connection: %s", rc.getName())
+            self._conn_state = "down"
+            return
+        receive_max = getattr(props, "ReceiveMaximum", None) if props else None
+        if receive_max:
+            self._window = min(self.cfg.max_inflight, int(receive_max))
+        self._conn_state = "up"
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
+        self._conn_state = "down"
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Properties
+    ) -> None:
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return  # availability / heartbeat
+        if rc.is_failure:
+            # The broker refused this message (e.g. not authorised): retrying cannot help,
+            # so it leaves the queue, counted by reason, rather than blocking it forever.
+            self._error(f"puback_{_slug(rc.getName())}")
+            self.outbox.dropped += 1
+        self._acked.append(seq)
+
+    # ----- helpers ------------------------------------------------------------------
+    def _availability_topic(self) -> str:
+        ident = self.identity
+        return str(MqttTopic.build(ident.site, ident.kind, ident.device, MqttStream.AVAILABILITY))
+
+    def _availability(self, state: Literal["online", "offline"], reason: str | None) -> AvailabilityV1:
+        return AvailabilityV1(
+            site=self.identity.site,
+            device=self.identity.device,
+            source=self._software,
+            event_time=utc_now(),
+            data=AvailabilityData(state=state, reason=reason),
+        )
+
+    def _error(self, reason: str) -> None:
+        self.errors[reason] = self.errors.get(reason, 0) + 1
+        LINK_ERRORS.labels(reason=reason).inc()
+
+
+def _slug(name: str) -> str:
+    return name.lower().replace(" ", "_")
