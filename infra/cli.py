@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "stream.gateway.cli",
     "infra.demo",
     "api.cli",
+    "infra.stack.cli",
 )
 
 
