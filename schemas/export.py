@@ -13,10 +13,20 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.registry import EVENT_MODELS
-from schemas.stream_out import DeadLetterV1, OccupancyUpdateV1
+from schemas.stream_out import (
+    AlertChangedV1,
+    DeadLetterV1,
+    FusedOccupancyV1,
+    OccupancyUpdateV1,
+)
 
 SCHEMA_DIR = Path(__file__).parent / "json"
-_EXTRA_MODELS: tuple[type[BaseModel], ...] = (DeadLetterV1, OccupancyUpdateV1)
+_EXTRA_MODELS: tuple[type[BaseModel], ...] = (
+    DeadLetterV1,
+    OccupancyUpdateV1,
+    FusedOccupancyV1,
+    AlertChangedV1,
+)
 
 
 def schema_documents() -> dict[str, str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -35,3 +35,40 @@ class OccupancyUpdateV1(WireModel):
     connected: Annotated[int, Field(ge=0)] = Field(description="Clients connected now.")
     as_of: datetime = Field(description="Event-time watermark of the site when computed.")
     emitted_at: AwareDatetime
+
+
+class FusedOccupancyV1(WireModel):
+    """People at a site now, fusing Wi-Fi clients and camera counts, with a confidence band.
+
+    ``people`` is the estimate; ``low``/``high`` bound it. ``degraded`` is set when a sensor
+    the site normally has is stale or offline (listed in ``stale_sensors``), so operators
+    know the number is weaker than usual.
+    """
+
+    version: int = 1
+    site: SiteId
+    people: Annotated[float, Field(ge=0)]
+    low: Annotated[float, Field(ge=0)]
+    high: Annotated[float, Field(ge=0)]
+    wifi_clients: Annotated[int, Field(ge=0)] | None = None
+    camera_people: Annotated[int, Field(ge=0)] | None = None
+    people_per_client: Annotated[float, Field(gt=0)] | None = Field(
+        default=None, description="Calibrated Wi-Fi-to-people ratio used for this site."
+    )
+    capacity: Annotated[int, Field(gt=0)] | None = None
+    degraded: bool = False
+    stale_sensors: list[str] = Field(default_factory=list)
+    as_of: datetime
+    emitted_at: AwareDatetime
+
+
+class AlertChangedV1(WireModel):
+    """An alert was raised, retriggered, escalated, acknowledged, assigned, commented or
+    cleared; ``alert`` is its full public view after the change (for live feeds)."""
+
+    version: int = 1
+    action: Annotated[str, StringConstraints(max_length=32)]
+    actor: Annotated[str, StringConstraints(max_length=64)]
+    at: AwareDatetime
+    note: str | None = None
+    alert: dict[str, Any]

@@ -45,6 +45,8 @@ class KafkaTopic(StrEnum):
     DEVICE_AVAILABILITY = "tp.device.availability.v1"
     DEAD_LETTER = "tp.ingest.deadletter.v1"
     OCCUPANCY_LIVE = "tp.occupancy.live.v1"
+    OCCUPANCY_FUSED = "tp.occupancy.fused.v1"
+    ALERT_CHANGES = "tp.alerts.changes.v1"
     CAMERA_METADATA = "tp.camera.metadata.v1"
     CAMERA_AUDIO = "tp.camera.audio.v1"
     CAMERA_EVENT = "tp.camera.event.v1"
@@ -87,11 +89,16 @@ class MqttTopic(NamedTuple):
             raise ValueError(f"malformed TourPulse topic {topic!r}: {exc}") from None
 
 
-def mqtt_subscription(stream: MqttStream, share_group: str | None = None) -> str:
-    """Wildcard filter for one stream across all sites and devices.
+def mqtt_subscription(
+    stream: MqttStream, share_group: str | None = None, site: str | None = None
+) -> str:
+    """Wildcard filter for one stream across all devices of every site (or of one ``site``).
 
     With ``share_group`` it is an MQTT 5 shared subscription, so several gateways split the
-    load instead of each receiving every message.
+    load instead of each receiving every message. ``site`` confines a gateway to one site
+    (a per-site deployment, or test isolation on a shared broker).
     """
-    topic_filter = f"{MQTT_PREFIX}/+/+/+/{stream.value}"
+    if site is not None and not _SLUG.match(site):
+        raise ValueError(f"invalid site id for an MQTT subscription: {site!r}")
+    topic_filter = f"{MQTT_PREFIX}/{site or '+'}/+/+/{stream.value}"
     return f"$share/{share_group}/{topic_filter}" if share_group else topic_filter
