@@ -44,6 +44,8 @@ def register(subparsers: Any) -> None:
                    "(default: %(default)s)")
     p.add_argument("--receive-maximum", type=int, default=defaults.receive_maximum,
                    help="unacknowledged MQTT messages in flight (default: %(default)s)")
+    p.add_argument("--site", default=None,
+                   help="only forward this site's topics (default: every site)")
     p.add_argument("--stats-every", type=float, default=10.0,
                    help="seconds between progress lines, 0 = none (default: %(default)s)")
     p.set_defaults(func=run)
@@ -57,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         session_expiry_s=args.session_expiry,
         receive_maximum=args.receive_maximum,
         metrics_port=args.metrics_port,
+        site=args.site,
     )
     gateway = Gateway(get_settings(), config)
     stop = threading.Event()

@@ -73,6 +73,8 @@ class GatewayConfig:
     #: must cover rate x Kafka round trip, or the broker throttles us (Mosquitto's default is 20).
     receive_maximum: int = 2000
     keepalive_s: int = 30
+    #: Only this site's topics (a per-site deployment, or test isolation); None: all sites.
+    site: str | None = None
     metrics_port: int | None = None  # None: no HTTP endpoint (0: any free port)
 
 
@@ -217,8 +219,8 @@ class Gateway:
         log.info("MQTT connected (session %s)",
                  "resumed" if flags.session_present else "new")
         options = SubscribeOptions(qos=1)
-        client.subscribe([(mqtt_subscription(s, self.config.share_group), options)
-                          for s in INGEST_STREAMS])
+        group, site = self.config.share_group, self.config.site
+        client.subscribe([(mqtt_subscription(s, group, site), options) for s in INGEST_STREAMS])
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
                       codes: list[ReasonCode], _props: Properties | None) -> None:
