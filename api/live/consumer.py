@@ -100,9 +100,9 @@ class LiveFeed:
             auto_offset_reset="earliest",  # only for partitions added later
             client_id="tourpulse-api-live",
         )
-        await consumer.start()
-        self._consumer = consumer
         try:
+            await consumer.start()
+            self._consumer = consumer
             await self._seek_start(consumer)
             self.last_error = None
             while True:
@@ -158,8 +158,8 @@ async def read_range(
         enable_auto_commit=False,
         client_id="tourpulse-api-replay",
     )
-    await consumer.start()
     try:
+        await consumer.start()
         tps = {p: TopicPartition(topic, p) for p in wanted}
         consumer.assign(list(tps.values()))
         for p, (s, _) in wanted.items():
@@ -185,8 +185,8 @@ async def read_range(
 async def earliest_offsets(bootstrap: str, topic: str, partitions: list[int]) -> Positions:
     """Oldest offsets Kafka still has (older ones were removed by retention)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
     try:
+        await consumer.start()
         tps = [TopicPartition(topic, p) for p in partitions]
         begins = await consumer.beginning_offsets(tps)
         return {tp.partition: off for tp, off in begins.items()}
