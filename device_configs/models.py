@@ -7,6 +7,7 @@ loudly at load time instead of silently disabling a setting.
 from __future__ import annotations
 
 from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated
 
 from pydantic import Field, StringConstraints, model_validator
@@ -14,6 +15,7 @@ from pydantic import Field, StringConstraints, model_validator
 from device_configs.alerting import AlertingConfig
 from device_configs.base import ConfigModel
 from device_configs.camera import CameraSetup
+from device_configs.wifi import MacAddress, NasIdentifier, RadiusNas, SecretRef
 from schemas.envelope import DeviceId, SiteId
 
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -55,6 +57,12 @@ class Site(ConfigModel):
         description="Planning capacity (illustrative for the HCMC demo set)."
     )
     timezone: str = "Asia/Ho_Chi_Minh"
+    wifi_agent: DeviceId | None = Field(
+        default=None, description="Wi-Fi edge agent publishing this site's sessions (MQTT ACL)."
+    )
+    radius_nas: list[RadiusNas] = Field(
+        default_factory=list, description="Controllers sending RADIUS accounting for the site."
+    )
     venue: VenueKind | None = Field(
         default=None, description="Kind of visit; None means a default derived from ``kind``."
     )
@@ -66,6 +74,17 @@ class AccessPoint(ConfigModel):
     name: Text
     ssids: list[Annotated[str, StringConstraints(min_length=1, max_length=32)]] = Field(
         default_factory=lambda: ["HCMC Free WiFi"]
+    )
+    # Wi-Fi edge: how RADIUS / hostapd / Meraki reports name this AP (see device_configs.wifi).
+    bssids: list[MacAddress] = Field(
+        default_factory=list, description="Radio MACs (Called-Station-Id, Meraki apMac)."
+    )
+    nas_identifier: NasIdentifier | None = Field(
+        default=None, description="NAS-Identifier when the AP sends RADIUS itself."
+    )
+    nas_ip: IPv4Address | IPv6Address | None = None
+    radius_secret: SecretRef | None = Field(
+        default=None, description="Shared secret reference when the AP is its own NAS."
     )
 
 
