@@ -15,10 +15,8 @@ Contract relied on by every test module (keep these names stable):
 from __future__ import annotations
 
 import importlib.util
-import socket
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -29,35 +27,31 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from infra.settings import Settings, get_settings
+from infra.settings import Settings
+from infra.stack import manager
+from infra.stack.manager import Endpoints
+from infra.stack.state import StackConfig
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "stream" / "storage" / "migrations"
 
 
-@dataclass(frozen=True)
-class StackEndpoints:
-    mqtt_host: str
-    mqtt_port: int
-    kafka_bootstrap: str
-    database_url: str
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
-def stack() -> Iterator[StackEndpoints]:
-    base = get_settings()
-    host, _, port = base.kafka_bootstrap.rpartition(":")
-    for name, h, p in (("MQTT", base.mqtt_host, base.mqtt_port), ("Kafka", host, int(port))):
-        if not _reachable(h, p):
-            pytest.fail(f"{name} is not running on {h}:{p}: run `tourpulse stack up`")
-    yield StackEndpoints(base.mqtt_host, base.mqtt_port, base.kafka_bootstrap, base.database_url)
+def stack() -> Iterator[Endpoints]:
+    """The real services, via the same code as ``tourpulse stack up``.
+
+    Running services (a developer's ``stack up``, CI's or shared ones) are reused; what
+    this session had to start is stopped again at the end so nothing outlives pytest.
+    """
+    cfg = StackConfig.from_settings(Settings())
+    try:
+        result = manager.up(cfg, say=lambda line: print(f"[stack] {line}", flush=True))
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"could not bring the stack up: {exc}")
+    yield result.endpoints
+    if result.started:
+        manager.down(
+            cfg, say=lambda line: print(f"[stack] {line}", flush=True), only=set(result.started)
+        )
 
 
 @pytest.fixture
@@ -78,7 +72,7 @@ def _apply_migrations(url: str) -> None:
 
 
 @pytest.fixture
-def database_url(stack: StackEndpoints, namespace: str) -> Iterator[str]:
+def database_url(stack: Endpoints, namespace: str) -> Iterator[str]:
     dbname = f"tp_{namespace}"
     with psycopg.connect(stack.database_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
@@ -100,7 +94,7 @@ def _with_dbname(url: str, dbname: str) -> str:
 
 
 @pytest.fixture
-def settings(stack: StackEndpoints, namespace: str, database_url: str, tmp_path: Path) -> Settings:
+def settings(stack: Endpoints, namespace: str, database_url: str, tmp_path: Path) -> Settings:
     return Settings(
         mqtt_host=stack.mqtt_host,
         mqtt_port=stack.mqtt_port,
@@ -130,12 +124,12 @@ class KafkaAdmin:
 
 
 @pytest.fixture
-def kafka_admin(stack: StackEndpoints) -> KafkaAdmin:
+def kafka_admin(stack: Endpoints) -> KafkaAdmin:
     return KafkaAdmin(stack.kafka_bootstrap)
 
 
 @pytest.fixture
-def mqtt_publish(stack: StackEndpoints) -> Any:
+def mqtt_publish(stack: Endpoints) -> Any:
     async def publish(topic: str, payloads: Sequence[bytes | str], qos: int = 1) -> None:
         await mqtt_helpers.apublish_payloads(
             stack.mqtt_host, stack.mqtt_port, topic, payloads, qos=qos

@@ -21,7 +21,7 @@ def _up(_args: argparse.Namespace) -> int:
     cfg = _config()
     print(f"stack: data in {cfg.data_dir}", flush=True)
     try:
-        endpoints, _ = manager.up(cfg)
+        endpoints = manager.up(cfg).endpoints
     except (RuntimeError, OSError) as exc:
         print(f"stack up failed: {exc}", file=sys.stderr)
         print("(what did start is recorded; `tourpulse stack down` stops it)", file=sys.stderr)

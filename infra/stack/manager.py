@@ -44,9 +44,17 @@ def _answers(comp: Component) -> bool:
     return port_open(host, port)
 
 
-def up(cfg: StackConfig, say: Callable[[str], None] = _print) -> tuple[Endpoints, StackState]:
-    """Ensure every component runs; returns endpoints and what was recorded."""
+@dataclass(frozen=True)
+class UpResult:
+    endpoints: Endpoints
+    state: StackState
+    started: frozenset[str]  # components this call started (what a test session must stop)
+
+
+def up(cfg: StackConfig, say: Callable[[str], None] = _print) -> UpResult:
+    """Ensure every component runs; returns endpoints, the record and what was started."""
     state = StackState.load(cfg.data_dir)
+    started: set[str] = set()
     for name in COMPONENTS:
         old = state.components.get(name)
         if old is not None and old.managed and _still_running(old):
@@ -58,16 +66,16 @@ def up(cfg: StackConfig, say: Callable[[str], None] = _print) -> tuple[Endpoints
             comp = ensure_kafka(cfg, say)
         else:
             comp, state.database_url = ensure_postgres(cfg, say)
-        if not comp.managed:
+        if comp.managed:
+            started.add(name)
+        else:
             say(f"{name}: using running {comp.version} at {comp.address} (external)")
         state.components[name] = comp
         state.save(cfg.data_dir)  # record each start at once: a later failure can still `down`
     if state.database_url is None:
         raise RuntimeError(f"{cfg.data_dir / 'stack.json'} lost the database URL: run `down`")
-    return (
-        Endpoints(cfg.mqtt_host, cfg.mqtt_port, cfg.kafka_bootstrap, state.database_url),
-        state,
-    )
+    endpoints = Endpoints(cfg.mqtt_host, cfg.mqtt_port, cfg.kafka_bootstrap, state.database_url)
+    return UpResult(endpoints, state, frozenset(started))
 
 
 def stop_component(comp: Component) -> str:
@@ -79,14 +87,21 @@ def stop_component(comp: Component) -> str:
     return "nothing to stop"
 
 
-def down(cfg: StackConfig, say: Callable[[str], None] = _print) -> int:
-    """Stop what ``up`` started (reverse order: consumers' brokers last). Exit code."""
+def down(
+    cfg: StackConfig, say: Callable[[str], None] = _print, only: set[str] | None = None
+) -> int:
+    """Stop what ``up`` started (or just the ``only`` components), in reverse order.
+
+    Returns the exit code: 1 if some component could not be stopped.
+    """
     state = StackState.load(cfg.data_dir)
     if not state.components:
         say(f"nothing recorded in {cfg.data_dir / 'stack.json'}: nothing to stop")
         return 0
     failures = 0
     for name in reversed(COMPONENTS):
+        if only is not None and name not in only:
+            continue
         comp = state.components.pop(name, None)
         if comp is None:
             continue
@@ -99,6 +114,8 @@ def down(cfg: StackConfig, say: Callable[[str], None] = _print) -> int:
         if outcome.startswith("stop failed"):
             failures += 1
             state.components[name] = comp
+    if not any(c.managed for c in state.components.values()):
+        state.components.clear()  # only external ones left: nothing worth recording
     state.save(cfg.data_dir)
     return 1 if failures else 0
 
