@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "infra.demo",
     "api.cli",
     "infra.stack.cli",
+    "edge.simulator.cli",
 )
 
 

@@ -1,0 +1,334 @@
+"""Publish simulated events over MQTT exactly as a fleet of real edge agents would.
+
+One MQTT 5 connection per site's edge device (paho-mqtt 2.x), each with its own Last Will
+(retained ``offline`` availability), an ``online`` availability published only once the
+broker has accepted the connection, heartbeats every 30 s of simulated time, QoS 1 for
+everything. Unacknowledged messages are bounded by a shared in-flight window so a slow
+broker slows the simulator down instead of filling memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.simulator.generator import SOURCE, WifiEvent, edge_device_id
+from schemas.codec import encode_event
+from schemas.device import AvailabilityData, AvailabilityV1, DeviceHeartbeatV1, HeartbeatData
+from schemas.envelope import EventBase
+from schemas.topics import DeviceKind, MqttStream, MqttTopic
+
+log = logging.getLogger(__name__)
+
+#: What connecting can raise: refused, unresolvable host, timeout, TLS failure.
+CONNECT_ERRORS = (OSError, ValueError)
+HEARTBEAT_SIM_S = 30.0  # schemas.device: every edge device beats every 30 s
+STALL_TIMEOUT_S = 30.0  # no PUBACK for this long while the window is full = broker gone
+SOFTWARE = "tourpulse-sim"
+
+
+class BrokerUnreachable(ConnectionError):
+    """The MQTT broker could not be reached, refused us, or stopped acknowledging."""
+
+
+@dataclass(frozen=True)
+class PublishOptions:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    username: str | None = None
+    password: str | None = None
+    tls_ca: str | None = None
+    speed: float | None = 1.0  # simulated seconds per wall second; None = as fast as possible
+    rate: float | None = None  # cap on session events per wall second
+    max_events: int | None = None  # stop after this many session events
+    duration_s: float | None = None  # stop after this many wall seconds
+    window: int = 2000  # unacknowledged QoS 1 messages across all connections
+    progress_s: float = 5.0
+    connect_timeout_s: float = 15.0
+
+
+@dataclass
+class PublishStats:
+    """What a run did; ``acked`` counts PUBACKs for every message, heartbeats included."""
+
+    sent: int = 0
+    heartbeats: int = 0
+    acked: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+    sim_time: datetime | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.sent / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+
+class _EdgeLink:
+    """The MQTT connection of one site's (simulated) edge agent.
+
+    No paho network thread: :class:`SimPublisher` drives all links from its own thread
+    (``loop_read``/``loop_write``/``loop_misc``). With 20 threads every publish had to wake
+    one through a socket pair and hand over the GIL, which capped a run at ~1,000 events/s.
+    """
+
+    def __init__(self, site: str, opts: PublishOptions, stats: PublishStats) -> None:
+        self.site = site
+        self.device = edge_device_id(site)
+        self._stats = stats
+        self.in_flight = 0
+        self.connected = False
+        self.refused: str | None = None
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"tp-sim-{self.device}-{os.getpid()}"[:64],
+            protocol=mqtt.MQTTv5,
+        )
+        if opts.username:
+            self.client.username_pw_set(opts.username, opts.password)
+        if opts.tls_ca:
+            self.client.tls_set(ca_certs=opts.tls_ca)
+        self.client.max_inflight_messages_set(opts.window)
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.on_disconnect = self._on_disconnect
+
+    def topic(self, stream: MqttStream) -> str:
+        return str(MqttTopic.build(self.site, DeviceKind.WIFI, self.device, stream))
+
+    def connect(self, opts: PublishOptions, will: bytes) -> None:
+        self.client.will_set(self.topic(MqttStream.AVAILABILITY), will, qos=1, retain=True)
+        self.client.connect(opts.host, opts.port, keepalive=30)
+
+    def publish(self, stream: MqttStream, payload: bytes, retain: bool = False) -> None:
+        self.in_flight += 1
+        self.client.publish(self.topic(stream), payload, qos=1, retain=retain)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_write()
+
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self.refused = str(reason)
+        else:
+            self.connected = True
+
+    def _on_publish(self, _c: Any, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+        if reason.is_failure:
+            self._stats.failed += 1
+            log.warning("%s: broker rejected a message: %s", self.device, reason)
+        self._stats.acked += 1
+        self.in_flight -= 1
+
+    def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
+        self.connected = False
+        if reason.is_failure:
+            log.warning("%s: disconnected (%s); reconnecting", self.device, reason)
+
+
+class SimPublisher:
+    """Connects one edge link per site, then publishes an event stream with pacing."""
+
+    def __init__(
+        self,
+        sites: Iterable[str],
+        opts: PublishOptions,
+        progress: Callable[[PublishStats], None] | None = None,
+        on_sent: Callable[[WifiEvent, float], None] | None = None,
+    ) -> None:
+        self.opts = opts
+        self.stats = PublishStats()
+        self.stop = threading.Event()
+        self._links = {s: _EdgeLink(s, opts, self.stats) for s in sites}
+        self._progress = progress
+        self._on_sent = on_sent
+        self._next_misc = 0.0
+        self._next_beat: float | None = None
+        self._next_progress = time.monotonic() + opts.progress_s
+
+    @property
+    def in_flight(self) -> int:
+        return sum(link.in_flight for link in self._links.values())
+
+    def connect(self, sim_now: datetime) -> None:
+        """Connect every link; each says ``online`` only after the broker accepted it."""
+        opts = self.opts
+        for link in self._links.values():
+            will = encode_event(self._availability(link, sim_now, "offline", "last-will"))
+            try:
+                link.connect(opts, will)
+            except CONNECT_ERRORS as exc:
+                self.close(graceful=False)
+                raise BrokerUnreachable(
+                    f"cannot reach MQTT broker at {opts.host}:{opts.port}: {exc}"
+                ) from exc
+        deadline = time.monotonic() + opts.connect_timeout_s
+        links = list(self._links.values())
+        while time.monotonic() < deadline and not all(x.connected or x.refused for x in links):
+            self._service(0.1)
+        for link in links:
+            if not link.connected:
+                self.close(graceful=False)
+                why = link.refused or f"no CONNACK within {opts.connect_timeout_s:.0f} s"
+                raise BrokerUnreachable(f"MQTT broker {opts.host}:{opts.port} refused: {why}")
+            online = self._availability(link, sim_now, "online", None)
+            link.publish(MqttStream.AVAILABILITY, encode_event(online), retain=True)
+
+    def run(self, events: Iterable[WifiEvent]) -> PublishStats:
+        """Publish until the events, ``max_events`` or ``duration_s`` run out, or ``stop``."""
+        opts, stats = self.opts, self.stats
+        wall0 = time.monotonic()
+        sim0: float | None = None
+        for event in events:
+            t = event.event_time.timestamp()
+            if sim0 is None:
+                sim0 = t
+            self._pace(wall0, sim0, t)
+            if self.stop.is_set() or self._out_of_time(wall0):
+                break
+            self._tick(t)
+            self._wait_for_window()
+            self._links[event.site].publish(MqttStream.SESSION, encode_event(event))
+            if self._on_sent is not None:
+                self._on_sent(event, time.time())
+            stats.sent += 1
+            stats.sim_time = event.event_time
+            if stats.sent % 32 == 0:
+                self._service(0)
+            if opts.max_events is not None and stats.sent >= opts.max_events:
+                break
+        self._drain()
+        return stats
+
+    def close(self, graceful: bool = True) -> None:
+        """Say ``offline`` (retained, reason ``shutdown``) when leaving cleanly, then go."""
+        if graceful:
+            for link in self._links.values():
+                if link.connected:
+                    when = self.stats.sim_time or datetime.now().astimezone()
+                    offline = self._availability(link, when, "offline", "shutdown")
+                    link.publish(MqttStream.AVAILABILITY, encode_event(offline), retain=True)
+            self._drain()
+        for link in self._links.values():
+            link.close()
+
+    # -- the network loop, driven from this thread -----------------------------------
+
+    def _service(self, timeout: float) -> None:
+        """One turn for every link: read PUBACKs, flush writes, keepalive, reconnect."""
+        readers, writers = {}, {}
+        for link in self._links.values():
+            sock = link.client.socket()
+            if sock is None:
+                continue
+            readers[sock] = link
+            if link.client.want_write():
+                writers[sock] = link
+        if readers:
+            readable, writable, _ = select.select(list(readers), list(writers), [], timeout)
+            for sock in readable:
+                readers[sock].client.loop_read()
+            for sock in writable:
+                writers[sock].client.loop_write()
+        elif timeout > 0:
+            time.sleep(timeout)
+        now = time.monotonic()
+        if now >= self._next_misc:
+            self._next_misc = now + 1.0
+            for link in self._links.values():
+                if link.client.loop_misc() == mqtt.MQTT_ERR_NO_CONN:
+                    self._reconnect(link)
+
+    def _reconnect(self, link: _EdgeLink) -> None:
+        try:
+            link.client.reconnect()
+        except CONNECT_ERRORS as exc:
+            log.warning("%s: broker unreachable (%s); retrying", link.device, exc)
+
+    def _wait_until(self, done: Callable[[], bool], what: str) -> None:
+        """Run the network loop until ``done()``; fail if acknowledgements stop coming."""
+        acked, deadline = self.stats.acked, time.monotonic() + STALL_TIMEOUT_S
+        while not done():
+            self._service(0.05)
+            if self.stats.acked != acked:
+                acked, deadline = self.stats.acked, time.monotonic() + STALL_TIMEOUT_S
+            elif time.monotonic() > deadline:
+                raise BrokerUnreachable(
+                    f"broker acknowledged nothing for {STALL_TIMEOUT_S:.0f} s while {what} "
+                    f"({self.in_flight} messages unacknowledged)"
+                )
+
+    def _wait_for_window(self) -> None:
+        if self.in_flight >= self.opts.window:
+            self._wait_until(lambda: self.in_flight < self.opts.window, "publishing")
+
+    def _drain(self) -> None:
+        self._wait_until(lambda: self.in_flight == 0, "draining")
+
+    # -- pacing, heartbeats, progress ------------------------------------------------
+
+    def _pace(self, wall0: float, sim0: float, t: float) -> None:
+        """Wait (serving the network) until the event is due by ``speed`` and ``rate``."""
+        speed, rate = self.opts.speed, self.opts.rate
+        due = wall0
+        if speed:
+            due = max(due, wall0 + (t - sim0) / speed)
+        if rate:
+            due = max(due, wall0 + self.stats.sent / rate)
+        while not self.stop.is_set() and (now := time.monotonic()) < due:
+            self._service(min(due - now, 0.2))
+            if speed and not self._out_of_time(wall0):
+                self._tick(min(t, sim0 + (time.monotonic() - wall0) * speed))
+
+    def _tick(self, sim_t: float) -> None:
+        if self._next_beat is None or sim_t >= self._next_beat:
+            self._heartbeats(datetime.fromtimestamp(sim_t, UTC))
+            self._next_beat = sim_t + HEARTBEAT_SIM_S
+        if self._progress is not None and time.monotonic() >= self._next_progress:
+            self._next_progress = time.monotonic() + self.opts.progress_s
+            self._progress(self.stats)
+
+    def _out_of_time(self, wall0: float) -> bool:
+        limit = self.opts.duration_s
+        return limit is not None and time.monotonic() - wall0 >= limit
+
+    def _heartbeats(self, when: datetime) -> None:
+        data = HeartbeatData(
+            uptime_s=round(self.stats.elapsed_s, 3),
+            software=SOFTWARE,
+            queue_depth=self.in_flight,
+            rates={"session": round(self.stats.rate, 2)},
+            errors={"puback_failed": self.stats.failed} if self.stats.failed else {},
+        )
+        for link in self._links.values():
+            beat = DeviceHeartbeatV1(
+                site=link.site, device=link.device, source=SOURCE, event_time=when, data=data
+            )
+            link.publish(MqttStream.HEARTBEAT, encode_event(beat))
+            self.stats.heartbeats += 1
+
+    @staticmethod
+    def _availability(
+        link: _EdgeLink, when: datetime, state: Literal["online", "offline"], reason: str | None
+    ) -> EventBase:
+        return AvailabilityV1(
+            site=link.site,
+            device=link.device,
+            source=SOURCE,
+            event_time=when,
+            data=AvailabilityData(state=state, reason=reason),
+        )
