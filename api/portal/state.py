@@ -1,0 +1,138 @@
+"""Everything the portal holds for the life of the process, built in the router lifespan.
+
+The portal opens its own small database pool and MQTT publisher rather than borrowing the
+API's, so it can be mounted on any FastAPI app with one ``include_router`` line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+from fastapi import FastAPI
+from psycopg_pool import AsyncConnectionPool
+
+from api.portal.controllers.base import Adapter
+from api.portal.controllers.meraki import MerakiAdapter
+from api.portal.controllers.opennds import OpenNDSAdapter
+from api.portal.controllers.rfc8908 import DirectAdapter
+from api.portal.controllers.unifi import UniFiAdapter
+from api.portal.events import FunnelPublisher
+from api.portal.promos import Promo, default_promos
+from api.portal.security import RateLimiter, Sealer
+from api.portal.settings import PortalSettings
+from api.portal.store import PortalStore
+from device_configs.loader import load_device_configs
+from device_configs.models import Site
+from edge.privacy import KeyStore, Pseudonymiser
+from infra.settings import Settings, get_settings
+from schemas.envelope import EventBase
+
+log = logging.getLogger(__name__)
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+#: Promos change rarely; a few seconds of caching keeps them off the splash page's hot path.
+PROMO_CACHE_S = 5.0
+_IP_DOMAIN = b"tourpulse.portal.ip.v1\x00"
+
+
+@dataclass
+class PortalRuntime:
+    settings: Settings
+    portal: PortalSettings
+    pool: AsyncConnectionPool
+    store: PortalStore
+    publisher: FunnelPublisher | None
+    pseudonymiser: Pseudonymiser
+    sealer: Sealer
+    limiter: RateLimiter
+    sites: dict[str, Site]
+    templates: jinja2.Environment
+    image_dir: Path
+    adapters: dict[str, Adapter] = field(default_factory=dict)
+    _promos: tuple[float, list[Promo]] = (0.0, [])
+
+    async def promos(self) -> list[Promo]:
+        stamp, cached = self._promos
+        if time.monotonic() - stamp > PROMO_CACHE_S:
+            cached = await self.store.promos()
+            self._promos = (time.monotonic(), cached)
+        return cached
+
+    def invalidate_promos(self) -> None:
+        self._promos = (0.0, [])
+
+    def keyed(self, value: str) -> str:
+        """Keyed hash (today's pseudonymisation key) of a non-MAC identifier, e.g. an IP."""
+        key = self.pseudonymiser.key_store.current_key()
+        return hmac.new(key, _IP_DOMAIN + value.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def emit(self, event: EventBase) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(event)
+
+
+def make_templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def build_runtime(
+    settings: Settings, portal: PortalSettings, pool: AsyncConnectionPool, publish: bool = True
+) -> PortalRuntime:
+    configs = load_device_configs(settings.device_configs)
+    key_dir = portal.key_dir or settings.data_dir / "privacy"
+    publisher = (
+        FunnelPublisher(
+            settings.mqtt_host, settings.mqtt_port, settings.mqtt_username, settings.mqtt_password
+        )
+        if publish
+        else None
+    )
+    return PortalRuntime(
+        settings=settings,
+        portal=portal,
+        pool=pool,
+        store=PortalStore(pool),
+        publisher=publisher,
+        pseudonymiser=Pseudonymiser(KeyStore.in_dir(key_dir, scope=portal.key_scope)),
+        sealer=Sealer(portal.secret.get_secret_value().encode()),
+        limiter=RateLimiter(portal.rate_per_minute),
+        sites={s.id: s for s in configs.sites},
+        templates=make_templates(),
+        image_dir=portal.image_dir or settings.data_dir / "portal-img",
+        adapters={
+            a.name: a for a in (MerakiAdapter(), OpenNDSAdapter(), UniFiAdapter(), DirectAdapter())
+        },
+    )
+
+
+@asynccontextmanager
+async def portal_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Open the pool and publisher; seed starter promos into an empty table."""
+    settings: Settings = getattr(app.state, "settings", None) or get_settings()
+    portal: PortalSettings = getattr(app.state, "portal_settings", None) or PortalSettings()
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=10, open=False)
+    await pool.open(wait=True, timeout=30)
+    runtime = build_runtime(settings, portal, pool)
+    app.state.portal = runtime
+    try:
+        seeded = await runtime.store.seed_promos(default_promos(runtime.sites.values()))
+        if seeded:
+            log.info("seeded %d starter promos", seeded)
+        yield None
+    finally:
+        if runtime.publisher is not None:
+            runtime.publisher.close()
+        await pool.close()
