@@ -1,0 +1,65 @@
+# TourPulse developer and CI entry points. `make test` is what CI runs (via .ci/run):
+# system packages, the venv, the Kafka jars, then pytest (the tests start the stack).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+VENV_STAMP := $(VENV)/.installed
+PY_PACKAGES := schemas edge stream api device_configs infra
+
+.PHONY: help deps venv kafka-jars test stack-up stack-down stack-status lint demo bench clean
+
+help:
+	@echo "make deps          install Debian packages (infra/system-packages.txt; root only)"
+	@echo "make venv          create $(VENV) with the project and dev tools (re-run on pyproject change)"
+	@echo "make test          deps + venv + Kafka jars + pytest (starts Mosquitto/Kafka/PostgreSQL)"
+	@echo "make stack-up      start the dev stack (reuses running services); stack-down / stack-status"
+	@echo "make lint          ruff + mypy (+ shellcheck for the shell scripts)"
+	@echo "make demo          run the end-to-end demo;  make bench: benchmarks into .bench/"
+
+deps:
+	@infra/install-system-deps.sh
+
+# Only reinstall when pyproject.toml changed: the stamp is newer than it otherwise.
+$(VENV_STAMP): pyproject.toml
+	@echo "venv: installing the project and dev tools into $(VENV) ..."
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+	@touch $@
+
+venv: $(VENV_STAMP)
+
+# Broker jars from Maven Central, ahead of the tests (tests never download anything).
+kafka-jars: venv
+	@$(BIN)/tourpulse stack fetch
+
+# Any pytest failure fails the target, including exit 5 (no tests collected).
+test: deps venv kafka-jars
+	@$(BIN)/pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "test: FAILED: pytest collected no tests"; fi; exit $$rc
+
+stack-up: venv kafka-jars
+	$(BIN)/tourpulse stack up
+
+stack-down: venv
+	$(BIN)/tourpulse stack down
+
+stack-status: venv
+	$(BIN)/tourpulse stack status
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy $(PY_PACKAGES)
+	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run; \
+	else echo "lint: shellcheck not installed (make deps): skipped"; fi
+
+demo: deps venv kafka-jars
+	$(BIN)/tourpulse demo
+
+bench: deps venv kafka-jars
+	$(BIN)/tourpulse bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
