@@ -27,12 +27,14 @@ from schemas.portal import (
     PortalPromoClickV1,
     PortalTermsAcceptedV1,
 )
+from schemas.presence import WifiPresenceV1
 from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1
 
 EVENT_MODELS: tuple[type[EventBase], ...] = (
     WifiSessionStartV1,
     WifiSessionInterimV1,
     WifiSessionStopV1,
+    WifiPresenceV1,
     DeviceHeartbeatV1,
     AvailabilityV1,
     CameraMetadataV1,

@@ -35,6 +35,7 @@ class MqttStream(StrEnum):
     EVENT = "event"  # camera incidents and command results
     HEALTH = "health"  # camera-specific health next to the heartbeat
     FUNNEL = "funnel"  # captive-portal funnel events
+    PRESENCE = "presence"  # Wi-Fi presence observations (Meraki Scanning API)
 
 
 class KafkaTopic(StrEnum):
@@ -52,6 +53,7 @@ class KafkaTopic(StrEnum):
     CAMERA_EVENT = "tp.camera.event.v1"
     CAMERA_HEALTH = "tp.camera.health.v1"
     PORTAL_FUNNEL = "tp.portal.funnel.v1"
+    WIFI_PRESENCE = "tp.wifi.presence.v1"
 
     def with_prefix(self, namespace: str | None) -> str:
         """Topic name inside an isolated namespace (tests, parallel demos): ``<ns>.<topic>``."""
