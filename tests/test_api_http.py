@@ -161,3 +161,17 @@ async def test_health_metrics_and_docs(settings: Settings, kafka_admin: Any) -> 
     assert {"/api/v1/sites", route, "/api/v1/live", "/healthz"} <= set(paths)
     assert paths[route]["get"]["description"]
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_kafka_down_live_gives_503_json(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"kafka_bootstrap": "127.0.0.1:1"}))
+    async with asgi_client(app) as client:
+        await until(lambda: app.state.live.last_error is not None, "the consumer to fail")
+        live = await client.get("/api/v1/live")
+        health = await client.get("/healthz")
+    assert live.status_code == 503
+    assert live.json()["error"]["code"] == "live_unavailable"
+    assert health.status_code == 503
+    kafka = health.json()["components"]["kafka_live_consumer"]
+    assert kafka["ok"] is False and "Kafka" in kafka["detail"]
+    assert health.json()["components"]["database"]["ok"] is True

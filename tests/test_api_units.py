@@ -130,3 +130,33 @@ async def test_resume_from_ring_sends_exactly_the_missed_ones() -> None:
     await resumed.aclose()
     assert hub.client_count == 0
     assert metrics.live_resumes.labels("ring")._value.get() == 1
+
+
+async def test_resume_beyond_the_replay_limit_sends_a_snapshot() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics, ring_size=1, client_queue=100)
+    feed = LiveFeed("127.0.0.1:1", "unused", hub, metrics, prime_messages=0)
+    hub.start_at({0: 0})
+    for offset, site in enumerate(["a", "b", "a", "b"]):
+        hub.publish(_msg(0, offset, site))
+    resumed = live_events(feed, ApiTuning(live_replay_max=2), None, "0-1")
+    events = await _take(resumed, 2)
+    await resumed.aclose()
+    assert [(ev.id, ev.raw_data) for ev in events] == [  # type: ignore[attr-defined]
+        ("0-4", _msg(0, 2, "a").data),
+        ("0-4", _msg(0, 3, "b").data),
+    ]
+    assert metrics.live_resumes.labels("snapshot")._value.get() == 1
+
+
+async def test_bad_last_event_id_gets_a_snapshot() -> None:
+    metrics = ApiMetrics()
+    hub = Hub(metrics, ring_size=10, client_queue=10)
+    feed = LiveFeed("127.0.0.1:1", "unused", hub, metrics, prime_messages=0)
+    hub.start_at({0: 0})
+    hub.publish(_msg(0, 0, "a"))
+    stream = live_events(feed, ApiTuning(), None, "garbage")
+    (event,) = await _take(stream, 1)
+    await stream.aclose()
+    assert event.id == "0-1"  # type: ignore[attr-defined]
+    assert metrics.live_resumes.labels("invalid_id")._value.get() == 1

@@ -32,15 +32,11 @@ RETRY_MIN_S, RETRY_MAX_S = 1.0, 30.0
 ASSIGN_TIMEOUT_S = 30.0
 
 
-def to_live_message(
-    partition: int, offset: int, raw: bytes | None, metrics: ApiMetrics
-) -> LiveMessage | None:
-    """Validate a Kafka record; count and log (never raise on) a bad one."""
+def to_live_message(partition: int, offset: int, raw: bytes | None) -> LiveMessage | None:
+    """Validate a Kafka record; ``None`` if it is not an OccupancyUpdateV1."""
     try:
         update = OccupancyUpdateV1.model_validate_json(raw or b"")
-    except ValidationError as exc:
-        metrics.live_invalid.inc()
-        log.warning("invalid live message at %d:%d skipped: %s", partition, offset, exc)
+    except ValidationError:
         return None
     return LiveMessage(partition, offset, update.site, update.model_dump_json())
 
@@ -111,8 +107,10 @@ class LiveFeed:
                     for rec in records:
                         self.metrics.live_consumed.inc()
                         self.last_message_at = time.time()
-                        message = to_live_message(tp.partition, rec.offset, rec.value, self.metrics)
-                        if message is None:
+                        message = to_live_message(tp.partition, rec.offset, rec.value)
+                        if message is None:  # counted once here, skipped quietly on replay
+                            self.metrics.live_invalid.inc()
+                            log.warning("invalid live message at %s:%d skipped", tp, rec.offset)
                             self.hub.skip(tp.partition, rec.offset)
                         else:
                             self.hub.publish(message)
@@ -141,7 +139,7 @@ class LiveFeed:
 
 
 async def read_range(
-    bootstrap: str, topic: str, start: Positions, stop: Positions, metrics: ApiMetrics
+    bootstrap: str, topic: str, start: Positions, stop: Positions
 ) -> AsyncGenerator[LiveMessage, None]:
     """Replay ``[start[p], stop[p])`` of each partition with a short-lived consumer.
 
@@ -172,7 +170,7 @@ async def read_range(
                 for rec in records:
                     if rec.offset >= end:
                         break
-                    message = to_live_message(tp.partition, rec.offset, rec.value, metrics)
+                    message = to_live_message(tp.partition, rec.offset, rec.value)
                     if message is not None:
                         yield message
             for p in list(remaining):

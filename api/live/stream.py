@@ -115,7 +115,5 @@ async def _replay_from_kafka(
         lost = [p for p, offset in start.items() if offset < earliest.get(p, 0)]
         if lost:
             raise LookupError(f"partitions {lost} no longer hold the missed messages")
-        async with aclosing(
-            read_range(feed.bootstrap, feed.topic, start, stop, feed.metrics)
-        ) as messages:
+        async with aclosing(read_range(feed.bootstrap, feed.topic, start, stop)) as messages:
             return [m async for m in messages]
