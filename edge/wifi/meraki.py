@@ -1,0 +1,129 @@
+"""Cisco Meraki Scanning API v3 receiver: observations of nearby clients → presence events.
+
+Meraki's protocol: the dashboard first GETs the URL and expects the validator string as the
+body; then it POSTs (about once a minute per network) JSON ``{"version": "3.0", "secret":
+..., "type": "WiFi", "data": {"networkId": ..., "observations": [...]}}``. A POST with a
+wrong secret is refused (403) and counted; a malformed body is a 400 with a JSON reason.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from edge.privacy import InvalidMac
+from edge.wifi.adapter import SourceStats
+from edge.wifi.inventory import Inventory
+from edge.wifi.sessions import EventEmitter
+from schemas.presence import WifiPresenceData, WifiPresenceV1
+
+log = logging.getLogger(__name__)
+
+#: Meraki batches are ~1 minute of a network's clients; far below this.
+MAX_BODY = 8 * 1024 * 1024
+
+
+class MerakiScanningAdapter:
+    name = "meraki"
+
+    def __init__(
+        self,
+        emitter: EventEmitter,
+        inventory: Inventory,
+        host: str,
+        port: int,
+        path: str,
+        validator: str,
+        secret: str | None,
+    ) -> None:
+        self.emitter = emitter
+        self.inventory = inventory
+        self.host = host
+        self.port = port
+        self.path = path
+        self.validator = validator
+        self.secret = secret
+        self.stats = SourceStats("edge.wifi.meraki")
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY)
+        app.router.add_get(self.path, self._validate)
+        app.router.add_post(self.path, self._receive)
+        self._runner = web.AppRunner(app, access_log=None)  # access logs would hold client IPs
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        server = getattr(site, "_server", None)
+        if server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+        log.info("Meraki scanning receiver on http://%s:%d%s", self.host, self.port, self.path)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+
+    async def _validate(self, request: web.Request) -> web.Response:
+        return web.Response(text=self.validator, content_type="text/plain")
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        self.stats.packet()
+        try:
+            body = await request.json()
+        except ValueError:
+            return self._bad("invalid_json", 400)
+        if not isinstance(body, dict):
+            return self._bad("not_an_object", 400)
+        if self.secret is not None and not hmac.compare_digest(
+            str(body.get("secret", "")).encode(), self.secret.encode()
+        ):
+            return self._bad("bad_secret", 403)
+        if str(body.get("version", "")).split(".")[0] != "3":
+            return self._bad("unsupported_version", 400)
+        data = body.get("data")
+        observations = data.get("observations") if isinstance(data, dict) else None
+        if not isinstance(observations, list):
+            return self._bad("missing_observations", 400)
+        accepted = sum(self._observation(o) for o in observations)
+        return web.json_response({"accepted": accepted, "received": len(observations)})
+
+    def _observation(self, obs: Any) -> bool:
+        try:
+            latest = obs["latestRecord"]
+            ap = self.inventory.ap_by_bssid(str(latest["nearestApMac"]))
+            if ap is None:
+                self.stats.drop("unknown_ap")
+                return False
+            pseudo = self.emitter.pseudonymiser.pseudonymise(str(obs["clientMac"]))
+            seen = datetime.fromisoformat(str(latest["time"]).replace("Z", "+00:00"))
+            rssi = latest.get("nearestApRssi")
+            event = WifiPresenceV1(
+                site=ap.site,
+                device=self.emitter.device,
+                source=self.stats.source,
+                event_time=seen if seen.tzinfo else seen.replace(tzinfo=UTC),
+                data=WifiPresenceData(
+                    client_id=pseudo.client_id,
+                    ap=ap.id,
+                    randomized_mac=pseudo.randomized,
+                    rssi_dbm=int(rssi) if rssi is not None else None,
+                    ssid=(str(obs["ssid"])[:32] if obs.get("ssid") else None),
+                ),
+            )
+        except InvalidMac:
+            self.stats.drop("invalid_mac")
+            return False
+        except (KeyError, TypeError, ValueError, AttributeError, ValidationError):
+            self.stats.drop("invalid_observation")
+            return False
+        self.emitter.emit(event, self.stats)
+        return True
+
+    def _bad(self, reason: str, status: int) -> web.Response:
+        self.stats.drop(reason)
+        return web.json_response({"error": reason}, status=status)

@@ -1,0 +1,109 @@
+"""From what a source knows about a session to a contract event, with the MAC gone.
+
+Every adapter fills a :class:`SessionFacts` (raw MAC included, in memory only) and calls
+:meth:`EventEmitter.session`; this is the one place a MAC is turned into a pseudonym, so
+no adapter can forget to. Free-text identifiers that some vendors build from the MAC (Cisco
+WLC Acct-Session-Id "…/aa:bb:cc:dd:ee:ff/…") are scrubbed the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from edge.privacy import Pseudonymiser
+from edge.wifi.adapter import EventSink, SourceStats
+from schemas.envelope import EventBase
+from schemas.wifi import (
+    WifiSessionData,
+    WifiSessionInterimV1,
+    WifiSessionStartV1,
+    WifiSessionStopV1,
+)
+
+#: Stable namespace so a retransmitted report gets the same event id even after a restart.
+EVENT_ID_NS = uuid.UUID("6f1c1f7e-3b7a-4d1e-9c55-2b0c7e1a9d01")
+
+_MAC_IN_TEXT = re.compile(
+    r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}(?![0-9a-fA-F])"
+    r"|(?<![0-9a-fA-F.])(?:[0-9a-fA-F]{4}\.){2}[0-9a-fA-F]{4}(?![0-9a-fA-F])"
+    r"|(?<![0-9a-fA-F])[0-9a-fA-F]{12}(?![0-9a-fA-F])"
+)
+
+
+class SessionStatus(StrEnum):
+    START = "start"
+    INTERIM = "interim"
+    STOP = "stop"
+
+
+_MODELS: dict[SessionStatus, type[EventBase]] = {
+    SessionStatus.START: WifiSessionStartV1,
+    SessionStatus.INTERIM: WifiSessionInterimV1,
+    SessionStatus.STOP: WifiSessionStopV1,
+}
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    status: SessionStatus
+    mac: str  # raw client MAC: never stored, logged or published
+    session_id: str
+    site: str
+    ap: str
+    event_time: datetime
+    dedup_key: str  # identifies *this report*; retransmissions share it
+    ssid: str | None = None
+    signal_dbm: int | None = None
+    rx_bytes: int | None = None
+    tx_bytes: int | None = None
+    session_seconds: int | None = None
+    terminate_cause: str | None = None
+
+
+class EventEmitter:
+    """Pseudonymises, builds the contract event and submits it to the sink."""
+
+    def __init__(self, sink: EventSink, pseudonymiser: Pseudonymiser, device: str) -> None:
+        self.sink = sink
+        self.pseudonymiser = pseudonymiser
+        self.device = device
+
+    def scrub(self, text: str) -> str:
+        """Replace any MAC address inside free text by its pseudonym."""
+        return _MAC_IN_TEXT.sub(lambda m: self.pseudonymiser.client_id(m.group(0)), text)
+
+    def session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
+        """Raises InvalidMac / pydantic ValidationError for the caller to count as a drop."""
+        pseudo = self.pseudonymiser.pseudonymise(facts.mac)
+        data = WifiSessionData(
+            client_id=pseudo.client_id,
+            session_id=self.scrub(facts.session_id)[:128],
+            ap=facts.ap,
+            ssid=facts.ssid[:32] if facts.ssid else None,
+            randomized_mac=pseudo.randomized,
+            signal_dbm=facts.signal_dbm,
+            rx_bytes=facts.rx_bytes,
+            tx_bytes=facts.tx_bytes,
+            session_seconds=facts.session_seconds,
+            terminate_cause=facts.terminate_cause,
+        )
+        event = _MODELS[facts.status].model_validate(
+            {
+                "id": str(uuid.uuid5(EVENT_ID_NS, f"{stats.source}|{self.scrub(facts.dedup_key)}")),
+                "site": facts.site,
+                "device": self.device,
+                "source": stats.source,
+                "event_time": facts.event_time,
+                "data": data,
+            }
+        )
+        self.emit(event, stats)
+        return event
+
+    def emit(self, event: EventBase, stats: SourceStats) -> None:
+        self.sink.submit(event)
+        stats.emitted(event)

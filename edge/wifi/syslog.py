@@ -1,0 +1,137 @@
+"""hostapd over syslog (UDP): OpenWrt APs and vendors that can only log.
+
+Accepts RFC 3164 / RFC 5424 lines carrying hostapd's ``<ifname>: AP-STA-CONNECTED <mac>``
+(also what ``firmware_scripts/openwrt/tourpulse-hostapd-action.sh`` logs, tagged with the
+AP id). The AP is found from the tag ``tourpulse-ap[<ap-id>]``, else the syslog HOSTNAME
+(AP id or NAS-Identifier), else the sender's address (AP ``nas_ip``).
+
+hostapd has no session id, so one is made at connect time and remembered (keyed by the
+pseudonym, never the MAC) until the disconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+
+from pydantic import ValidationError
+
+from device_configs.models import AccessPoint
+from edge.privacy import InvalidMac
+from edge.wifi.adapter import SourceStats
+from edge.wifi.inventory import Inventory
+from edge.wifi.sessions import EventEmitter, SessionFacts, SessionStatus
+
+log = logging.getLogger(__name__)
+
+MAX_LINE = 2048
+OPEN_SESSIONS_MAX = 100_000
+
+_EVENT = re.compile(
+    r"(?P<ifname>[A-Za-z0-9_.-]+): (?P<event>AP-STA-CONNECTED|AP-STA-DISCONNECTED) "
+    r"(?P<mac>[0-9A-Fa-f:]{17})(?P<rest>.*)$"
+)
+_TAG_AP = re.compile(r"tourpulse-ap\[(?P<ap>[a-z0-9][a-z0-9._-]{0,62})\]")
+_RFC3164_HOST = re.compile(r"^<\d{1,3}>(?:[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d) (?P<host>\S+) ")
+_RFC5424_HOST = re.compile(r"^<\d{1,3}>\d \S+ (?P<host>\S+) ")
+_SSID = re.compile(r"\bssid=(?P<ssid>[^\t]{1,32}?)(?:\t|$)")
+
+_STATUS = {"AP-STA-CONNECTED": SessionStatus.START, "AP-STA-DISCONNECTED": SessionStatus.STOP}
+
+
+class SyslogAdapter(asyncio.DatagramProtocol):
+    name = "syslog"
+
+    def __init__(
+        self, emitter: EventEmitter, inventory: Inventory, host: str = "0.0.0.0", port: int = 514
+    ) -> None:
+        self.emitter = emitter
+        self.inventory = inventory
+        self.host = host
+        self.port = port
+        self.stats = SourceStats("edge.wifi.hostapd")
+        self.transport: asyncio.BaseTransport | None = None
+        self._open: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=(self.host, self.port)
+        )
+        self.port = self.transport.get_extra_info("sockname")[1]
+        log.info("hostapd syslog receiver on %s:%d/udp", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self.transport:
+            self.transport.close()
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.stats.packet()
+        try:
+            self.handle_line(data, str(addr[0]))
+        except Exception:  # a log line must never stop the receiver
+            self.stats.drop("internal_error")
+            log.exception("unexpected error handling a syslog line (line not logged)")
+
+    def handle_line(self, data: bytes, src_ip: str) -> None:
+        if len(data) > MAX_LINE:
+            self.stats.drop("too_large")
+            return
+        line = data.decode("utf-8", "replace").rstrip("\r\n\x00")
+        m = _EVENT.search(line)
+        if not m:
+            self.stats.drop("not_a_station_event")
+            return
+        ap = self._ap(line, src_ip)
+        if ap is None:
+            self.stats.drop("unknown_ap")
+            return
+        ssid_m = _SSID.search(m.group("rest"))
+        now = datetime.now(UTC)
+        status = _STATUS[m.group("event")]
+        try:
+            client = self.emitter.pseudonymiser.client_id(m.group("mac"))
+        except InvalidMac:
+            self.stats.drop("invalid_mac")
+            return
+        session_id = self._session_id(ap.id, client, status, now)
+        facts = SessionFacts(
+            status=status,
+            mac=m.group("mac"),
+            session_id=session_id,
+            site=ap.site,
+            ap=ap.id,
+            event_time=now,
+            dedup_key=f"{session_id}|{status}",
+            ssid=ssid_m.group("ssid") if ssid_m else (ap.ssids[0] if ap.ssids else None),
+        )
+        try:
+            self.emitter.session(facts, self.stats)
+        except ValidationError:
+            self.stats.drop("invalid_values")
+
+    def _ap(self, line: str, src_ip: str) -> AccessPoint | None:
+        tag = _TAG_AP.search(line)
+        if tag:
+            return self.inventory.aps.get(tag.group("ap"))
+        host = _RFC3164_HOST.match(line) or _RFC5424_HOST.match(line)
+        if host:
+            ap = self.inventory.ap_by_nas_identifier(host.group("host"))
+            if ap:
+                return ap
+        return next((a for a in self.inventory.aps.values() if str(a.nas_ip) == src_ip), None)
+
+    def _session_id(self, ap: str, client: str, status: SessionStatus, now: datetime) -> str:
+        key = (ap, client)
+        if status is SessionStatus.START:
+            sid = f"hostapd-{ap}-{client[:12]}-{int(now.timestamp() * 1000)}"
+            self._open[key] = sid
+            while len(self._open) > OPEN_SESSIONS_MAX:
+                self._open.popitem(last=False)
+            return sid
+        # A disconnect without a known connect (agent restarted) still closes *a* session.
+        return self._open.pop(key, None) or f"hostapd-{ap}-{client[:12]}-{int(time.time())}"
