@@ -37,6 +37,7 @@ FEATURE_MODULES: tuple[str, ...] = (
     "api.routes.sites",
     "api.routes.occupancy",
     "api.routes.live",
+    "api.portal.router",
 )
 
 #: Long-lived streaming routes: counted, but kept out of the latency histogram.

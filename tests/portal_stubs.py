@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import SecretStr
 
 from api.portal.controllers.opennds import encrypt_query
+from api.portal.router import lifespan as portal_lifespan
 from api.portal.router import router as portal_router
 from api.portal.settings import PortalSettings
 
@@ -68,7 +69,9 @@ class StubControllers:
             "client_ip": "10.0.0.23",
             "client_mac": mac,
         }
-        return f"{portal}/portal/{site}?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in q.items())
+        return f"{portal}/portal/{site}?" + "&".join(
+            f"{k}={quote(v, safe='')}" for k, v in q.items()
+        )
 
     def opennds_landing(self, portal: str, site: str, mac: str, level: int, origin: str) -> str:
         hid = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
@@ -147,7 +150,7 @@ def portal_settings(stub_port: int, **overrides: Any) -> PortalSettings:
 
 
 def portal_app(settings: Any, psettings: PortalSettings) -> FastAPI:
-    app = FastAPI()
+    app = FastAPI(lifespan=portal_lifespan)
     app.state.settings = settings
     app.state.portal_settings = psettings
     app.include_router(portal_router)

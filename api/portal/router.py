@@ -47,7 +47,9 @@ from schemas.portal import (
     TermsAcceptedData,
 )
 
-router = APIRouter(lifespan=portal_lifespan)
+router = APIRouter()
+#: Picked up by ``api.app`` (feature modules expose ``router`` and optional ``lifespan``).
+lifespan = portal_lifespan
 router.include_router(api_routes.router)
 router.include_router(admin.router)
 

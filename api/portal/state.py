@@ -120,11 +120,15 @@ def build_runtime(
 
 @asynccontextmanager
 async def portal_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the pool and publisher; seed starter promos into an empty table."""
+    """Open the publisher (and a pool unless the API app has one); seed starter promos."""
     settings: Settings = getattr(app.state, "settings", None) or get_settings()
     portal: PortalSettings = getattr(app.state, "portal_settings", None) or PortalSettings()
-    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=10, open=False)
-    await pool.open(wait=True, timeout=30)
+    shared: AsyncConnectionPool | None = getattr(app.state, "pool", None)
+    pool = shared or AsyncConnectionPool(
+        settings.database_url, min_size=1, max_size=10, open=False, name="portal"
+    )
+    if shared is None:
+        await pool.open(wait=True, timeout=30)
     runtime = build_runtime(settings, portal, pool)
     app.state.portal = runtime
     try:
@@ -135,4 +139,5 @@ async def portal_lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if runtime.publisher is not None:
             runtime.publisher.close()
-        await pool.close()
+        if shared is None:
+            await pool.close()
