@@ -24,12 +24,13 @@ def publish_payloads(
     payloads: Sequence[bytes | str],
     qos: int = 1,
     timeout: float = 60.0,
+    protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
 ) -> None:
     """Publish ``payloads`` in order to ``topic``; block until all are acknowledged."""
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
-        protocol=mqtt.MQTTv5,
+        protocol=protocol,
     )
     connected = threading.Event()
     refused: list[str] = []
