@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.cli",
     "infra.stack.cli",
     "edge.simulator.cli",
+    "edge.camera_sim.cli",
     "edge.wifi.cli",
 )
 

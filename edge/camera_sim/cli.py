@@ -1,0 +1,145 @@
+"""``tourpulse simulate camera``: ONVIF + RTSP simulated PTZ cameras for configured sites.
+
+Every camera in the device configs with a ``setup`` (or those named with ``--cameras``) is
+served on its configured ONVIF port with its configured presets, streaming the pedestrian
+video found by :func:`edge.camera_sim.video.find_video`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Any
+
+from device_configs.loader import ConfigError, load_device_configs
+from edge.camera_sim.ptz import Position
+from edge.camera_sim.rtsp_child import RtspChildError
+from edge.camera_sim.server import CameraSim
+from edge.camera_sim.video import VideoMissing, fetch_video, find_video
+from infra.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def subcommand_group(sub: Any, name: str, help_text: str, dest: str) -> Any:
+    """The sub-subparsers of ``tourpulse <name>``, created unless another module already did.
+
+    ``simulate`` and ``edge`` are shared by several packages (wifi, camera...).
+    """
+    parser = sub.choices.get(name)
+    if parser is None:
+        parser = sub.add_parser(name, help=help_text)
+        return parser.add_subparsers(dest=dest, required=True, metavar="KIND")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest=dest, required=True, metavar="KIND")
+
+
+def register(sub: Any) -> None:
+    kinds = subcommand_group(sub, "simulate", "simulate edge devices", "sim_kind")
+    p = kinds.add_parser(
+        "camera",
+        help="simulated ONVIF PTZ cameras with an RTSP stream",
+        description="Serve ONVIF Device/Media/PTZ/Events (WS-UsernameToken) and an RTSP "
+        "H.264 + G.711 stream of a looping pedestrian video, with PTZ as a moving crop window. "
+        "Credentials come from each camera's configured environment variables.",
+    )
+    p.add_argument(
+        "--cameras",
+        default=None,
+        help="comma-separated camera ids (default: every camera with a setup)",
+    )
+    p.add_argument(
+        "--video",
+        default=None,
+        help="video file (default: shared PETS clip or the one fetched with --fetch-video)",
+    )
+    p.add_argument(
+        "--fetch-video",
+        action="store_true",
+        help="extract vtest.avi from Debian's opencv-doc package into the data dir, then exit",
+    )
+    p.add_argument(
+        "--noise-every",
+        type=float,
+        default=0.0,
+        help="make a loud noise every N seconds (0: never)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    if args.fetch_video:
+        try:
+            print(f"video ready: {fetch_video(settings.data_dir, progress=print)}")
+        except VideoMissing as exc:
+            print(f"error: {exc}")
+            return 1
+        return 0
+    try:
+        video = find_video(settings.data_dir, args.video)
+        configs = load_device_configs(settings.device_configs)
+    except (VideoMissing, ConfigError) as exc:
+        print(f"error: {exc}")
+        return 2
+    wanted = set(args.cameras.split(",")) if args.cameras else None
+    sims: list[CameraSim] = []
+    for cam in configs.cameras:
+        if cam.setup is None or (wanted is not None and cam.id not in wanted):
+            continue
+        try:
+            user, password = cam.setup.onvif.credentials.resolve()
+        except LookupError as exc:
+            print(f"error: {cam.id}: {exc}")
+            return 2
+        presets = {p.name: Position(p.pan, p.tilt, p.zoom) for p in cam.setup.presets}
+        sims.append(
+            CameraSim(
+                video,
+                username=user,
+                password=password,
+                host=cam.setup.onvif.host,
+                onvif_port=cam.setup.onvif.port,
+                presets=presets,
+                serial=cam.id,
+            )
+        )
+    if not sims:
+        print("error: no camera with a setup selected")
+        return 2
+    try:
+        asyncio.run(_serve(sims, args.noise_every))
+    except (RtspChildError, OSError) as exc:
+        print(f"error: {exc}")
+        return 1
+    return 0
+
+
+async def _serve(sims: list[CameraSim], noise_every: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    started: list[CameraSim] = []
+    try:
+        for sim in sims:
+            await sim.start()
+            started.append(sim)
+            print(
+                f"{sim.serial}: ONVIF {sim.base_url}/onvif/device_service  RTSP {sim.rtsp_url}",
+                flush=True,
+            )
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), noise_every or None)
+            if noise_every and not stop.is_set():
+                for sim in started:
+                    await sim.loud_noise()
+    finally:
+        for sim in started:
+            await sim.close()
