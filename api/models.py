@@ -89,7 +89,7 @@ class OccupancyHistory(ApiModel):
     step_seconds: int
     buckets: list[OccupancyBucket]
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
 
 
 # --- health ---
