@@ -14,7 +14,6 @@ Contract relied on by every test module (keep these names stable):
 
 from __future__ import annotations
 
-import importlib.util
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -31,8 +30,7 @@ from infra.settings import Settings
 from infra.stack import manager
 from infra.stack.manager import Endpoints
 from infra.stack.state import StackConfig
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "stream" / "storage" / "migrations"
+from stream.storage import migrate
 
 
 @pytest.fixture(scope="session")
@@ -59,38 +57,49 @@ def namespace() -> str:
     return "t" + uuid.uuid4().hex[:8]
 
 
-def _apply_migrations(url: str) -> None:
-    """Use the project's migration runner once it exists, else run the SQL files in order."""
-    if importlib.util.find_spec("stream.storage.migrate") is not None:
-        from stream.storage import migrate
-
-        migrate.apply(url)
-        return
-    with psycopg.connect(url, autocommit=True) as conn:
-        for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
-            conn.execute(path.read_text())  # type: ignore[call-overload]
-
-
-@pytest.fixture
-def database_url(stack: Endpoints, namespace: str) -> Iterator[str]:
-    dbname = f"tp_{namespace}"
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
-    url = _with_dbname(stack.database_url, dbname)
-    try:
-        _apply_migrations(url)
-        yield url
-    finally:
-        with psycopg.connect(stack.database_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
-
-
 def _with_dbname(url: str, dbname: str) -> str:
     """The same server URL pointing at another database (keeps user, password, query)."""
     parts = urlsplit(url)
     return urlunsplit(parts._replace(path="/" + dbname))
+
+
+def _drop_database(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@pytest.fixture(scope="session")
+def _migrated_template(stack: Endpoints) -> Iterator[str]:
+    """A database migrated once per session; each test's database is a copy of it.
+
+    Copying a template (~0.1 s) is several times cheaper than migrating afresh, and every
+    test still gets exactly what ``stream.storage.migrate.apply`` produces.
+    """
+    name = f"tp_template_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        migrate.apply(_with_dbname(stack.database_url, name))
+        yield name
+    finally:
+        _drop_database(stack.database_url, name)
+
+
+@pytest.fixture
+def database_url(stack: Endpoints, namespace: str, _migrated_template: str) -> Iterator[str]:
+    dbname = f"tp_{namespace}"
+    with psycopg.connect(stack.database_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(dbname), sql.Identifier(_migrated_template)
+            )
+        )
+    try:
+        yield _with_dbname(stack.database_url, dbname)
+    finally:
+        _drop_database(stack.database_url, dbname)
 
 
 @pytest.fixture
