@@ -161,3 +161,81 @@ def puback_reason(
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+SITE = "ben-thanh-market"
+AGENT = "btm-wifi"
+RADIUS_SECRET = "s3cret-btm"
+#: APs of the test deployment: id -> (BSSID, NAS-Identifier).
+TEST_APS = {
+    "ben-thanh-market-ap01": ("02:00:5e:10:00:01", "btm-ap01"),
+    "ben-thanh-market-ap02": ("02:00:5e:10:00:02", "btm-ap02"),
+}
+
+
+def write_device_configs(root: Path, nas_ip: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A one-site deployment whose RADIUS controller is on loopback; returns (dir, secrets)."""
+    cfg = root / "device_configs"
+    cfg.mkdir(parents=True, exist_ok=True)
+    (cfg / "sites.yaml").write_text(
+        "sites:\n"
+        f"- id: {SITE}\n  name_vi: Chợ Bến Thành\n  name_en: Ben Thanh Market\n  kind: urban\n"
+        "  lat: 10.7725\n  lon: 106.698\n  capacity_persons: 3000\n"
+        f"  wifi_agent: {AGENT}\n"
+        f"  radius_nas:\n  - ip: {nas_ip}\n    secret: secret:radius-btm\n"
+        "- id: notre-dame-cathedral\n  name_vi: Nhà thờ Đức Bà\n  name_en: Notre-Dame\n"
+        "  kind: urban\n  lat: 10.7798\n  lon: 106.699\n  capacity_persons: 1500\n"
+    )
+    aps = "access_points:\n"
+    for ap, (bssid, nas_id) in TEST_APS.items():
+        aps += (
+            f"- id: {ap}\n  site: {SITE}\n  name: {ap}\n  bssids: ['{bssid}']\n"
+            f"  nas_identifier: {nas_id}\n"
+        )
+    aps += "- id: notre-dame-cathedral-ap01\n  site: notre-dame-cathedral\n  name: NDC AP 1\n"
+    (cfg / "access_points.yaml").write_text(aps)
+    secrets = root / "secrets.yaml"
+    secrets.write_text(f"radius-btm: {RADIUS_SECRET}\nmeraki-btm: meraki-shared\n")
+    secrets.chmod(0o600)
+    return cfg, secrets
+
+
+def write_agent_config(root: Path, mqtt_port: int, **sections: str) -> Path:
+    """Agent YAML for the test deployment; ``sections`` are extra YAML blocks by key."""
+    cfg_dir, secrets = write_device_configs(root)
+    text = (
+        f"device: {AGENT}\nsite: {SITE}\ndeployment: hcmc\nstate_dir: {root / 'state'}\n"
+        f"device_configs: {cfg_dir}\nsecrets_file: {secrets}\nmetrics_port: 0\n"
+        f"mqtt:\n  port: {mqtt_port}\n  heartbeat_s: 1\n"
+    )
+    for block in sections.values():
+        text += block
+    path = root / "edge-wifi.yaml"
+    path.write_text(text)
+    return path
+
+
+class ListSink:
+    """In-memory event sink for adapter tests (the MQTT path is tested with the real link)."""
+
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def submit(self, event: object) -> int:
+        self.events.append(event)
+        return len(self.events)
+
+
+def radclient(port: int, packets: list[str], secret: str = RADIUS_SECRET, *extra: str) -> str:
+    """Send accounting packets with FreeRADIUS's radclient; returns its output."""
+    if shutil.which("radclient") is None:
+        raise RuntimeError("radclient is not installed (apt-get install freeradius-utils)")
+    proc = subprocess.run(
+        ["radclient", "-r", "3", "-t", "5", *extra, f"127.0.0.1:{port}", "acct", secret],
+        input="\n\n".join(packets) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return proc.stdout + proc.stderr

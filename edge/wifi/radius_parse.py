@@ -66,6 +66,9 @@ def parse_accounting(
         return Rejected("truncated")
     if len(data) > MAX_PACKET:
         return Rejected("too_large")
+    problem = _structure_problem(data)
+    if problem:
+        return Rejected(problem)
     nas = inventory.nas(src_ip)
     if nas is None:
         return Rejected("unknown_nas")
@@ -121,6 +124,22 @@ def _facts(
         terminate_cause=str(cause)[:64] if cause is not None else None,
     )
     return Accepted(facts, pkt)
+
+
+def _structure_problem(data: bytes) -> str | None:
+    """RFC 2865 section 3/5 framing; pyrad silently accepts an attribute that overruns."""
+    length = int.from_bytes(data[2:4], "big")
+    if length < 20 or length > len(data):
+        return "bad_length"
+    pos = 20
+    while pos < length:
+        if pos + 2 > length:
+            return "malformed"
+        attr_len = data[pos + 1]
+        if attr_len < 2 or pos + attr_len > length:
+            return "malformed"
+        pos += attr_len
+    return None
 
 
 def dedup_key(pkt: AcctPacket, src_ip: str) -> tuple[str, int, str, str]:
