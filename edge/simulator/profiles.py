@@ -27,7 +27,13 @@ class VisitProfile:
     weekend_factor: float  # Saturday/Sunday arrival rate relative to weekdays
 
     def rate(self, local_hour: float) -> float:
-        """Relative arrival rate at a fractional local hour, linear between hour midpoints."""
+        """Relative arrival rate at a fractional local hour, linear between hour midpoints.
+
+        An hour whose value is 0 (closed) stays 0 throughout: nobody arrives at 07:40 at a
+        museum that opens at 08:00, while arrivals do taper off towards closing time.
+        """
+        if self.hourly[int(local_hour) % 24] == 0.0:
+            return 0.0
         pos = (local_hour - 0.5) % 24.0
         lo = int(pos)
         frac = pos - lo
