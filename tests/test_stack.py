@@ -11,6 +11,9 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import mqtt_helpers
@@ -176,18 +179,52 @@ def test_embedded_postgres_starts_and_restarts_with_its_data(tmp_path: Path) -> 
         manager.stop_component(comp)
 
 
+@pytest.fixture
+def spare_debian_cluster() -> Iterator[postgres.Cluster]:
+    """A throwaway Debian cluster (pg_createcluster) on a free port, dropped afterwards.
+
+    Exercises the system-cluster path of ``stack up`` without touching 15/main.
+    """
+    if os.geteuid() != 0 or shutil.which("pg_createcluster") is None:
+        pytest.skip("needs root and Debian's postgresql-common")
+    servers = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not servers:
+        pytest.skip("no Debian PostgreSQL server installed")
+    version = servers[-1].parent.parent.name
+    name, port = f"tp{uuid.uuid4().hex[:6]}", free_port()
+    subprocess.run(
+        ["pg_createcluster", version, name, "--port", str(port)],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    try:
+        yield postgres.Cluster(version, name, port, online=False)
+    finally:
+        subprocess.run(
+            ["pg_dropcluster", "--stop", version, name], capture_output=True, timeout=120
+        )
+
+
 @pytest.mark.integration
-@pytest.mark.skipif(
-    os.geteuid() != 0 or shutil.which("pg_lsclusters") is None, reason="needs root + Debian PG"
-)
-def test_system_cluster_is_found_and_provisioning_is_idempotent(stack: object) -> None:
-    """Provisioning the running system cluster again changes nothing and stops nothing."""
-    cluster = postgres.system_cluster(5432)
-    if cluster is None or not cluster.online:
-        pytest.skip("the system cluster is not the one serving 5432 here")
-    comp = postgres._use_system_cluster(cluster, postgres.default_url(5432), quiet)
-    assert not comp.managed and comp.stop_command is None
-    assert comp.version.startswith("PostgreSQL 15")
+def test_debian_cluster_is_started_provisioned_and_stopped(
+    tmp_path: Path, spare_debian_cluster: postgres.Cluster
+) -> None:
+    cluster = spare_debian_cluster
+    cfg = private_config(tmp_path, pg_port=cluster.port)
+    assert postgres.system_cluster(cluster.port) == cluster
+    comp, url = postgres.ensure_postgres(cfg, quiet)
+    try:
+        assert comp.managed and comp.stop_command and "system cluster" in comp.impl
+        with psycopg.connect(url) as conn:
+            row = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            assert row.fetchone() == (True,)
+        again, _ = postgres.ensure_postgres(cfg, quiet)  # running now: used, not owned twice
+        assert not again.managed
+    finally:
+        assert manager.stop_component(comp) == "stopped"
+    assert postgres.server_version(url) is None
+    assert not (cfg.data_dir / "pg").exists()
 
 
 @pytest.mark.integration
