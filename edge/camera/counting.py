@@ -1,0 +1,157 @@
+"""People counting that runs on a CPU without downloaded weights.
+
+Background subtraction (MOG2, shadows removed) finds moving blobs; a blob wider than one
+upright person is counted as several (people walking side by side merge into one blob);
+a nearest-neighbour tracker on foot points gives identities, which line crossing needs.
+HOG runs only on demand (it is ~10x slower): see :func:`hog_people`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from edge.camera.geometry import Geometry, LineCrossings, Point
+
+PERSON_ASPECT = 0.42  # width / height of one upright pedestrian's box
+MIN_AREA_FRAC = 0.0012  # blobs smaller than this share of the frame are noise / far away
+MAX_MATCH_FRAC = 0.06  # furthest a foot point may jump between frames (share of diagonal)
+MAX_MISSED = 12  # frames a track survives unseen (occlusions) before it is dropped
+MIN_HITS = 3  # frames before a track counts: one-frame flickers never do
+LINE_MARGIN_FRAC = 0.012  # hysteresis band around counting lines (share of diagonal)
+
+
+@dataclass(frozen=True)
+class Blob:
+    x: int
+    y: int
+    w: int
+    h: int
+    people: int
+
+    @property
+    def foot(self) -> Point:
+        return (self.x + self.w / 2, float(self.y + self.h))
+
+
+class BlobDetector:
+    def __init__(self, width: int, height: int) -> None:
+        self.min_area = MIN_AREA_FRAC * width * height
+        self.subtractor = cv2.createBackgroundSubtractorMOG2(
+            history=300, varThreshold=24, detectShadows=True
+        )
+        self.kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+        self.motion = 0.0
+
+    def detect(self, frame: np.ndarray) -> list[Blob]:
+        fg = self.subtractor.apply(frame)
+        _, fg = cv2.threshold(fg, 200, 255, cv2.THRESH_BINARY)  # 127 = shadow, dropped
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, self.kernel)
+        fg = cv2.dilate(fg, self.kernel, iterations=2)
+        self.motion = float(np.count_nonzero(fg)) / fg.size
+        contours, _ = cv2.findContours(fg, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        blobs = []
+        for c in contours:
+            if cv2.contourArea(c) < self.min_area:
+                continue
+            x, y, w, h = cv2.boundingRect(c)
+            people = max(1, round(w / (h * PERSON_ASPECT))) if h > 0 else 1
+            blobs.append(Blob(x, y, w, h, min(people, 6)))
+        return blobs
+
+
+@dataclass
+class Track:
+    id: int
+    foot: Point
+    people: int
+    hits: int = 1
+    missed: int = 0
+
+
+@dataclass
+class Tracker:
+    max_dist: float
+    tracks: dict[int, Track] = field(default_factory=dict)
+    _next_id: int = 1
+
+    def update(self, blobs: list[Blob]) -> tuple[list[Track], list[int]]:
+        """Greedy nearest matching; returns (confirmed live tracks, ids dropped this frame)."""
+        pairs = sorted(
+            (float(np.hypot(t.foot[0] - b.foot[0], t.foot[1] - b.foot[1])), tid, i)
+            for tid, t in self.tracks.items()
+            for i, b in enumerate(blobs)
+        )
+        used_t: set[int] = set()
+        used_b: set[int] = set()
+        for dist, tid, i in pairs:
+            if dist > self.max_dist or tid in used_t or i in used_b:
+                continue
+            t = self.tracks[tid]
+            t.foot, t.people, t.hits, t.missed = blobs[i].foot, blobs[i].people, t.hits + 1, 0
+            used_t.add(tid)
+            used_b.add(i)
+        dropped = []
+        for tid, t in list(self.tracks.items()):
+            if tid not in used_t:
+                t.missed += 1
+                if t.missed > MAX_MISSED:
+                    del self.tracks[tid]
+                    dropped.append(tid)
+        for i, b in enumerate(blobs):
+            if i not in used_b:
+                self.tracks[self._next_id] = Track(self._next_id, b.foot, b.people)
+                self._next_id += 1
+        live = [t for t in self.tracks.values() if t.hits >= MIN_HITS and t.missed == 0]
+        return live, dropped
+
+
+@dataclass(frozen=True)
+class FrameCounts:
+    zones: dict[str, int]
+    people: int
+    motion: float
+
+
+class PeopleCounter:
+    """Feed frames; read zone occupancy per frame and line crossings per window."""
+
+    def __init__(self, geometry: Geometry, width: int, height: int) -> None:
+        diag = float(np.hypot(width, height))
+        self.geometry = geometry
+        self.detector = BlobDetector(width, height)
+        self.tracker = Tracker(max_dist=MAX_MATCH_FRAC * diag)
+        self.lines = {
+            ln.name: LineCrossings(ln, margin=LINE_MARGIN_FRAC * diag) for ln in geometry.lines
+        }
+
+    def process(self, frame: np.ndarray) -> FrameCounts:
+        blobs = self.detector.detect(frame)
+        live, dropped = self.tracker.update(blobs)
+        for crossing in self.lines.values():
+            for tid in dropped:
+                crossing.forget(tid)
+            for t in live:
+                crossing.update(t.id, t.foot)
+        zones = {
+            z.name: sum(t.people for t in live if z.contains(t.foot)) for z in self.geometry.zones
+        }
+        return FrameCounts(zones, sum(t.people for t in live), self.detector.motion)
+
+    def take_lines(self) -> dict[str, tuple[int, int]]:
+        return {name: c.take() for name, c in self.lines.items()}
+
+
+_HOG: cv2.HOGDescriptor | None = None
+
+
+def hog_people(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """OpenCV's built-in HOG pedestrian detector: slow, for spot checks and snapshots."""
+    global _HOG
+    if _HOG is None:
+        _HOG = cv2.HOGDescriptor()
+        _HOG.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
+    rects, _ = _HOG.detectMultiScale(frame, winStride=(8, 8), padding=(8, 8), scale=1.05)
+    return [tuple(int(v) for v in r) for r in rects]  # type: ignore[misc]
