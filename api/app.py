@@ -16,7 +16,7 @@ Routes reach shared clients through the aliases in :mod:`api.deps` and raise
 from __future__ import annotations
 
 import importlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from types import ModuleType
 
@@ -32,11 +32,16 @@ from device_configs.loader import load_device_configs
 from infra.settings import Settings, get_settings
 from schemas.topics import KafkaTopic
 
-FEATURE_MODULES: tuple[str, ...] = (
+#: The API's own routes (what ``create_app(features=CORE_FEATURES)`` serves alone).
+CORE_FEATURES: tuple[str, ...] = (
     "api.routes.health",
     "api.routes.sites",
     "api.routes.occupancy",
     "api.routes.live",
+)
+
+FEATURE_MODULES: tuple[str, ...] = (
+    *CORE_FEATURES,
     "api.portal.router",
 )
 
@@ -55,12 +60,17 @@ Every error has the body `{"error": {"code": ..., "message": ...}}`.
 """
 
 
-def create_app(settings: Settings | None = None, tuning: ApiTuning | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    tuning: ApiTuning | None = None,
+    features: Sequence[str] = FEATURE_MODULES,
+) -> FastAPI:
+    """The API with ``features`` mounted (all of them unless a test narrows it down)."""
     settings = settings or get_settings()
     tuning = tuning or ApiTuning()
     # Loaded eagerly: a broken config must stop the API at start-up, not on first request.
     configs = load_device_configs(settings.device_configs)
-    features = [importlib.import_module(name) for name in FEATURE_MODULES]
+    modules = [importlib.import_module(name) for name in features]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,7 +100,7 @@ def create_app(settings: Settings | None = None, tuning: ApiTuning | None = None
             feed.start()
             stack.push_async_callback(feed.stop)
             app.state.live = feed
-            for module in features:
+            for module in modules:
                 feature_lifespan = getattr(module, "lifespan", None)
                 if feature_lifespan is not None:
                     await stack.enter_async_context(feature_lifespan(app))
@@ -107,7 +117,7 @@ def create_app(settings: Settings | None = None, tuning: ApiTuning | None = None
     app.state.device_configs = configs
     app.state.metrics = ApiMetrics()
     install_error_handlers(app)
-    for module in features:
+    for module in modules:
         app.include_router(_router_of(module))
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, streaming=STREAMING_ROUTES)
     return app

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from test_api_support import asgi_client, until
 
-from api.app import create_app
+from api.app import CORE_FEATURES, create_app
 from api.config import ApiTuning
 from infra.settings import Settings
 from schemas.topics import KafkaTopic
@@ -118,11 +118,14 @@ async def test_occupancy_validation_errors(settings: Settings) -> None:
     )
 
 
-async def test_database_down_gives_503_json(settings: Settings) -> None:
-    dead = settings.model_copy(
+def _database_down(settings: Settings) -> Settings:
+    return settings.model_copy(
         update={"database_url_env": "postgresql://tourpulse:tourpulse@127.0.0.1:1/tourpulse"}
     )
-    app = create_app(dead, ApiTuning(db_timeout_s=1.0))
+
+
+async def test_database_down_gives_503_json(settings: Settings) -> None:
+    app = create_app(_database_down(settings), ApiTuning(db_timeout_s=1.0), CORE_FEATURES)
     async with asgi_client(app) as client:
         history = await _history(client)
         health = await client.get("/healthz")
@@ -161,6 +164,18 @@ async def test_health_metrics_and_docs(settings: Settings, kafka_admin: Any) -> 
     assert {"/api/v1/sites", route, "/api/v1/live", "/healthz"} <= set(paths)
     assert paths[route]["get"]["description"]
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="api.portal's lifespan seeds promos at start-up and fails without the database; "
+    "remove this marker once it tolerates an outage",
+)
+async def test_full_app_starts_while_database_down(settings: Settings) -> None:
+    app = create_app(_database_down(settings), ApiTuning(db_timeout_s=1.0))
+    async with asgi_client(app) as client:
+        sites = await client.get("/api/v1/sites")
+    assert sites.status_code == 200
 
 
 async def test_kafka_down_live_gives_503_json(settings: Settings) -> None:
