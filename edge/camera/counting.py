@@ -152,6 +152,6 @@ def hog_people(frame: np.ndarray) -> list[tuple[int, int, int, int]]:
     global _HOG
     if _HOG is None:
         _HOG = cv2.HOGDescriptor()
-        _HOG.setSVMDetector(cv2.HOGDescriptor.getDefaultPeopleDetector())
+        _HOG.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector()))
     rects, _ = _HOG.detectMultiScale(frame, winStride=(8, 8), padding=(8, 8), scale=1.05)
     return [tuple(int(v) for v in r) for r in rects]  # type: ignore[misc]
