@@ -96,6 +96,13 @@ class StubControllers:
     def app(self) -> FastAPI:
         app = FastAPI()
 
+        @app.get("/original")
+        async def original() -> HTMLResponse:
+            """Where the visitor was going before the portal (reachable once online)."""
+            return HTMLResponse(
+                '<!doctype html><html lang="en"><title>Origin</title><h1>Origin</h1>'
+            )
+
         @app.get("/splash/grant")
         async def meraki_grant(continue_url: str, duration: str) -> Response:
             self.meraki_grants.append({"continue_url": continue_url, "duration": duration})
