@@ -40,7 +40,9 @@ def wait_until(cond: object, timeout: float, what: str, interval: float = 0.05) 
 class PrivateMosquitto:
     """A real mosquitto on 127.0.0.1:<free port>, restartable on the same port."""
 
-    def __init__(self, workdir: Path, extra_conf: str = "allow_anonymous true\n") -> None:
+    def __init__(
+        self, workdir: Path, extra_conf: str = "allow_anonymous true\n", persistent: bool = False
+    ) -> None:
         if shutil.which("mosquitto") is None:
             raise RuntimeError("mosquitto is not installed (apt-get install mosquitto)")
         self.port = free_port()
@@ -49,8 +51,9 @@ class PrivateMosquitto:
         # As root mosquitto drops to user "mosquitto", which cannot read pytest's 0700 tmp dirs.
         user = "user root\n" if os.geteuid() == 0 else ""
         self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\npersistence false\n{user}"
-            f"log_dest file {workdir / 'mosquitto.log'}\n{extra_conf}"
+            f"listener {self.port} 127.0.0.1\n{user}"
+            + (f"persistence true\npersistence_location {workdir}/\n" if persistent else "")
+            + f"log_dest file {workdir / 'mosquitto.log'}\n{extra_conf}"
         )
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -142,13 +142,19 @@ def _structure_problem(data: bytes) -> str | None:
     return None
 
 
-def dedup_key(pkt: AcctPacket, src_ip: str) -> tuple[str, int, str, str]:
-    """Same Acct-Session-Id + status + RADIUS identifier from the same NAS = a retransmit."""
+def dedup_key(pkt: AcctPacket, src_ip: str) -> tuple[str, int, str, str, bytes]:
+    """Same Acct-Session-Id + status + RADIUS identifier from the same NAS = a retransmit.
+
+    The Request Authenticator is part of the key too: it is an MD5 over the whole packet, so
+    a true retransmission repeats it, while two different Interim-Updates that happen to
+    reuse an identifier (radclient and busy NASes recycle the 256 ids fast) do not merge.
+    """
     return (
         src_ip,
         int(pkt.id),
         str(_one(pkt, "Acct-Session-Id")),
         str(_one(pkt, "Acct-Status-Type")),
+        bytes(pkt.authenticator),
     )
 
 
