@@ -119,10 +119,8 @@ def test_provision_sets_uci_and_installs(tmp_path: Path, stub_path: dict[str, st
     (prefix / "etc" / "config").mkdir(parents=True)
     env = {**stub_path, "TOURPULSE_PREFIX": str(prefix)}
     script = str(SCRIPTS / "tourpulse-provision.sh")
-    ok = subprocess.run(
-        ["sh", script, "--ap-id", "ben-thanh-market-ap01", "--agent", "10.20.0.5", "--port", "5514"],
-        env=env, capture_output=True, text=True, timeout=30,
-    )  # fmt: skip
+    args = ["--ap-id", "ben-thanh-market-ap01", "--agent", "10.20.0.5", "--port", "5514"]
+    ok = subprocess.run(["sh", script, *args], env=env, capture_output=True, text=True, timeout=30)
     assert ok.returncode == 0, ok.stderr
     calls = Path(env["UCI_LOG"]).read_text().splitlines()
     assert "set tourpulse.agent.ap_id=ben-thanh-market-ap01" in calls
