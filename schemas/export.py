@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.flows import FlowsHourlyV1
 from schemas.registry import EVENT_MODELS
 from schemas.stream_out import (
     AlertChangedV1,
@@ -26,6 +27,7 @@ _EXTRA_MODELS: tuple[type[BaseModel], ...] = (
     OccupancyUpdateV1,
     FusedOccupancyV1,
     AlertChangedV1,
+    FlowsHourlyV1,
 )
 
 

@@ -54,6 +54,7 @@ class KafkaTopic(StrEnum):
     CAMERA_HEALTH = "tp.camera.health.v1"
     PORTAL_FUNNEL = "tp.portal.funnel.v1"
     WIFI_PRESENCE = "tp.wifi.presence.v1"
+    FLOWS_HOURLY = "tp.flows.hourly.v1"
 
     def with_prefix(self, namespace: str | None) -> str:
         """Topic name inside an isolated namespace (tests, parallel demos): ``<ns>.<topic>``."""
