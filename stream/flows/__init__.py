@@ -1,0 +1,1 @@
+"""Visitor flows: presence, unique visitors, dwell and origin-destination matrices."""
