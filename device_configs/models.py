@@ -66,6 +66,11 @@ class Site(ConfigModel):
     venue: VenueKind | None = Field(
         default=None, description="Kind of visit; None means a default derived from ``kind``."
     )
+    people_per_client: Annotated[float, Field(gt=0, le=50)] = Field(
+        default=2.5,
+        description="People per connected Wi-Fi client before camera calibration "
+        "(1 / Wi-Fi adoption among visitors).",
+    )
 
 
 class AccessPoint(ConfigModel):
@@ -96,6 +101,11 @@ class Camera(ConfigModel):
     audio: bool = True
     setup: CameraSetup | None = Field(
         default=None, description="ONVIF address, presets with counting geometry, tours."
+    )
+    coverage: Annotated[float, Field(gt=0, le=1)] = Field(
+        default=0.25,
+        description="Share of the site's visitors inside this camera's counting zones "
+        "(used to calibrate Wi-Fi to people).",
     )
 
 
