@@ -37,14 +37,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "MQTT through the durable outbox. Serves /metrics and /healthz."
         ),
     )
+    add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", type=Path, required=True, help="agent config file (YAML)")
     p.add_argument(
         "--check", action="store_true", help="validate the config and device configs, then exit"
     )
-    p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from edge.wifi.agent import WifiAgent
     from edge.wifi.config import load_config
 

@@ -26,12 +26,19 @@ from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.radius_parse import Rejected, dedup_key, load_dictionary, parse_accounting
 from edge.wifi.sessions import EventEmitter
+from schemas.envelope import EventBase
 
 log = logging.getLogger(__name__)
+
+Addr = tuple[str | object, ...]
 
 #: NAS retransmit within seconds (RFC 5080 suggests up to ~30 s in total); keep a margin.
 DEDUP_TTL_S = 120.0
 DEDUP_MAX = 200_000
+#: Group commit: events of a burst share one outbox transaction (one fsync-free commit
+#: instead of one per packet); replies wait at most this long for it.
+FLUSH_S = 0.002
+FLUSH_MAX = 256
 
 
 class Deduplicator:
@@ -76,6 +83,9 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
         self.transport: asyncio.DatagramTransport | None = None
+        self._pending: list[tuple[EventBase, tuple[object, ...], AcctPacket, Addr]] = []
+        self._pending_keys: set[tuple[object, ...]] = set()
+        self._flush_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -87,10 +97,11 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         log.info("RADIUS accounting listening on %s:%d", self.host, self.port)
 
     async def stop(self) -> None:
+        self._flush()
         if self.transport:
             self.transport.close()
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+    def datagram_received(self, data: bytes, addr: Addr) -> None:
         self.stats.packet()
         try:
             self._handle(data, str(addr[0]), addr)
@@ -98,7 +109,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.stats.drop("internal_error")
             log.exception("unexpected error handling a RADIUS packet (packet not logged)")
 
-    def _handle(self, data: bytes, src_ip: str, addr: tuple[str | object, ...]) -> None:
+    def _handle(self, data: bytes, src_ip: str, addr: Addr) -> None:
         result = parse_accounting(data, src_ip, datetime.now(UTC), self.inventory, self.dictionary)
         if isinstance(result, Rejected):
             self.stats.drop(result.reason)
@@ -109,18 +120,48 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self._reply(pkt, addr)
             return
         key = dedup_key(result.packet, src_ip)
+        if key in self._pending_keys:
+            self.stats.drop("duplicate")  # answered when the first copy is committed
+            return
         if self.dedup.seen(key, time.monotonic()):
             self.stats.drop("duplicate")
             self._reply(result.packet, addr)  # the NAS missed our first answer
             return
         try:
-            self.emitter.session(result.facts, self.stats)
+            event = self.emitter.build_session(result.facts, self.stats)
         except (InvalidMac, ValidationError):
             self.stats.drop("invalid_values")
-        self.dedup.remember(key, time.monotonic())
-        self._reply(result.packet, addr)
+            self._reply(result.packet, addr)
+            return
+        self._pending.append((event, key, result.packet, addr))
+        self._pending_keys.add(key)
+        if len(self._pending) >= FLUSH_MAX:
+            self._flush()
+        elif self._flush_timer is None:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
 
-    def _reply(self, pkt: AcctPacket, addr: tuple[str | object, ...]) -> None:
+    def _flush(self) -> None:
+        """Commit pending events to the outbox, then answer their NASes (never before)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        batch, self._pending = self._pending, []
+        self._pending_keys.clear()
+        if not batch:
+            return
+        try:
+            self.emitter.emit_many([event for event, _, _, _ in batch], self.stats)
+        except Exception:  # unanswered, so the NAS retransmits and nothing is lost
+            for _ in batch:
+                self.stats.drop("outbox_error")
+            log.exception("could not write %d events to the outbox", len(batch))
+            return
+        now = time.monotonic()
+        for _, key, pkt, addr in batch:
+            self.dedup.remember(key, now)
+            self._reply(pkt, addr)
+
+    def _reply(self, pkt: AcctPacket, addr: Addr) -> None:
         reply = pkt.CreateReply()
         reply.code = AccountingResponse
         if self.transport:

@@ -77,7 +77,13 @@ class EventEmitter:
         return _MAC_IN_TEXT.sub(lambda m: self.pseudonymiser.client_id(m.group(0)), text)
 
     def session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
-        """Raises InvalidMac / pydantic ValidationError for the caller to count as a drop."""
+        """Build and submit; raises InvalidMac / ValidationError for the caller to count."""
+        event = self.build_session(facts, stats)
+        self.emit(event, stats)
+        return event
+
+    def build_session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
+        """The contract event for ``facts`` (MAC pseudonymised), not yet submitted."""
         pseudo = self.pseudonymiser.pseudonymise(facts.mac)
         data = WifiSessionData(
             client_id=pseudo.client_id,
@@ -101,9 +107,19 @@ class EventEmitter:
                 "data": data,
             }
         )
-        self.emit(event, stats)
         return event
 
     def emit(self, event: EventBase, stats: SourceStats) -> None:
         self.sink.submit(event)
         stats.emitted(event)
+
+    def emit_many(self, events: list[EventBase], stats: SourceStats) -> None:
+        """One outbox transaction for a burst when the sink supports it."""
+        submit_many = getattr(self.sink, "submit_many", None)
+        if submit_many is not None:
+            submit_many(events)
+        else:
+            for event in events:
+                self.sink.submit(event)
+        for event in events:
+            stats.emitted(event)
