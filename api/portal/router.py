@@ -8,6 +8,7 @@ claims the visit's single grant, and hands the browser to the controller's grant
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from api.portal.promos import select_cards
 from api.portal.security import PortalError
 from api.portal.settings import NOTICE_VERSION, TERMS_VERSION
 from api.portal.state import PortalRuntime, portal_lifespan
+from api.portal.store import Visit
 from edge.privacy import InvalidMac
 from schemas.portal import (
     AccessGrantedData,
@@ -69,6 +71,10 @@ def _visit(rt: PortalRuntime, ctx: Mapping[str, Any], lang: str) -> dict[str, An
     }
 
 
+def _visit_row(ctx: Mapping[str, Any]) -> Visit:
+    return (ctx["site"], ctx["cid"], ctx.get("iph"), ctx["ctl"], ctx.get("lang", "en"))
+
+
 def _envelope(rt: PortalRuntime, site: str) -> dict[str, Any]:
     return {
         "site": site,
@@ -101,7 +107,7 @@ async def _land(request: Request, site_id: str, params: Mapping[str, str], adapt
         return error_page(request, err, lang, site)
     _ = translator(lang)
     cards = select_cards(await rt.promos(), site, lang, _now(), ctx["ps"], rt.sites, _)
-    await rt.store.add_impressions(ctx["ps"], [(c.promo, c.variant) for c in cards])
+    rt.writer.add(ctx["ps"], _visit_row(ctx), [(c.promo, c.variant) for c in cards])
     if new_visit:
         refs = [PromoRef(promo=c.promo, variant=c.variant) for c in cards]
         rt.emit(
@@ -150,15 +156,15 @@ async def _new_visit(
             raise PortalError("bad_params", 400, "client MAC is malformed") from None
     else:
         client_id = rt.keyed("ip:" + ip)  # no MAC (RFC 8908 direct): the address, keyed
-    ps = uuid.uuid4().hex
-    await rt.store.create_visit(ps, site_id, client_id, rt.keyed(ip), adapter, lang)
     return {
-        "ps": ps,
+        "ps": uuid.uuid4().hex,
+        "iph": rt.keyed(ip),
         "site": site_id,
         "ctl": adapter,
         "cid": client_id,
         "grant": landing.grant,
         "cont": landing.continue_url,
+        "lang": lang,
     }
 
 
@@ -205,6 +211,7 @@ async def accept(
         rt.sealer.check_csrf(ctx["ps"], csrf)
         if terms != "yes":
             raise PortalError("terms_required", 400)
+        await rt.store.ensure_visit(ctx["ps"], _visit_row(ctx))
         purposes = ["network_access"] + (["marketing"] if marketing == "yes" else [])
         if await rt.store.accept_terms(ctx["ps"], purposes, TERMS_VERSION, NOTICE_VERSION, chosen):
             data = TermsAcceptedData(
@@ -252,7 +259,7 @@ async def welcome(request: Request, site_id: str) -> Response:
             await rt.promos(), site, lang, _now(), ctx["ps"], rt.sites, translator(lang)
         )
         cards = [c for c in all_cards if c.kind != "attraction" or c.distance_km is not None]
-        await rt.store.add_impressions(ctx["ps"], [(c.promo, c.variant) for c in cards])
+        rt.writer.add(ctx["ps"], _visit_row(ctx), [(c.promo, c.variant) for c in cards])
     return render(
         request,
         "welcome.html",
@@ -271,6 +278,8 @@ async def promo_click(request: Request, promo_id: str) -> Response:
     if promo is None or len(promo_id) > 64:
         return error_page(request, PortalError("not_found", 404), lang)
     ctx = _ctx_or_none(request)
+    with contextlib.suppress(Exception):  # a failed flush is counted by the writer
+        await rt.writer.flush()  # the impression may still be buffered
     variant = await rt.store.record_click(ctx["ps"], promo_id) if ctx else None
     if ctx is not None and variant is not None:
         data = PromoClickData(

@@ -29,6 +29,7 @@ from api.portal.promos import Promo, default_promos
 from api.portal.security import RateLimiter, Sealer
 from api.portal.settings import PortalSettings
 from api.portal.store import PortalStore
+from api.portal.writer import LandingWriter
 from device_configs.loader import load_device_configs
 from device_configs.models import Site
 from edge.privacy import KeyStore, Pseudonymiser
@@ -48,6 +49,7 @@ class PortalRuntime:
     portal: PortalSettings
     pool: AsyncConnectionPool
     store: PortalStore
+    writer: LandingWriter
     publisher: FunnelPublisher | None
     pseudonymiser: Pseudonymiser
     sealer: Sealer
@@ -100,11 +102,13 @@ def build_runtime(
         if publish
         else None
     )
+    store = PortalStore(pool)
     return PortalRuntime(
         settings=settings,
         portal=portal,
         pool=pool,
-        store=PortalStore(pool),
+        store=store,
+        writer=LandingWriter(store),
         publisher=publisher,
         pseudonymiser=Pseudonymiser(KeyStore.in_dir(key_dir, scope=portal.key_scope)),
         sealer=Sealer(portal.secret.get_secret_value().encode()),
@@ -131,12 +135,14 @@ async def portal_lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.open(wait=True, timeout=30)
     runtime = build_runtime(settings, portal, pool)
     app.state.portal = runtime
+    runtime.writer.start()
     try:
         seeded = await runtime.store.seed_promos(default_promos(runtime.sites.values()))
         if seeded:
             log.info("seeded %d starter promos", seeded)
         yield None
     finally:
+        await runtime.writer.close()
         if runtime.publisher is not None:
             runtime.publisher.close()
         if shared is None:

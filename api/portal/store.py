@@ -22,6 +22,8 @@ PROMO_COLUMNS = (
 )  # fmt: skip
 
 
+#: (site, client id, client ip hash, controller, language) of one visit.
+Visit = tuple[str, str, str | None, str, str]
 PROMO_DEFAULTS: dict[str, Any] = {"sites": [], "languages": [], "priority": 0, "active": True}
 
 
@@ -29,25 +31,32 @@ class PortalStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def create_visit(
-        self, ps: str, site: str, client_id: str, ip_hash: str | None, controller: str, lang: str
+    async def land_many(
+        self, batch: Sequence[tuple[str, Visit, Sequence[tuple[str, str]]]]
     ) -> None:
+        """Visits and the promos they were shown, many at once, in one statement."""
+        visits = list({ps: (ps, *visit) for ps, visit, _ in batch}.values())
+        shown = [(ps, promo, variant) for ps, _, cards in batch for promo, variant in cards]
+        columns = [list(col) for col in zip(*visits, strict=True)]
+        columns += [list(col) for col in zip(*shown, strict=True)] if shown else [[], [], []]
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "WITH v AS (INSERT INTO portal_visits (portal_session, site, client_id,"
+                " client_ip_hash, controller, language) SELECT * FROM unnest(%s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+                " ON CONFLICT (portal_session) DO NOTHING)"
+                " INSERT INTO portal_promo_impressions (portal_session, promo_id, variant)"
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+                columns,
+            )
+
+    async def ensure_visit(self, ps: str, visit: Visit) -> None:
+        """The visit row from the sealed cookie, if the write-behind has not written it yet."""
         async with self.pool.connection() as conn:
             await conn.execute(
                 "INSERT INTO portal_visits (portal_session, site, client_id, client_ip_hash,"
-                " controller, language) VALUES (%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (portal_session) DO NOTHING",
-                (ps, site, client_id, ip_hash, controller, lang),
-            )
-
-    async def add_impressions(self, ps: str, shown: Sequence[tuple[str, str]]) -> None:
-        if not shown:
-            return
-        async with self.pool.connection() as conn, conn.cursor() as cur:
-            await cur.executemany(
-                "INSERT INTO portal_promo_impressions (portal_session, promo_id, variant)"
-                " VALUES (%s,%s,%s) ON CONFLICT DO NOTHING",
-                [(ps, promo, variant) for promo, variant in shown],
+                " controller, language) VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT DO NOTHING",
+                (ps, *visit),
             )
 
     async def accept_terms(
