@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,3 +52,47 @@ def grab_rtsp_frame(url: str, skip: int = 5) -> np.ndarray:
         return frame
     finally:
         cap.release()
+
+
+class MqttCollector:
+    """Subscribes to a topic filter on the real broker and keeps every message."""
+
+    def __init__(self, host: str, port: int, topic_filter: str) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[tuple[str, dict[str, object]]] = []
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.subscribe(topic_filter, qos=1)
+        self._client.loop_start()
+
+    def _on_message(self, _c: object, _u: object, msg: Any) -> None:
+        try:
+            self.messages.append((msg.topic, json.loads(msg.payload)))
+        except ValueError:
+            self.messages.append((msg.topic, {"raw": msg.payload}))
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self._client.publish(topic, payload, qos=1).wait_for_publish(10)
+
+    def of_type(self, event_type: str) -> list[dict[str, object]]:
+        return [m for _, m in list(self.messages) if m.get("type") == event_type]
+
+    async def wait_for(self, what: str, predicate: Callable[[], object], limit_s: float = 60):
+        """Poll until ``predicate()`` is truthy; fail with ``what`` after ``limit_s`` s."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            await asyncio.sleep(0.2)
+        raise AssertionError(
+            f"timed out waiting for {what}; got types "
+            f"{sorted({str(m.get('type')) for _, m in self.messages})}"
+        )
+
+    def close(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()

@@ -1,0 +1,123 @@
+"""Video analysis loop: read the stream, count people, emit one summary per second.
+
+Runs in its own thread because OpenCV reads and analysis block. A stream that stops is
+reopened with backoff; ``set_preset`` swaps the geometry (and resets the background model,
+since a new view is a new scene).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import cv2
+
+from device_configs.camera import Preset
+from edge.camera.counting import PeopleCounter
+from edge.camera.geometry import Geometry
+from schemas.camera import LineCount, VideoMetadata
+
+log = logging.getLogger(__name__)
+PROC_W, PROC_H = 640, 480  # analysis resolution: what the counting thresholds are tuned for
+WINDOW_S = 1.0
+REOPEN_BACKOFF_MAX_S = 10.0
+STALE_AFTER_S = 3.0  # no frame for this long = not streaming
+
+
+class VideoWorker:
+    def __init__(self, on_window: Callable[[VideoMetadata], None]) -> None:
+        self._on_window = on_window
+        self._url: str | None = None
+        self._preset: Preset | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reconnects = 0
+        self.fps = 0.0
+        self.last_frame_at = 0.0
+        self.last_error: str | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return time.monotonic() - self.last_frame_at < STALE_AFTER_S
+
+    def start(self, url: str) -> None:
+        self._url = url
+        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        self._thread = threading.Thread(target=self._run, name="video", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+    def set_preset(self, preset: Preset | None) -> None:
+        with self._lock:
+            self._preset = preset
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while not self._stop.is_set():
+            cap = cv2.VideoCapture(self._url or "", cv2.CAP_FFMPEG)
+            if not cap.isOpened():
+                self.last_error = f"cannot open stream {self._url}"
+            else:
+                backoff = 0.5
+                self._analyse(cap)
+            cap.release()
+            if self._stop.wait(backoff):
+                break
+            self.reconnects += 1
+            backoff = min(backoff * 2, REOPEN_BACKOFF_MAX_S)
+
+    def _analyse(self, cap: cv2.VideoCapture) -> None:
+        preset = self._preset
+        counter = PeopleCounter(Geometry.from_preset(preset, PROC_W, PROC_H), PROC_W, PROC_H)
+        window_start = time.monotonic()
+        frames, zone_sum, people_sum, motion_sum, lag = 0, dict[str, int](), 0, 0.0, 0.0
+        while not self._stop.is_set():
+            before = time.monotonic()
+            ok, frame = cap.read()
+            if not ok:
+                self.last_error = "stream stopped"
+                return
+            self.last_frame_at = got = time.monotonic()
+            with self._lock:
+                if self._preset is not preset:  # view changed: new scene, new model
+                    preset = self._preset
+                    geometry = Geometry.from_preset(preset, PROC_W, PROC_H)
+                    counter = PeopleCounter(geometry, PROC_W, PROC_H)
+                    zone_sum = {}
+            counts = counter.process(cv2.resize(frame, (PROC_W, PROC_H)))
+            frames += 1
+            for name, n in counts.zones.items():
+                zone_sum[name] = zone_sum.get(name, 0) + n
+            people_sum += counts.people
+            motion_sum += counts.motion
+            # A read that returns at once means frames were queued: we are behind the stream.
+            lag = lag * 0.9 + (0.1 * (time.monotonic() - got) if got - before < 0.005 else 0.0)
+            elapsed = time.monotonic() - window_start
+            if elapsed >= WINDOW_S:
+                self.fps = frames / elapsed
+                lines = [
+                    LineCount(line=n, in_count=i, out_count=o)
+                    for n, (i, o) in counter.take_lines().items()
+                ]
+                self._on_window(
+                    VideoMetadata(
+                        window_s=round(elapsed, 3),
+                        preset=preset.name if preset else None,
+                        zones={k: round(v / frames) for k, v in zone_sum.items()},
+                        lines=lines,
+                        people=round(people_sum / frames),
+                        motion=min(1.0, motion_sum / frames),
+                        fps=round(self.fps, 2),
+                        lag_s=round(lag, 3),
+                    )
+                )
+                window_start = time.monotonic()
+                frames, zone_sum, people_sum, motion_sum = 0, {}, 0, 0.0
