@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from infra.settings import get_settings
@@ -31,13 +32,18 @@ def _tourpulse(*args: str) -> list[str]:
 
 
 def demo_children(speed: float) -> list[Child]:
-    """The services of the demo, in start order (consumers before producers)."""
+    """The services of the demo, in start order (consumers before producers).
+
+    The simulated clock starts an hour back so the history endpoints (which look at the
+    last hour of wall-clock time) have data within the first minutes of the demo.
+    """
+    start = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
     return [
         Child("gateway", _tourpulse("gateway")),
         Child("worker", _tourpulse("worker")),
         Child("alerts", _tourpulse("alerts")),
         Child("api", _tourpulse("api")),
-        Child("simulator", _tourpulse("simulate", "wifi", "--speed", str(speed))),
+        Child("simulator", _tourpulse("simulate", "wifi", "--speed", str(speed), "--start", start)),
     ]
 
 
@@ -48,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Starts the stack, migrates the database, then runs gateway, worker, "
         "API and the Wi-Fi simulator until Ctrl-C (or --for seconds).",
     )
-    p.add_argument("--speed", type=float, default=60.0, help="simulated time speed-up")
+    p.add_argument("--speed", type=float, default=10.0, help="simulated time speed-up")
     p.add_argument("--for", dest="duration", type=float, default=None, help="stop after N s")
     p.set_defaults(func=_run)
 
