@@ -1,4 +1,4 @@
-"""``tourpulse db migrate``: bring a PostgreSQL database up to the current schema."""
+"""``tourpulse db migrate`` (bring the schema up to date) and ``tourpulse db retention``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import psycopg
 
 from infra.settings import get_settings
 from stream.storage import migrate
+from stream.storage.retention import RetentionPolicy, enforce
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,6 +22,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--database-url", help="PostgreSQL URL (default: DATABASE_URL / stack / local default)"
     )
     m.set_defaults(func=_cmd_migrate)
+    r = dsub.add_parser(
+        "retention",
+        help="drop data older than each table's keep period (raw 30 d, minute 90 d, hourly 2 y)",
+        description="Drops whole daily partitions of raw events and deletes old rows of "
+        "sessions, presence, minute and hourly rollups in batches. The flows worker also "
+        "runs this hourly.",
+    )
+    r.add_argument("--database-url", help="PostgreSQL URL (default: as for migrate)")
+    defaults = RetentionPolicy()
+    r.add_argument("--raw-days", type=int, default=defaults.raw_days,
+                   help="raw events, sessions, presence (default %(default)s)")  # fmt: skip
+    r.add_argument("--minute-days", type=int, default=defaults.minute_days,
+                   help="occupancy_minute (default %(default)s)")  # fmt: skip
+    r.add_argument("--hourly-days", type=int, default=defaults.hourly_days,
+                   help="hourly rollups and flows (default %(default)s)")  # fmt: skip
+    r.add_argument("--batch", type=int, default=5000, help="rows per delete transaction")
+    r.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
+    r.set_defaults(func=_cmd_retention)
 
 
 def _cmd_migrate(args: argparse.Namespace) -> int:
@@ -35,4 +54,19 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
             print(f"applied {name}")
     else:
         print("database is up to date")
+    return 0
+
+
+def _cmd_retention(args: argparse.Namespace) -> int:
+    if min(args.raw_days, args.minute_days, args.hourly_days) < 1 or args.batch < 1:
+        print("error: keep periods and --batch must be >= 1", file=sys.stderr)
+        return 2
+    url = args.database_url or get_settings().database_url
+    policy = RetentionPolicy(args.raw_days, args.minute_days, args.hourly_days)
+    try:
+        enforce(url, policy, batch=args.batch, dry_run=args.dry_run,
+                say=lambda line: print(line, flush=True))  # fmt: skip
+    except psycopg.Error as exc:
+        print(f"error: retention failed: {exc}", file=sys.stderr)
+        return 1
     return 0
