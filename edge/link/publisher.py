@@ -318,7 +318,9 @@ class MqttLink:
         ident = self.identity
         return str(MqttTopic.build(ident.site, ident.kind, ident.device, MqttStream.AVAILABILITY))
 
-    def _availability(self, state: Literal["online", "offline"], reason: str | None) -> AvailabilityV1:
+    def _availability(
+        self, state: Literal["online", "offline"], reason: str | None
+    ) -> AvailabilityV1:
         return AvailabilityV1(
             site=self.identity.site,
             device=self.identity.device,
