@@ -34,22 +34,27 @@ from stream.storage import migrate
 
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Endpoints]:
+def stack(pytestconfig: pytest.Config) -> Iterator[Endpoints]:
     """The real services, via the same code as ``tourpulse stack up``.
 
     Running services (a developer's ``stack up``, CI's or shared ones) are reused; what
     this session had to start is stopped again at the end so nothing outlives pytest.
+    Progress goes straight to the terminal: starting Kafka takes a while.
     """
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+
+    def say(line: str) -> None:
+        with capture.global_and_fixture_disabled():
+            print(f"\n[stack] {line}", end="", flush=True)
+
     cfg = StackConfig.from_settings(Settings())
     try:
-        result = manager.up(cfg, say=lambda line: print(f"[stack] {line}", flush=True))
+        result = manager.up(cfg, say=say)
     except (RuntimeError, OSError) as exc:
         pytest.fail(f"could not bring the stack up: {exc}")
     yield result.endpoints
     if result.started:
-        manager.down(
-            cfg, say=lambda line: print(f"[stack] {line}", flush=True), only=set(result.started)
-        )
+        manager.down(cfg, say=say, only=set(result.started))
 
 
 @pytest.fixture
