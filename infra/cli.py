@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edge.simulator.cli",
     "edge.camera_sim.cli",
     "edge.wifi.cli",
+    "stream.flows.cli",
     "edge.camera.cli",
 )
 
