@@ -50,9 +50,9 @@ stack-status: venv
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(PY_PACKAGES)
-	@if command -v shellcheck >/dev/null; then shellcheck infra/*.sh .ci/run; \
+	@if command -v shellcheck >/dev/null; then \
+	  shellcheck infra/*.sh .ci/run $$(find firmware_scripts -name '*.sh'); \
 	else echo "lint: shellcheck not installed (make deps): skipped"; fi
 
 demo: deps venv kafka-jars
