@@ -6,6 +6,7 @@ API's, so it can be mounted on any FastAPI app with one ``include_router`` line.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -59,12 +60,20 @@ class PortalRuntime:
     image_dir: Path
     adapters: dict[str, Adapter] = field(default_factory=dict)
     _promos: tuple[float, list[Promo]] = (0.0, [])
+    _refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def promos(self) -> list[Promo]:
+        """Cached promos; one refresh at a time, others keep serving the previous list."""
         stamp, cached = self._promos
-        if time.monotonic() - stamp > PROMO_CACHE_S:
-            cached = await self.store.promos()
-            self._promos = (time.monotonic(), cached)
+        if time.monotonic() - stamp <= PROMO_CACHE_S:
+            return cached
+        if self._refreshing.locked() and stamp > 0:
+            return cached
+        async with self._refreshing:
+            stamp, cached = self._promos
+            if time.monotonic() - stamp > PROMO_CACHE_S:
+                cached = await self.store.promos()
+                self._promos = (time.monotonic(), cached)
         return cached
 
     def invalidate_promos(self) -> None:
