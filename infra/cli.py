@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "api.cli",
     "infra.stack.cli",
     "edge.simulator.cli",
+    "infra.bench.cli",
     "edge.camera_sim.cli",
     "edge.wifi.cli",
     "stream.flows.cli",

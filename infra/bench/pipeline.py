@@ -1,0 +1,244 @@
+"""End-to-end spine benchmark: simulator -> MQTT -> gateway -> Kafka -> worker -> PostgreSQL.
+
+One run on the running stack, in a fresh Kafka namespace and database:
+
+1. baseline: the broker's own QoS 1 publish -> subscribe rate for payloads of the same size
+   (:mod:`infra.bench.mosquitto`), so the result can be read as a ratio to it;
+2. ``tourpulse gateway`` and ``tourpulse worker`` start as subprocesses (the real CLI) and a
+   few hundred events go through end to end, so group joins and topic creation are done;
+3. the measured run: simulator events (20 sites) published as fast as the pipeline takes
+   them; ``events_per_s`` = events / (first publish -> all rows visible in PostgreSQL), and
+   latency per event = its row's ``stored_at`` (database clock, same machine) minus the
+   moment it was handed to the MQTT client. ``stored_at`` defaults to ``now()``, the start
+   of the worker's batch transaction, so latency excludes the commit itself (a few ms).
+
+The publisher keeps its lead over what the gateway has received below
+:data:`MAX_LEAD`: Mosquitto drops QoS 1 messages queued beyond ``max_queued_messages``
+(1000 by default) for a subscriber that falls behind, which would turn an overload into
+silent loss instead of a lower rate. CPU seconds of every stage are measured over the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from device_configs.loader import load_device_configs
+from edge.simulator.generator import SimConfig, WifiEvent, WifiSessionGenerator
+from edge.simulator.identity import SimulatedClockPseudonymiser
+from edge.simulator.publisher import PublishOptions, SimPublisher
+from infra.bench import mosquitto
+from infra.bench.context import BenchContext, BenchError
+from infra.bench.cpu import CpuMeter, by_cmdline, by_name, only
+from infra.bench.services import Service, delete_kafka_topics, fresh_database
+from schemas.codec import encode_event
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVENTS = 30_000
+QUICK_EVENTS = 2_000
+WARMUP_EVENTS = 300
+WORKERS = 2  # one per core; the topic has 4 partitions
+MAX_LEAD = 1500  # published - received by the gateway (receive maximum 2000 + queue 1000)
+LEAD_CHECK_EVERY = 250  # events between reads of the gateway's counter
+SETTLE_TIMEOUT_S = 120.0  # no new rows for this long = events lost
+TARGET = {"events_per_s": 5000, "latency_p95_ms": 2000}
+
+
+def run(ctx: BenchContext) -> dict[str, Any]:
+    n = ctx.events or (QUICK_EVENTS if ctx.quick else DEFAULT_EVENTS)
+    ns = "bench" + uuid.uuid4().hex[:6]
+    settings = ctx.settings
+    load_before = os.getloadavg()[0]
+    with (
+        tempfile.TemporaryDirectory(prefix="tp-bench-pipeline-") as tmp,
+        fresh_database(settings.database_url, f"tp_{ns}") as db_url,
+    ):
+        events = _events(settings.device_configs, Path(tmp), ns, WARMUP_EVENTS + n)
+        payload = round(statistics.mean(len(encode_event(e)) for e in events[:1000]))
+        baseline = mosquitto.measure(
+            settings.mqtt_host, settings.mqtt_port, min(n, 20_000), payload
+        )
+        log.info("mosquitto baseline: %.0f msgs/s for %d-byte payloads", baseline, payload)
+        env = {"TP_TOPIC_NAMESPACE": ns, "DATABASE_URL": db_url}
+        gateway = Service(
+            "gateway",
+            ["gateway", "--client-id", f"gw-{ns}", "--share-group", ns, "--stats-every", "0"],
+            env,
+            Path(tmp),
+        )
+        worker: Service | None = None
+        try:
+            gateway.wait_healthy(60)
+            worker = Service(
+                "worker", ["worker", "--workers", str(WORKERS)], env, Path(tmp), WORKERS
+            )
+            worker.wait_healthy(120)
+            warm = _publish(settings, events[:WARMUP_EVENTS], gateway, {})
+            _wait_rows(db_url, ns, len(warm), time.time())
+            meter = CpuMeter(
+                {
+                    "simulator": only(os.getpid()),
+                    "gateway": {gateway.pid},
+                    "worker": {worker.pid},
+                    "mosquitto": by_name("mosquitto"),
+                    "kafka": by_cmdline("kafka.Kafka"),
+                    "postgres": by_name("postgres"),
+                }
+            )
+            meter.start()
+            sent_at: dict[str, float] = {}
+            _publish(settings, events[WARMUP_EVENTS:], gateway, sent_at)
+            done_at = _wait_rows(db_url, ns, WARMUP_EVENTS + n, time.time())
+            cpu = meter.stop()
+        finally:
+            for service in (worker, gateway):
+                if service is not None:
+                    service.stop()
+            delete_kafka_topics(settings.kafka_bootstrap, ns)
+        stored = _stored_at(db_url, sent_at)
+    return _result(n, sent_at, stored, done_at, baseline, payload, cpu, load_before)
+
+
+def _events(config_dir: Path, keys: Path, ns: str, count: int) -> list[WifiEvent]:
+    """Simulator events for all sites, generated up front so generation is not measured."""
+    configs = load_device_configs(config_dir)
+    start = datetime.now(UTC)
+    sim = SimConfig(start=start, seed=42, site_prefix=ns, warmup=timedelta(hours=3))
+    gen = WifiSessionGenerator(configs, sim, SimulatedClockPseudonymiser(keys))
+    out = []
+    for event in gen:
+        out.append(event)
+        if len(out) == count:
+            return out
+    raise BenchError("the simulator ran dry")  # pragma: no cover - the stream is endless
+
+
+def _publish(
+    settings: Any, events: list[WifiEvent], gateway: Service, sent_at: dict[str, float]
+) -> list[WifiEvent]:
+    sites = sorted({e.site for e in events})
+    opts = PublishOptions(
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        speed=None,
+        window=2000,
+        progress_s=5.0,
+    )
+    publisher = SimPublisher(
+        sites, opts, progress=_log_progress, on_sent=lambda e, t: sent_at.__setitem__(e.id, t)
+    )
+    received0 = gateway.metric("tp_gateway_received_total")
+    publisher.connect(events[0].event_time)
+    try:
+        publisher.run(_keep_lead(events, publisher, gateway, received0 - len(sites)))
+    finally:
+        publisher.close()
+    return events
+
+
+def _keep_lead(
+    events: Iterable[WifiEvent], publisher: SimPublisher, gateway: Service, received0: float
+) -> Iterator[WifiEvent]:
+    """Hold events back while the gateway lags too far behind the broker (see module doc).
+
+    ``received0`` is the gateway's counter before connecting, less the availability
+    messages each link publishes on connect, so the two counts line up.
+    """
+    for i, event in enumerate(events):
+        if i % LEAD_CHECK_EVERY == 0:
+            while True:
+                stats = publisher.stats
+                published = stats.sent + stats.heartbeats
+                received = gateway.metric("tp_gateway_received_total") - received0
+                if published - received < MAX_LEAD:
+                    break
+                time.sleep(0.005)
+        yield event
+
+
+def _wait_rows(db_url: str, ns: str, expected: int, since: float) -> float:
+    """Poll the raw table until ``expected`` of our rows are visible; return that wall time.
+
+    Only rows of our namespace's sites count: the gateway forwards every site's topics, so
+    traffic of anything else publishing on the broker lands in the table too.
+    """
+    last_count, last_change = -1, time.monotonic()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM wifi_session_events WHERE site LIKE %s", (f"{ns}-%",)
+            ).fetchone()
+            count = int(row[0]) if row else 0
+            if count >= expected:
+                return time.time()
+            if count != last_count:
+                last_count, last_change = count, time.monotonic()
+            elif time.monotonic() - last_change > SETTLE_TIMEOUT_S:
+                raise BenchError(
+                    f"only {count} of {expected} events reached PostgreSQL "
+                    f"({time.time() - since:.0f} s after publishing)"
+                )
+            time.sleep(0.1)
+
+
+def _stored_at(db_url: str, sent_at: dict[str, float]) -> dict[str, float]:
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT event_id, extract(epoch FROM stored_at)::float8 FROM wifi_session_events"
+        ).fetchall()
+    return {event_id: float(t) for event_id, t in rows if event_id in sent_at}
+
+
+def _result(
+    n: int,
+    sent_at: dict[str, float],
+    stored: dict[str, float],
+    done_at: float,
+    baseline: float,
+    payload: int,
+    cpu: dict[str, float],
+    load_before: float,
+) -> dict[str, Any]:
+    if len(stored) < n:
+        raise BenchError(f"{n - len(stored)} of {n} measured events are missing")
+    latencies = sorted((stored[i] - sent_at[i]) * 1000 for i in stored)
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    rate = n / (done_at - min(sent_at.values()))
+    busiest = max((k for k in cpu if k not in ("idle", "other")), key=cpu.__getitem__)
+    result = {
+        "events": n,
+        "events_per_s": round(rate, 1),
+        "latency_ms": {
+            "p50": round(q[49], 1),
+            "p95": round(q[94], 1),
+            "p99": round(q[98], 1),
+            "max": round(latencies[-1], 1),
+        },
+        "mosquitto_msgs_per_s": round(baseline, 1),
+        "ratio_to_mosquitto": round(rate / baseline, 3),
+        "cpu_share": cpu,
+        "busiest_stage": busiest,
+        "payload_bytes": payload,
+        "workers": WORKERS,
+        "cores": os.cpu_count(),
+        "loadavg_before": round(load_before, 2),
+        "target": TARGET,
+        "meets_target": rate >= TARGET["events_per_s"] and q[94] < TARGET["latency_p95_ms"],
+    }
+    log.info("pipeline: %s", result)
+    return result
+
+
+def _log_progress(stats: Any) -> None:
+    log.info("published %d events (%.0f/s)", stats.sent, stats.rate)

@@ -1,0 +1,123 @@
+"""Run TourPulse services as subprocesses for a benchmark, isolated by namespace and database.
+
+The services are started through the real ``tourpulse`` CLI (what an operator runs), with
+``TP_TOPIC_NAMESPACE`` and ``DATABASE_URL`` pointing at throwaway Kafka topics and a fresh
+database, so a benchmark never disturbs a running demo and vice versa.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from infra.bench.context import BenchError
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Service:
+    """One ``tourpulse <command>`` child with a /healthz endpoint and a log file."""
+
+    def __init__(
+        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, processes: int = 1
+    ) -> None:
+        self.name = name
+        self.port = free_port()
+        #: A supervisor with N children serves /healthz on port, port + 1, ... port + N - 1.
+        self.ports = [self.port + i for i in range(processes)]
+        self.log_path = log_dir / f"{name}.log"
+        argv = [sys.executable, "-m", "infra.cli", *args, "--metrics-port", str(self.port)]
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_healthy(self, timeout: float) -> None:
+        """Until every process answers 200 on /healthz; fail early if the service died."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.ports)
+        while pending and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.name} exited with {self.proc.returncode}: {self.tail()}")
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                url = f"http://127.0.0.1:{pending[0]}/healthz"
+                with urllib.request.urlopen(url, timeout=2) as resp:
+                    if resp.status == 200:
+                        pending.pop(0)
+                        continue
+            time.sleep(0.5)
+        if pending:
+            raise BenchError(f"{self.name} not healthy within {timeout:.0f} s: {self.tail()}")
+
+    def metric(self, name: str) -> float:
+        """Sum of a Prometheus counter's samples from /metrics (0 when absent)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{")
+        )
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM (the services drain and exit cleanly), SIGKILL if that takes too long."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._log.close()
+
+    def tail(self, lines: int = 15) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
+        return "\n    " + "\n    ".join(text)
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str, name: str) -> Iterator[str]:
+    """A new empty database on the same server, dropped afterwards; yields its URL."""
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def delete_kafka_topics(bootstrap: str, namespace: str) -> None:
+    """Remove the benchmark's namespaced topics so runs do not pile up on the broker."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(namespace + ".")]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            with contextlib.suppress(Exception):  # best effort: a leftover topic is harmless
+                future.result()
