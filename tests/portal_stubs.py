@@ -79,7 +79,8 @@ class StubControllers:
         text = (
             f"clientip=192.168.2.10, clientmac={mac}, client_type=cpd_can, gatewayname=TP-Test,"
             f" version=9.10.0, hid={hid}, gatewayaddress=127.0.0.1:{self.port},"
-            f" gatewaymac=00:11:22:33:44:55, authdir=opennds_auth, originurl={quote(origin, safe='')},"
+            " gatewaymac=00:11:22:33:44:55, authdir=opennds_auth,"
+            f" originurl={quote(origin, safe='')},"
             " clientif=wlan0"
         )
         if level == 1:

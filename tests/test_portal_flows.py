@@ -7,8 +7,9 @@ from typing import Any
 
 import httpx
 import pytest
+from portal_stubs import StubControllers, free_port, portal_app, portal_settings, serve
+
 from api.portal.controllers.opennds import encrypt_query
-from portal_stubs import ADMIN_TOKEN, StubControllers, free_port, portal_app, portal_settings, serve
 
 pytestmark = pytest.mark.integration
 MAC = "AA:BB:CC:11:22:33"
@@ -19,9 +20,12 @@ async def env(settings: Any) -> AsyncIterator[dict[str, Any]]:
     stub = StubControllers(free_port())
     port = free_port()
     app = portal_app(settings, portal_settings(stub.port))
-    async with serve(stub.app(), stub.port), serve(app, port) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            yield {"stub": stub, "base": base, "client": client, "app": app}
+    async with (
+        serve(stub.app(), stub.port),
+        serve(app, port) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+        yield {"stub": stub, "base": base, "client": client, "app": app}
 
 
 def _csrf(html: str) -> str:
@@ -100,14 +104,17 @@ async def test_unifi_controller_refusal_is_an_error_page_and_retryable(
 ) -> None:
     stub = StubControllers(free_port())
     app = portal_app(settings, portal_settings(stub.port, unifi_password="wrong"))
-    async with serve(stub.app(), stub.port), serve(app, free_port()) as base:
-        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-            r = await client.get(stub.unifi_landing(base, "default", MAC, "http://example.net/"))
-            form = {"csrf": _csrf(r.text), "terms": "yes"}
-            r = await client.post("/portal/ben-thanh-market/accept", data=form)
-            assert r.status_code == 502 and stub.unifi_authorized == []
-            r = await client.post("/portal/ben-thanh-market/accept", data=form)
-            assert r.status_code == 502  # released, so retrying reaches the controller again
+    async with (
+        serve(stub.app(), stub.port),
+        serve(app, free_port()) as base,
+        httpx.AsyncClient(base_url=base, timeout=30) as client,
+    ):
+        r = await client.get(stub.unifi_landing(base, "default", MAC, "http://example.net/"))
+        form = {"csrf": _csrf(r.text), "terms": "yes"}
+        r = await client.post("/portal/ben-thanh-market/accept", data=form)
+        assert r.status_code == 502 and stub.unifi_authorized == []
+        r = await client.post("/portal/ben-thanh-market/accept", data=form)
+        assert r.status_code == 502  # released, so retrying reaches the controller again
 
 
 async def test_rfc8908_captive_api_and_direct_grant(env: dict[str, Any]) -> None:

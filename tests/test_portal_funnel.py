@@ -54,15 +54,18 @@ async def env(settings: Any) -> AsyncIterator[dict[str, Any]]:
     await asyncio.to_thread(listener.ready.wait, 30)
     app = portal_app(settings, portal_settings(stub.port))
     try:
-        async with serve(stub.app(), stub.port), serve(app, free_port()) as base:
-            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-                yield {
-                    "stub": stub,
-                    "base": base,
-                    "client": client,
-                    "listener": listener,
-                    "db": settings.database_url,
-                }
+        async with (
+            serve(stub.app(), stub.port),
+            serve(app, free_port()) as base,
+            httpx.AsyncClient(base_url=base, timeout=30) as client,
+        ):
+            yield {
+                "stub": stub,
+                "base": base,
+                "client": client,
+                "listener": listener,
+                "db": settings.database_url,
+            }
     finally:
         listener.close()
 
@@ -73,10 +76,12 @@ def _csrf(html: str) -> str:
     return html[start : html.index('"', start)]
 
 
-async def _until(predicate: Any, timeout: float = 30.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.1)
+async def _until(predicate: Any, deadline_s: float = 30.0) -> None:
+    for _ in range(int(deadline_s * 10)):
+        if predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met within {deadline_s} s")
 
 
 async def test_funnel_moves_once_per_stage_and_joins_wifi(env: dict[str, Any]) -> None:

@@ -97,7 +97,7 @@ def select_cards(
             others.append(p)
     attractions.sort(key=lambda t: (t[0], t[1].id))
     others.sort(key=lambda p: (-p.priority, p.id))
-    chosen = [(d, p) for d, p in attractions[:MAX_ATTRACTIONS]]
+    chosen: list[tuple[float | None, Promo]] = [(d, p) for d, p in attractions[:MAX_ATTRACTIONS]]
     chosen += [(None, p) for p in others]
     cards = []
     for dist, p in chosen[:MAX_CARDS]:

@@ -84,7 +84,9 @@ def _envelope(rt: PortalRuntime, site: str) -> dict[str, Any]:
     }
 
 
-async def _land(request: Request, site_id: str, params: Mapping[str, str], adapter: str | None):
+async def _land(
+    request: Request, site_id: str, params: Mapping[str, str], adapter: str | None
+) -> Response:
     """Render the splash page for a new visit (controller params) or a language switch."""
     rt = runtime(request)
     lang = language(request)

@@ -36,6 +36,7 @@ SITE = "ben-thanh-market"
 LANGS = ("vi", "en", "ko", "zh-Hans", "ja")
 CONCURRENCY = 500
 CHROMIUM = "/usr/bin/chromium"
+CHROME_FLAGS = "--headless=new --no-sandbox --disable-gpu --disable-background-networking"
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
@@ -123,7 +124,7 @@ def _splash_bytes(url: str) -> int:
     r = httpx.get(url, timeout=30)
     if r.status_code != 200:
         raise BenchError(f"{url} answered {r.status_code}")
-    if re.search(r'<(link|script)\b[^>]*(href|src)=', r.text):
+    if re.search(r"<(link|script)\b[^>]*(href|src)=", r.text):
         raise BenchError("splash page references external CSS/JS: byte count would be partial")
     header_bytes = sum(len(k) + len(v) + 4 for k, v in r.headers.items())
     return len(r.content) + header_bytes
@@ -160,7 +161,7 @@ def _lighthouse(binary: Path, url: str) -> dict[str, float]:
     out = subprocess.run(
         [str(binary), url, "--quiet", "--output=json", "--form-factor=mobile",
          "--only-categories=performance,accessibility",
-         "--chrome-flags=--headless=new --no-sandbox --disable-gpu --disable-background-networking"],
+         f"--chrome-flags={CHROME_FLAGS}"],
         capture_output=True, text=True, check=False, timeout=300,
         env={**os.environ, "CHROME_PATH": CHROMIUM},
     )  # fmt: skip
