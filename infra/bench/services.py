@@ -71,14 +71,9 @@ class Service:
             raise BenchError(f"{self.name} not healthy within {timeout:.0f} s: {self.tail()}")
 
     def metric(self, name: str) -> float:
-        """Sum of a Prometheus counter's samples from /metrics (0 when absent)."""
+        """A counter's current value from the service's /metrics."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as resp:
-            text = resp.read().decode()
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{")
-        )
+            return counter_value(resp.read().decode(), name)
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM (the services drain and exit cleanly), SIGKILL if that takes too long."""
@@ -95,6 +90,15 @@ class Service:
         self._log.flush()
         text = self.log_path.read_text(errors="replace").splitlines()[-lines:]
         return "\n    " + "\n    ".join(text)
+
+
+def counter_value(exposition: str, name: str) -> float:
+    """Sum of a metric's samples (all label sets) in Prometheus text format; 0 if absent."""
+    total = 0.0
+    for line in exposition.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 @contextlib.contextmanager
