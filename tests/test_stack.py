@@ -30,6 +30,7 @@ from infra.stack.procs import (
     spawn_detached,
     split_hostport,
     stop_process,
+    wait_until,
 )
 from infra.stack.state import StackConfig, StackState
 
@@ -244,6 +245,15 @@ def test_private_kafka_full_cycle_keeps_topics_across_restart(tmp_path: Path) ->
         again = manager.up(cfg, quiet)
         assert again.started == {"kafka"}
         assert "tp-test.kept" in _topics(cfg.kafka_bootstrap)
+        # A managed broker that died behind our back is started again, not trusted.
+        dead = again.state.components["mqtt"].process
+        assert dead is not None
+        os.kill(dead.pid, signal.SIGKILL)
+        assert wait_until(lambda: exited(dead), 30)
+        lines: list[str] = []
+        assert manager.up(cfg, lines.append).started == {"mqtt"}
+        assert any("mosquitto we started earlier is gone" in line for line in lines)
+        mqtt_helpers.publish_payloads(cfg.mqtt_host, cfg.mqtt_port, "tp-test/z", [b"back"])
     finally:
         assert manager.down(cfg, quiet) == 0
     assert StackState.load(cfg.data_dir).components == {}

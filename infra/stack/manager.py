@@ -57,9 +57,11 @@ def up(cfg: StackConfig, say: Callable[[str], None] = _print) -> UpResult:
     started: set[str] = set()
     for name in COMPONENTS:
         old = state.components.get(name)
-        if old is not None and old.managed and _still_running(old):
-            say(f"{name}: {old.impl} already running at {old.address} (started by us)")
-            continue
+        if old is not None and old.managed:
+            if _still_running(old):
+                say(f"{name}: {old.impl} already running at {old.address} (started by us)")
+                continue
+            say(f"{name}: the {old.impl} we started earlier is gone: starting again")
         if name == "mqtt":
             comp = ensure_mqtt(cfg, say)
         elif name == "kafka":

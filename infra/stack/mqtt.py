@@ -31,6 +31,8 @@ def ensure_mqtt(cfg: StackConfig, say: Callable[[str], None]) -> Component:
     mosquitto = find_mosquitto()
     if mosquitto is None and apt_install(["mosquitto"], say):
         mosquitto = find_mosquitto()
+        if port_open(cfg.mqtt_host, cfg.mqtt_port):  # the package may start its own daemon
+            return Component("mqtt", "external", address, broker_version(cfg), managed=False)
     if mosquitto is not None:
         return _start_mosquitto(cfg, mosquitto, say)
     say("mqtt: Mosquitto not found: falling back to amqtt (pure Python, MQTT 3.1.1 only)")
