@@ -25,7 +25,7 @@ async def _rollups(conn: psycopg.AsyncConnection) -> dict:
 
 
 async def _sink(url: str, raw_writer: str = "unnest") -> OccupancySink:
-    conn = await psycopg.AsyncConnection.connect(url, options="-c timezone=UTC")
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, options="-c timezone=UTC")
     return OccupancySink(conn, TIMEOUT, raw_writer=raw_writer)
 
 

@@ -53,6 +53,10 @@ class OccupancySink:
         session_timeout: timedelta,
         raw_writer: str = "unnest",
     ) -> None:
+        if not conn.autocommit:
+            # Otherwise the first statement outside write() opens a transaction that never
+            # ends and every batch silently becomes an uncommitted savepoint inside it.
+            raise ValueError("OccupancySink needs an autocommit connection")
         if raw_writer not in RAW_WRITERS:
             raise ValueError(f"raw_writer must be one of {RAW_WRITERS}, not {raw_writer!r}")
         self.conn = conn

@@ -113,8 +113,9 @@ CREATE TABLE wifi_sessions (
     ends_at     timestamptz NOT NULL,
     PRIMARY KEY (site, session_id)
 );
+-- The only secondary index: every rollup query bounds ends_at (a session ends after it
+-- starts), and each extra index would be rewritten on every interim update.
 CREATE INDEX wifi_sessions_site_ends ON wifi_sessions (site, ends_at);
-CREATE INDEX wifi_sessions_site_started ON wifi_sessions (site, started_at);
 
 -- How far each site's rollups are materialised: rows exist for every minute in
 -- [first_minute, closed_through]. watermark is the site's latest event time.

@@ -1,0 +1,179 @@
+"""``tourpulse worker``: run the stream worker (Faust), one process per core.
+
+``--workers N`` starts N worker processes in the same consumer group (Kafka splits the
+topic's partitions among them, so N should not exceed the partition count; 4 by default).
+Each child serves /metrics and /healthz on ``--metrics-port`` + its index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import faust
+
+from infra.observability import Health, ObservabilityServer
+from infra.settings import get_settings
+from schemas.topics import KafkaTopic
+from stream.app import WorkerOptions, create_app
+from stream.storage import migrate
+from stream.wifi.processor import OccupancyProcessor, ProcessorConfig
+from stream.wifi.sink import RAW_WRITERS
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "worker",
+        help="run the stream worker (Wi-Fi occupancy -> PostgreSQL + live topic)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--workers", type=int, default=1, help="processes to run (one per core)")
+    p.add_argument("--metrics-port", type=int, default=9110, help="first /metrics port (0: any)")
+    p.add_argument("--batch-size", type=int, default=2000, help="max events per transaction")
+    p.add_argument("--batch-window", type=float, default=0.2, help="max seconds to fill a batch")
+    p.add_argument(
+        "--session-timeout", type=float, default=900.0,
+        help="seconds after a client's last event when a session without stop ends "
+             "(must be the same for every worker of one database)",
+    )  # fmt: skip
+    p.add_argument("--close-interval", type=float, default=10.0,
+                   help="seconds between closing minutes of sites without events")  # fmt: skip
+    p.add_argument("--live-interval", type=float, default=1.0,
+                   help="min seconds between live updates of one site")  # fmt: skip
+    p.add_argument("--rebalance-timeout", type=float, default=20.0, help="Kafka group, seconds")
+    p.add_argument("--group-session-timeout", type=float, default=30.0,
+                   help="seconds before Kafka evicts a dead worker")  # fmt: skip
+    p.add_argument("--heartbeat-interval", type=float, default=3.0, help="Kafka group, seconds")
+    p.add_argument("--raw-writer", choices=RAW_WRITERS, default="unnest",
+                   help="how raw events are inserted (unnest measured faster)")  # fmt: skip
+    p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    p.set_defaults(func=_cmd_worker)
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        print("error: --workers must be >= 1", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    if not args.no_migrate:
+        try:
+            applied = migrate.apply(settings.database_url)
+        except Exception as exc:
+            print(f"error: cannot migrate {settings.database_url}: {exc}", file=sys.stderr)
+            return 1
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+    if args.workers > 1:
+        return _supervise(args)
+    return _run_one(args)
+
+
+def _run_one(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    source = settings.kafka_topic(KafkaTopic.WIFI_SESSION)
+    options = WorkerOptions(
+        batch_size=args.batch_size,
+        batch_window=args.batch_window,
+        close_interval=args.close_interval,
+        rebalance_timeout=args.rebalance_timeout,
+        group_session_timeout=args.group_session_timeout,
+        heartbeat_interval=args.heartbeat_interval,
+        processor=ProcessorConfig(
+            database_url=settings.database_url,
+            source_topic=source,
+            session_timeout=timedelta(seconds=args.session_timeout),
+            live_interval=args.live_interval,
+            raw_writer=args.raw_writer,
+        ),
+    )
+    app, processor = create_app(settings, options)
+    server = ObservabilityServer(args.metrics_port, health=lambda: _health(processor))
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"error: metrics port {args.metrics_port}: {exc}", file=sys.stderr)
+        return 1
+    log.info("consuming %s as group %s", source, app.conf.id)
+    worker = faust.Worker(app, loglevel="INFO" if not args.verbose else "DEBUG",
+                          redirect_stdouts=False)  # fmt: skip
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    finally:
+        server.stop()
+    return 0
+
+
+def _health(processor: OccupancyProcessor) -> Health:
+    last = processor.last_batch_at
+    return Health(
+        processor.db_ok,
+        {"database": "ok" if processor.db_ok else "failing (retrying)",
+         "last_batch_at": last.isoformat() if last else None},
+    )  # fmt: skip
+
+
+def _supervise(args: argparse.Namespace) -> int:
+    """Run ``--workers`` children; stop all when one dies or on SIGTERM/SIGINT."""
+    children: list[subprocess.Popen[bytes]] = []
+    for i in range(args.workers):
+        argv = [
+            sys.executable,
+            "-m",
+            "infra.cli",
+            "worker",
+            "--workers",
+            "1",
+            "--no-migrate",
+            "--metrics-port",
+            str(args.metrics_port + i if args.metrics_port else 0),
+        ]
+        argv += _forwarded(args)
+        children.append(subprocess.Popen(argv))
+        print(f"started worker {i + 1}/{args.workers} (pid {children[-1].pid})", flush=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    while any(c.poll() is None for c in children):
+        dead = [c for c in children if c.poll() not in (None, 0)]
+        if dead and code == 0:
+            code = dead[0].returncode or 1
+            print(f"worker pid {dead[0].pid} exited with {code}; stopping the others",
+                  file=sys.stderr)  # fmt: skip
+            stop(signal.SIGTERM, None)
+        time.sleep(0.5)
+    return code
+
+
+def _forwarded(args: argparse.Namespace) -> list[str]:
+    """The per-process options, passed on unchanged to every child."""
+    names = (
+        "batch_size",
+        "batch_window",
+        "session_timeout",
+        "close_interval",
+        "live_interval",
+        "rebalance_timeout",
+        "group_session_timeout",
+        "heartbeat_interval",
+        "raw_writer",
+    )
+    out = ["--verbose"] if args.verbose else []
+    for name in names:
+        out += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return out

@@ -1,0 +1,166 @@
+"""From raw Kafka values to a committed batch: decode, dead-letter, write (retrying), publish.
+
+Independent of Faust (it gets async ``send`` callables), so the same code runs in the
+worker and in tests. A batch is only returned from :meth:`process` once PostgreSQL has
+committed it: the caller (``stream.take``) acks the Kafka offsets after that, never before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+import psycopg
+
+from schemas.codec import ContractError, DeadLetterReason, decode_event
+from schemas.stream_out import OccupancyUpdateV1
+from stream.gateway.routing import dead_letter
+from stream.storage.partitions import ensure_event_partitions
+from stream.wifi import metrics
+from stream.wifi.batch import WIFI_SESSION_TYPES, WifiSessionEvent
+from stream.wifi.live import LiveThrottle
+from stream.wifi.sink import BatchResult, LiveOccupancy, OccupancySink
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Send = Callable[[bytes | None, bytes], Awaitable[None]]
+#: Backoff between retries of a failed batch transaction (doubling, capped).
+RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    database_url: str
+    source_topic: str
+    session_timeout: timedelta = timedelta(minutes=15)
+    live_interval: float = 1.0
+    idle_horizon: timedelta = timedelta(days=1)
+    raw_writer: str = "unnest"
+
+
+class OccupancyProcessor:
+    def __init__(self, config: ProcessorConfig, send_live: Send, send_dead: Send) -> None:
+        self.config = config
+        self._send_live = send_live
+        self._send_dead = send_dead
+        self._sink: OccupancySink | None = None
+        self._lock = asyncio.Lock()  # one transaction at a time on the connection
+        self.throttle = LiveThrottle(config.live_interval)
+        self.db_ok = True
+        self.last_batch_at: datetime | None = None
+
+    async def process(self, values: Sequence[bytes]) -> BatchResult:
+        """Store one batch exactly once; retries until PostgreSQL accepts it."""
+        events = [e for e in [await self._decode(v) for v in values] if e is not None]
+        metrics.BATCH_SIZE.observe(len(values))
+        result = await self._with_db(lambda sink: sink.write(events))
+        metrics.BATCHES.inc()
+        metrics.EVENTS.labels("stored").inc(result.inserted)
+        metrics.EVENTS.labels("duplicate").inc(result.duplicates)
+        metrics.MINUTES_RECOMPUTED.inc(result.minutes_recomputed)
+        metrics.DB_WRITE_SECONDS.observe(result.db_seconds)
+        self.last_batch_at = datetime.now(UTC)
+        log.debug(
+            "batch of %d: %d stored, %d duplicates, %d minutes recomputed in %.3fs",
+            len(values), result.inserted, result.duplicates, result.minutes_recomputed,
+            result.db_seconds,
+        )  # fmt: skip
+        for update in result.live:
+            if self.throttle.offer(update):
+                await self._publish(update)
+        return result
+
+    async def flush_live(self) -> None:
+        """Send live updates that were held back by the throttle."""
+        for update in self.throttle.due():
+            await self._publish(update)
+
+    async def close_lagging_sites(self) -> int:
+        n = await self._with_db(lambda sink: sink.close_lagging_sites(self.config.idle_horizon))
+        metrics.MINUTES_RECOMPUTED.inc(n)
+        return n
+
+    async def ensure_partitions(self) -> int:
+        return await self._with_db(lambda sink: ensure_event_partitions(sink.conn))
+
+    async def close(self) -> None:
+        if self._sink is not None:
+            await self._sink.conn.close()
+            self._sink = None
+
+    async def _decode(self, raw: bytes) -> WifiSessionEvent | None:
+        try:
+            event = decode_event(raw)
+        except ContractError as exc:
+            await self._reject(exc.reason, exc.detail, raw)
+            return None
+        if not isinstance(event, WIFI_SESSION_TYPES):
+            await self._reject(
+                DeadLetterReason.TOPIC_MISMATCH, f"{event.type} does not belong here", raw
+            )
+            return None
+        return event
+
+    async def _reject(self, reason: DeadLetterReason, detail: str, raw: bytes) -> None:
+        record = dead_letter(reason, detail, f"kafka:{self.config.source_topic}", raw, _now())
+        await self._send_dead(record.key, record.value)
+        metrics.EVENTS.labels("rejected").inc()
+        metrics.REJECTED.labels(reason.value).inc()
+
+    async def _publish(self, update: LiveOccupancy) -> None:
+        msg = OccupancyUpdateV1(
+            site=update.site, connected=update.connected, as_of=update.as_of, emitted_at=_now()
+        )
+        await self._send_live(update.site.encode(), msg.model_dump_json().encode())
+        metrics.LIVE_UPDATES.inc()
+
+    async def _with_db(self, work: Callable[[OccupancySink], Awaitable[T]]) -> T:
+        """Run ``work`` in the sink, reconnecting and retrying until it succeeds.
+
+        Giving up would mean acking events that were never stored (``take`` acks a batch
+        when the agent moves on, even after an error), so a broken database stalls the
+        worker (visible in /healthz and tp_worker_db_errors_total) instead of losing data.
+        """
+        delay = RETRY_FIRST
+        async with self._lock:
+            while True:
+                try:
+                    result = await work(await self._connect())
+                    self.db_ok = True
+                    return result
+                except Exception as exc:  # any failure: retry, never ack unstored events
+                    self.db_ok = False
+                    metrics.DB_ERRORS.inc()
+                    log.warning("database write failed (%s), retrying in %.1fs", exc, delay)
+                    await self._drop_connection()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX)
+
+    async def _connect(self) -> OccupancySink:
+        if self._sink is None or self._sink.conn.closed:
+            conn = await psycopg.AsyncConnection.connect(
+                self.config.database_url,
+                autocommit=True,
+                options="-c timezone=UTC",
+                application_name="tp-worker",
+            )
+            self._sink = OccupancySink(
+                conn, self.config.session_timeout, raw_writer=self.config.raw_writer
+            )
+        return self._sink
+
+    async def _drop_connection(self) -> None:
+        if self._sink is not None:
+            try:
+                await self._sink.conn.close()
+            finally:
+                self._sink = None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
