@@ -8,14 +8,20 @@ duration of sessions that ended (stop, or last event + timeout <= newest event t
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from wifi_helpers import WifiEvent, make_event
 
+from infra.settings import Settings
+from schemas.topics import KafkaTopic
 from schemas.wifi import WifiSessionData
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -116,3 +122,26 @@ def expected_flows(
             cell[0] += 1
             cell[1] += not rand
     return out, {k: (a, b) for k, (a, b) in od.items()}
+
+
+def start_flows(settings: Settings, log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """``tourpulse flows`` as a subprocess with short Kafka group timeouts."""
+    env = dict(os.environ)
+    env.update(
+        TP_TOPIC_NAMESPACE=str(settings.topic_namespace),
+        TP_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        DATABASE_URL=settings.database_url,
+        TP_DATA_DIR=str(settings.data_dir),
+    )
+    argv = [sys.executable, "-m", "infra.cli", "flows", "--metrics-port", "0",
+            "--rebalance-timeout", "6", "--group-session-timeout", "6",
+            "--heartbeat-interval", "1", "--recompute-interval", "1", *extra]  # fmt: skip
+    with log_path.open("ab") as log:
+        return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def flows_topics(settings: Settings) -> list[str]:
+    return [settings.kafka_topic(t) for t in (
+        KafkaTopic.WIFI_SESSION, KafkaTopic.FLOWS_HOURLY, KafkaTopic.OCCUPANCY_LIVE,
+        KafkaTopic.OCCUPANCY_FUSED, KafkaTopic.CAMERA_METADATA,
+        KafkaTopic.DEVICE_AVAILABILITY)]  # fmt: skip

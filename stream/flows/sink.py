@@ -119,10 +119,11 @@ class FlowsSink:
             )
             dirty: set[tuple[str, datetime]] = set()
             presence: dict[tuple[str, date, str], _Presence] = {}
-            for site, client, rand, start, end, old_end in await cur.fetchall():
-                dirty.add((str(site), hour_start(end)))
-                if old_end is not None:
-                    dirty.add((str(site), hour_start(old_end)))
+            for site, client, rand, start, end, old_start, old_end in await cur.fetchall():
+                if (old_start, old_end) != (start, end):  # dwell of the end hour(s) moved
+                    dirty.add((str(site), hour_start(end)))
+                    if old_end is not None:
+                        dirty.add((str(site), hour_start(old_end)))
                 for part in split_by_day(start, end):
                     _merge(presence, (str(site), part.day, str(client)), bool(rand), part)
             days = await self._upsert_presence(cur, presence, dirty)

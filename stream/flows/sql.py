@@ -23,7 +23,7 @@ SELECT (SELECT watermark FROM old), (SELECT watermark FROM up)
 """
 
 #: Idempotent session merge; returns each touched session after the merge plus its
-#: end_seen before it (NULL when new), so dwell hours on both sides get recomputed.
+#: start and end_seen before it (NULL when new), so dwell hours that change get recomputed.
 UPSERT_SESSIONS = """
 WITH input AS (
     SELECT * FROM unnest(%(site)b::text[], %(session_id)b::text[], %(client_id)b::text[],
@@ -31,7 +31,7 @@ WITH input AS (
                          %(last_seen)b::timestamptz[], %(stopped_at)b::timestamptz[])
         AS i(site, session_id, client_id, randomized, first_seen, last_seen, stopped_at)
 ), old AS (
-    SELECT s.site, s.session_id, s.end_seen
+    SELECT s.site, s.session_id, s.started_at, s.end_seen
     FROM visitor_sessions s JOIN input i USING (site, session_id)
     FOR UPDATE OF s
 ), up AS (
@@ -46,7 +46,8 @@ WITH input AS (
         ended_at = LEAST(s.ended_at, EXCLUDED.ended_at)
     RETURNING s.site, s.session_id, s.client_id, s.randomized, s.started_at, s.end_seen
 )
-SELECT up.site, up.client_id, up.randomized, up.started_at, up.end_seen, old.end_seen
+SELECT up.site, up.client_id, up.randomized, up.started_at, up.end_seen, old.started_at,
+       old.end_seen
 FROM up LEFT JOIN old USING (site, session_id)
 """
 
