@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from wifi_helpers import T0, disorder, expected_rollups, generate, make_event
@@ -64,6 +66,15 @@ async def test_worker_rollups_live_updates_and_dead_letters(
         )
         letter = DeadLetterV1.model_validate_json(dead[0].value)
         assert letter.reason == "invalid_json" and letter.payload_size == len(b"{not json")
+        base = re.search(r"(http://127\.0\.0\.1:\d+)/metrics", log.read_text())
+        assert base, "worker did not log its metrics address"
+        async with httpx.AsyncClient(base_url=base.group(1)) as client:
+            health = await client.get("/healthz")
+            metrics = (await client.get("/metrics")).text
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        assert f'tp_worker_events_total{{outcome="stored"}} {len(events) + 1}.0' in metrics
+        assert 'tp_worker_rejected_total{reason="invalid_json"} 1.0' in metrics
+        assert "tp_worker_db_write_seconds_count" in metrics
     finally:
         stop_worker(proc)
     assert proc.returncode == 0, log.read_text()[-3000:]
