@@ -166,10 +166,10 @@ def portal_app(settings: Any, psettings: PortalSettings) -> FastAPI:
 
 
 @asynccontextmanager
-async def serve(app: FastAPI, port: int) -> AsyncIterator[str]:
-    """Run ``app`` with uvicorn on 127.0.0.1:port for the duration of the block."""
+async def serve(app: FastAPI, port: int, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Run ``app`` with uvicorn on host:port for the duration of the block."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     )
     task = asyncio.create_task(server.serve())
     try:
@@ -179,7 +179,7 @@ async def serve(app: FastAPI, port: int) -> AsyncIterator[str]:
                     task.result()
                     raise RuntimeError("server exited during start-up")
                 await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         await task
