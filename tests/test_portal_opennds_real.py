@@ -24,14 +24,14 @@ import re
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
 import pytest
-from pydantic import SecretStr
 from portal_stubs import portal_app, portal_settings, serve
+from pydantic import SecretStr
 
 FASKEY = "tp-real-opennds-key-0123456789"
 LEASES = Path("/tmp/dhcp.leases")
@@ -65,14 +65,21 @@ def netns(tmp_path: Path) -> Iterator[dict[str, Any]]:
         sh("ip", "link", "set", f"tpw{n}", "netns", gw)
         sh("ip", "addr", "add", f"10.78.{n}.1/30", "dev", up)
         sh("ip", "link", "set", up, "up")
-        for ns, cmds in (
-            (gw, [["addr", "add", f"10.78.{n}.2/30", "dev", f"tpw{n}"],
-                  ["link", "set", f"tpw{n}", "up"], ["route", "add", "default", "via", f"10.78.{n}.1"],
-                  ["addr", "add", f"10.77.{n}.1/24", "dev", f"tpa{n}"],
-                  ["link", "set", f"tpa{n}", "up"], ["link", "set", "lo", "up"]]),
-            (cl, [["addr", "add", f"10.77.{n}.2/24", "dev", f"tpb{n}"], ["link", "set", f"tpb{n}", "up"],
-                  ["link", "set", "lo", "up"], ["route", "add", "default", "via", f"10.77.{n}.1"]]),
-        ):  # fmt: skip
+        gw_cmds = [
+            ["addr", "add", f"10.78.{n}.2/30", "dev", f"tpw{n}"],
+            ["link", "set", f"tpw{n}", "up"],
+            ["route", "add", "default", "via", f"10.78.{n}.1"],
+            ["addr", "add", f"10.77.{n}.1/24", "dev", f"tpa{n}"],
+            ["link", "set", f"tpa{n}", "up"],
+            ["link", "set", "lo", "up"],
+        ]
+        cl_cmds = [
+            ["addr", "add", f"10.77.{n}.2/24", "dev", f"tpb{n}"],
+            ["link", "set", f"tpb{n}", "up"],
+            ["link", "set", "lo", "up"],
+            ["route", "add", "default", "via", f"10.77.{n}.1"],
+        ]
+        for ns, cmds in ((gw, gw_cmds), (cl, cl_cmds)):
             for cmd in cmds:
                 sh("ip", "-n", ns, *cmd)
         sh("ip", "netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1")
@@ -102,7 +109,7 @@ def lease(netns: dict[str, Any]) -> Iterator[None]:
 
 
 @pytest.fixture
-async def opennds(netns: dict[str, Any], lease: None) -> AsyncIterator[dict[str, Any]]:
+def opennds(netns: dict[str, Any], lease: None) -> Iterator[dict[str, Any]]:
     n, fas_port = netns["n"], 18000 + netns["n"]
     conf = netns["dir"] / "opennds.conf"
     conf.write_text(
