@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -179,3 +180,23 @@ async def test_rate_limit_per_client(settings: Any) -> None:
     async with serve(app, free_port()) as base, httpx.AsyncClient(base_url=base) as client:
         codes = [(await client.get("/portal/saigon-zoo")).status_code for _ in range(12)]
     assert codes[:5] == [200] * 5 and 429 in codes
+
+
+async def test_splash_is_small_self_contained_and_localised(env: dict[str, Any]) -> None:
+    stub, client = env["stub"], env["client"]
+    names = {
+        "vi": "Tiếng Việt",
+        "en": "English",
+        "ko": "한국어",
+        "zh-Hans": "简体中文",
+        "ja": "日本語",
+    }
+    for lang in names:
+        landing = stub.meraki_landing(env["base"], "ben-thanh-market", MAC, "http://a.example/")
+        r = await client.get(landing + f"&lang={lang}")
+        assert r.status_code == 200 and f'<html lang="{lang}">' in r.text
+        assert len(r.content) < 30 * 1024  # the whole transfer before images: no CSS/JS files
+        assert not re.search(r"<(script|link)\b", r.text)
+        for tag, name in names.items():  # the switcher names each language in itself
+            assert f'lang="{tag}" hreflang="{tag}"' in r.text and name in r.text
+        assert 'type="checkbox" id="marketing" name="marketing" value="yes">' in r.text
