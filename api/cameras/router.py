@@ -1,0 +1,243 @@
+"""Camera tours API: WHEP live video, snapshots, the tour list, shared PTZ control, tour page.
+
+Mounted by ``api.app`` (``FEATURE_MODULES``); :func:`lifespan` creates the per-camera state,
+the MQTT command sender and the tour scheduler, and closes every peer connection on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
+from api.cameras.tours import TourScheduler
+from api.cameras.whep import WhepError, check_offer
+from api.errors import ApiError
+from edge.camera.privacy import anonymised_jpeg
+from schemas.camera import GotoPreset, Move, Stop
+
+router = APIRouter(tags=["cameras"])
+PAGE = (Path(__file__).parent / "tour.html").read_text(encoding="utf-8")
+MAX_SDP_BYTES = 64 * 1024
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = app.state.settings
+    cameras = {c.id: CameraState(c) for c in app.state.device_configs.cameras if c.setup}
+    sender = CommandSender(settings.mqtt_host, settings.mqtt_port)
+    scheduler = TourScheduler(cameras, sender)
+    app.state.cameras, app.state.camera_commands = cameras, sender
+    app.state.camera_operator_key = os.environ.get("TP_CAMERA_OPERATOR_KEY")
+    scheduler.start()
+    warming = [asyncio.create_task(s.warm()) for s in cameras.values()]
+    try:
+        yield
+    finally:
+        for task in warming:
+            task.cancel()
+        await asyncio.gather(*warming, return_exceptions=True)
+        await scheduler.stop()
+        for state in cameras.values():
+            await state.close()
+        sender.close()
+
+
+def get_camera(camera: str, request: Request) -> CameraState:
+    state: CameraState | None = request.app.state.cameras.get(camera)
+    if state is None:
+        raise ApiError(404, "unknown_camera", f"no live camera {camera!r}")
+    return state
+
+
+CameraDep = Annotated[CameraState, Depends(get_camera)]
+
+
+class TourStatus(BaseModel):
+    camera: str
+    site: str
+    name: str
+    page: str
+    thumbnail: str
+    whep: str
+    tour: str | None
+    preset: str | None
+    step: int | None
+    dwell_s: float | None
+    narration_vi: str | None
+    narration_en: str | None
+    ptz_holder: bool
+    live: bool
+    last_error: str | None
+
+
+def _status(state: CameraState) -> TourStatus:
+    cam, tour = state.camera, state.tour
+    step = tour.current if tour else None
+    return TourStatus(
+        camera=cam.id,
+        site=cam.site,
+        name=cam.name,
+        page=f"/tours/{cam.id}",
+        thumbnail=f"/api/v1/cameras/{cam.id}/snapshot",
+        whep=f"/api/v1/cameras/{cam.id}/whep",
+        tour=tour.tour.name if tour else None,
+        preset=state.preset,
+        step=tour.step if tour else None,
+        dwell_s=step.dwell_s if step else None,
+        narration_vi=step.narration_vi if step else None,
+        narration_en=step.narration_en if step else None,
+        ptz_holder=state.leases.current is not None,
+        live=state.feed is not None and state.feed.player is not None,
+        last_error=state.last_error,
+    )
+
+
+@router.get("/api/v1/tours", response_model=list[TourStatus])
+async def list_tours(request: Request) -> list[TourStatus]:
+    """Cameras with live tours: status, current narration, thumbnail and player URLs."""
+    return [_status(s) for s in request.app.state.cameras.values()]
+
+
+@router.get("/api/v1/cameras/{camera}/status", response_model=TourStatus)
+async def camera_status(state: CameraDep) -> TourStatus:
+    return _status(state)
+
+
+@router.post("/api/v1/cameras/{camera}/whep", status_code=201)
+async def whep_offer(state: CameraDep, request: Request) -> Response:
+    """WHEP: an SDP offer in, an SDP answer out; ``Location`` is the session to DELETE."""
+    if not request.headers.get("content-type", "").startswith("application/sdp"):
+        raise ApiError(415, "unsupported_media_type", "send the offer as application/sdp")
+    body = await request.body()
+    if len(body) > MAX_SDP_BYTES:
+        raise ApiError(413, "offer_too_large", "SDP offer too large")
+    offer = body.decode("utf-8", errors="replace")
+    try:
+        check_offer(offer)
+        feed = await state.video_feed()
+        answer, session = await feed.answer(offer)
+    except WhepError as exc:
+        raise ApiError(400, "invalid_offer", str(exc)) from None
+    except ONVIF_ERRORS as exc:
+        await state.drop_session(exc)
+        raise ApiError(503, "camera_unavailable", f"camera unreachable: {exc}") from None
+    location = f"/api/v1/cameras/{state.camera.id}/whep/{session}"
+    return Response(
+        answer, status_code=201, media_type="application/sdp", headers={"Location": location}
+    )
+
+
+@router.delete("/api/v1/cameras/{camera}/whep/{session}", status_code=200)
+async def whep_stop(state: CameraDep, session: str) -> dict[str, bool]:
+    if state.feed is None or not await state.feed.close_session(session):
+        raise ApiError(404, "unknown_session", "no such WHEP session")
+    return {"closed": True}
+
+
+@router.get("/api/v1/cameras/{camera}/snapshot")
+async def snapshot(state: CameraDep) -> Response:
+    """A still with faces blurred and the preset's privacy masks blacked out."""
+    try:
+        jpeg = await (await state.onvif()).snapshot()
+    except ONVIF_ERRORS as exc:
+        await state.drop_session(exc)
+        raise ApiError(503, "camera_unavailable", f"camera unreachable: {exc}") from None
+    if not jpeg:
+        raise ApiError(502, "no_snapshot", "the camera returned no image")
+    setup = state.camera.setup
+    preset = next((p for p in setup.presets if p.name == state.preset), None) if setup else None
+    try:
+        safe = anonymised_jpeg(jpeg, preset)
+    except ValueError as exc:
+        raise ApiError(502, "bad_snapshot", str(exc)) from None
+    return Response(safe, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+class LeaseRequest(BaseModel):
+    viewer: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+@router.post("/api/v1/cameras/{camera}/ptz/lease")
+async def take_lease(
+    state: CameraDep,
+    body: LeaseRequest,
+    request: Request,
+    response: Response,
+    x_operator_key: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Take or renew the PTZ lease; while someone else holds it you are queued (202)."""
+    key = request.app.state.camera_operator_key
+    operator = bool(key and x_operator_key and secrets.compare_digest(key, x_operator_key))
+    grant = state.leases.request(body.viewer, operator=operator)
+    if grant.lease is None:
+        response.status_code = 202
+        return {
+            "queued": True,
+            "position": grant.position,
+            "message": "another viewer controls the camera; you are in the queue",
+        }
+    return {
+        "token": grant.lease.token,
+        "expires_in_s": state.leases.ttl,
+        "operator": grant.lease.operator,
+    }
+
+
+@router.delete("/api/v1/cameras/{camera}/ptz/lease")
+async def release_lease(
+    state: CameraDep, x_ptz_lease: Annotated[str | None, Header()] = None
+) -> dict[str, bool]:
+    if not x_ptz_lease or not state.leases.release(x_ptz_lease):
+        raise ApiError(404, "no_lease", "you do not hold the PTZ lease")
+    return {"released": True}
+
+
+class PtzCommand(BaseModel):
+    command: Annotated[GotoPreset | Move | Stop, Field(discriminator="action")]
+
+
+@router.post("/api/v1/cameras/{camera}/ptz", status_code=202)
+async def ptz(
+    state: CameraDep, request: Request, x_ptz_lease: Annotated[str | None, Header()] = None
+) -> dict[str, str]:
+    """Move the camera; needs the PTZ lease token in ``X-PTZ-Lease``."""
+    lease = state.leases.check(x_ptz_lease)
+    if lease is None:
+        raise ApiError(
+            409,
+            "lease_required",
+            "take the PTZ lease first (POST .../ptz/lease); someone else may hold it",
+        )
+    try:
+        cmd = PtzCommand.model_validate({"command": await request.json()})
+    except (ValidationError, ValueError) as exc:
+        raise ApiError(422, "invalid_command", str(exc).splitlines()[0][:300]) from None
+    if isinstance(cmd.command, GotoPreset):
+        setup = state.camera.setup
+        if setup is None or cmd.command.preset not in {p.name for p in setup.presets}:
+            raise ApiError(422, "unknown_preset", f"no preset {cmd.command.preset!r}")
+        state.preset = cmd.command.preset
+    state.leases.renew(lease.token)
+    command_id = request.app.state.camera_commands.send(
+        state.camera, f"viewer:{lease.holder}", cmd.command.model_dump()
+    )
+    return {"command_id": command_id}
+
+
+@router.get("/tours/{camera}", response_class=HTMLResponse, include_in_schema=False)
+async def tour_page(state: CameraDep) -> HTMLResponse:
+    page = PAGE.replace("{{CAMERA}}", state.camera.id).replace(
+        "{{NAME}}", html.escape(state.camera.name)
+    )
+    return HTMLResponse(page)

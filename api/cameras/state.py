@@ -1,0 +1,137 @@
+"""Per-camera state the API keeps: ONVIF access, the video feed, PTZ leases, the tour.
+
+Created in the feature lifespan (``api.cameras.router.lifespan``) and closed there, so no
+peer connection, RTSP pull or MQTT client outlives the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from api.cameras.lease import PtzLeases
+from api.cameras.whep import CameraFeed
+from device_configs.camera import Tour, TourStep
+from device_configs.models import Camera
+from edge.camera.onvif_client import REFUSED_ERRORS, UNREACHABLE_ERRORS, OnvifSession
+from schemas.camera import CameraCommandV1
+from schemas.codec import encode_event
+from schemas.envelope import utc_now
+from schemas.topics import DeviceKind, MqttStream, MqttTopic
+
+log = logging.getLogger(__name__)
+ONVIF_ERRORS: tuple[type[BaseException], ...] = (*UNREACHABLE_ERRORS, *REFUSED_ERRORS, LookupError)
+
+
+@dataclass
+class TourState:
+    tour: Tour
+    step: int = 0
+    started_at: float = 0.0
+
+    @property
+    def current(self) -> TourStep:
+        return self.tour.steps[self.step]
+
+
+@dataclass
+class CameraState:
+    camera: Camera
+    leases: PtzLeases = field(default_factory=PtzLeases)
+    feed: CameraFeed | None = None
+    session: OnvifSession | None = None
+    tour: TourState | None = None
+    preset: str | None = None
+    last_error: str | None = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    async def onvif(self) -> OnvifSession:
+        """A connected ONVIF session (reconnected after a failure)."""
+        async with self._lock:
+            if self.session is None:
+                setup = self.camera.setup
+                assert setup is not None
+                session = OnvifSession(
+                    setup.onvif.host, setup.onvif.port, *setup.onvif.credentials.resolve()
+                )
+                try:
+                    await session.connect()
+                except BaseException:
+                    await session.close()
+                    raise
+                self.session = session
+            return self.session
+
+    async def drop_session(self, error: BaseException) -> None:
+        self.last_error = f"{type(error).__name__}: {error}"
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def video_feed(self) -> CameraFeed:
+        if self.feed is None:
+            info = (await self.onvif()).info
+            assert info is not None
+            self.feed = CameraFeed(info.stream_uri)
+        return self.feed
+
+    async def warm(self) -> None:
+        """Open the camera pull before the first viewer arrives (tour cameras are watched)."""
+        try:
+            await (await self.video_feed()).source()
+        except ONVIF_ERRORS as exc:
+            await self.drop_session(exc)
+        except av.FFmpegError as exc:
+            self.last_error = f"stream: {exc}"
+
+    async def close(self) -> None:
+        if self.feed is not None:
+            await self.feed.close()
+        if self.session is not None:
+            await self.session.close()
+
+
+class CommandSender:
+    """Publishes camera commands on MQTT (QoS 1); the edge agent executes them."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"tp-api-cameras-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        self._client.reconnect_delay_set(1, 10)
+        self._client.connect_async(host, port, keepalive=30)
+        self._client.loop_start()
+
+    def send(self, camera: Camera, issued_by: str, action: dict[str, Any]) -> str:
+        command_id = uuid.uuid4().hex[:16]
+        event = CameraCommandV1.model_validate(
+            {
+                "site": camera.site,
+                "device": camera.id,
+                "source": "api.cameras",
+                "event_time": utc_now(),
+                "data": {"command_id": command_id, "issued_by": issued_by[:64], "command": action},
+            }
+        )
+        topic = MqttTopic.build(camera.site, DeviceKind.CAMERA, camera.id, MqttStream.CMD)
+        info = self._client.publish(str(topic), encode_event(event), qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS and info.rc != mqtt.MQTT_ERR_NO_CONN:
+            raise ConnectionError(f"MQTT publish failed: rc={info.rc}")
+        log.debug("command %s -> %s: %s", command_id, topic, json.dumps(action))
+        return command_id
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._client.disconnect()
+        self._client.loop_stop()

@@ -1,0 +1,23 @@
+"""A real browser on the tour page: live video decodes, narration shows, the viewer takes the
+PTZ lease and pans -- through API -> MQTT (private Mosquitto) -> camera agent -> ONVIF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from camera_fixtures import require_pets
+from camera_netns import run_scenario
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="apt-get install chromium")
+async def test_tour_page_plays_and_viewer_moves_the_camera() -> None:
+    require_pets()
+    result = await run_scenario("browser")
+    frames = result["frames_decoded"]
+    assert isinstance(frames, list) and frames[-1] > frames[0] and frames[-1] >= 10, frames
+    assert result["narration"]  # the current step's Vietnamese narration
+    assert result["lease_text"] == "you control the camera"
+    assert float(result["pan_after"]) > float(result["pan_before"]) + 0.05
