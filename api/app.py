@@ -43,6 +43,7 @@ CORE_FEATURES: tuple[str, ...] = (
 FEATURE_MODULES: tuple[str, ...] = (
     *CORE_FEATURES,
     "api.portal.router",
+    "api.cameras.router",
 )
 
 #: Long-lived streaming routes: counted, but kept out of the latency histogram.
