@@ -21,6 +21,7 @@ from api.portal import admin, api_routes
 from api.portal.i18n import translator
 from api.portal.pages import (
     COOKIE,
+    REFUSED,
     absolute,
     check_origin,
     check_rate,
@@ -289,9 +290,7 @@ async def promo_click(request: Request, promo_id: str) -> Response:
         )
         rt.emit(PortalPromoClickV1(**_envelope(rt, ctx["site"]), data=data))
     else:
-        from api.portal.pages import REFUSED
-
-        REFUSED.labels("click_not_shown").inc()
+        REFUSED.labels("click_not_shown").inc()  # counted, still redirected
     return RedirectResponse(promo.url or "/", status_code=303)
 
 
