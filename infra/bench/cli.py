@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "pipeline": "infra.bench.pipeline",
     "portal": "infra.bench.portal",
     "wifi_edge": "infra.bench.wifi_edge",
+    "camera": "infra.bench.camera",
 }
 
 
