@@ -49,6 +49,8 @@ class CpuMeter:
         self._stages = stages
         self._pids: dict[str, set[int]] = {}
         self._before: dict[int, float] = {}
+        #: CPU seconds per stage over the window, filled by :meth:`stop`.
+        self.seconds: dict[str, float] = {}
         self._t0 = 0.0
         self._machine0: psutil._common.scputimes | None = None
 
@@ -66,6 +68,7 @@ class CpuMeter:
         for stage, pids in self._pids.items():
             after = _cpu(pids)
             used = sum(t - self._before.get(pid, t) for pid, t in after.items())
+            self.seconds[stage] = used
             shares[stage] = round(used / capacity, 3)
         assert self._machine0 is not None, "CpuMeter.stop() before start()"
         machine = psutil.cpu_times()

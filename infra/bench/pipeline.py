@@ -6,11 +6,14 @@ One run on the running stack, in a fresh Kafka namespace and database:
    (:mod:`infra.bench.mosquitto`), so the result can be read as a ratio to it;
 2. ``tourpulse gateway`` and ``tourpulse worker`` start as subprocesses (the real CLI) and a
    few hundred events go through end to end, so group joins and topic creation are done;
-3. the measured run: simulator events (20 sites) published as fast as the pipeline takes
-   them; ``events_per_s`` = events / (first publish -> all rows visible in PostgreSQL), and
-   latency per event = its row's ``stored_at`` (database clock, same machine) minus the
-   moment it was handed to the MQTT client. ``stored_at`` defaults to ``now()``, the start
-   of the worker's batch transaction, so latency excludes the commit itself (a few ms).
+3. throughput: simulator events (20 sites) published as fast as the pipeline takes them;
+   ``events_per_s`` = events / (first publish -> all rows visible in PostgreSQL), with the
+   CPU seconds every stage burnt meanwhile (``cpu_share``, ``cpu_ms_per_event``);
+4. latency: more events at :data:`PACED_SHARE` of that rate, because latency at saturation
+   only measures the queue (kept as ``saturated_latency_ms``). Latency per event = its
+   row's ``stored_at`` (database clock, same machine) minus the moment it was handed to the
+   MQTT client. ``stored_at`` defaults to ``now()``, the start of the worker's batch
+   transaction, so the commit itself (a few ms) is not included.
 
 The publisher keeps its lead over what the gateway has received below
 :data:`MAX_LEAD`: Mosquitto drops QoS 1 messages queued beyond ``max_queued_messages``
@@ -41,6 +44,7 @@ from infra.bench import mosquitto
 from infra.bench.context import BenchContext, BenchError
 from infra.bench.cpu import CpuMeter, by_cmdline, by_name, only
 from infra.bench.services import Service, delete_kafka_topics, fresh_database
+from infra.settings import Settings
 from schemas.codec import encode_event
 
 log = logging.getLogger(__name__)
@@ -52,11 +56,13 @@ WORKERS = 2  # one per core; the topic has 4 partitions
 MAX_LEAD = 1500  # published - received by the gateway (receive maximum 2000 + queue 1000)
 LEAD_CHECK_EVERY = 250  # events between reads of the gateway's counter
 SETTLE_TIMEOUT_S = 120.0  # no new rows for this long = events lost
+PACED_SHARE = 0.7  # the latency run publishes at this share of the saturated rate
 TARGET = {"events_per_s": 5000, "latency_p95_ms": 2000}
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
     n = ctx.events or (QUICK_EVENTS if ctx.quick else DEFAULT_EVENTS)
+    n_paced = max(n // 3, 500)
     ns = "bench" + uuid.uuid4().hex[:6]
     settings = ctx.settings
     load_before = os.getloadavg()[0]
@@ -64,50 +70,89 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="tp-bench-pipeline-") as tmp,
         fresh_database(settings.database_url, f"tp_{ns}") as db_url,
     ):
-        events = _events(settings.device_configs, Path(tmp), ns, WARMUP_EVENTS + n)
+        events = _events(settings.device_configs, Path(tmp), ns, WARMUP_EVENTS + n + n_paced)
+        warmup, saturate = events[:WARMUP_EVENTS], events[WARMUP_EVENTS : WARMUP_EVENTS + n]
+        paced = events[WARMUP_EVENTS + n :]
         payload = round(statistics.mean(len(encode_event(e)) for e in events[:1000]))
         baseline = mosquitto.measure(
             settings.mqtt_host, settings.mqtt_port, min(n, 20_000), payload
         )
         log.info("mosquitto baseline: %.0f msgs/s for %d-byte payloads", baseline, payload)
-        env = {"TP_TOPIC_NAMESPACE": ns, "DATABASE_URL": db_url}
-        gateway = Service(
-            "gateway",
-            ["gateway", "--client-id", f"gw-{ns}", "--share-group", ns, "--stats-every", "0"],
-            env,
-            Path(tmp),
-        )
-        worker: Service | None = None
-        try:
-            gateway.wait_healthy(60)
-            worker = Service(
-                "worker", ["worker", "--workers", str(WORKERS)], env, Path(tmp), WORKERS
-            )
-            worker.wait_healthy(120)
-            warm = _publish(settings, events[:WARMUP_EVENTS], gateway, {})
-            _wait_rows(db_url, ns, len(warm), time.time())
-            meter = CpuMeter(
-                {
-                    "simulator": only(os.getpid()),
-                    "gateway": {gateway.pid},
-                    "worker": {worker.pid},
-                    "mosquitto": by_name("mosquitto"),
-                    "kafka": by_cmdline("kafka.Kafka"),
-                    "postgres": by_name("postgres"),
-                }
-            )
+        with _Spine(settings, ns, db_url, Path(tmp)) as spine:
+            spine.send(warmup)
+            spine.wait_rows(len(warmup))
+            meter = spine.cpu_meter()
             meter.start()
-            sent_at: dict[str, float] = {}
-            _publish(settings, events[WARMUP_EVENTS:], gateway, sent_at)
-            done_at = _wait_rows(db_url, ns, WARMUP_EVENTS + n, time.time())
+            sent_at = spine.send(saturate)
+            done_at = spine.wait_rows(WARMUP_EVENTS + n)
             cpu = meter.stop()
-        finally:
-            for service in (worker, gateway):
-                if service is not None:
-                    service.stop()
-            delete_kafka_topics(settings.kafka_bootstrap, ns)
-        stored = _stored_at(db_url, sent_at)
-    return _result(n, sent_at, stored, done_at, baseline, payload, cpu, load_before)
+            rate = n / (done_at - min(sent_at.values()))
+            log.info("saturated: %.0f events/s; latency run at %.0f/s", rate, rate * PACED_SHARE)
+            paced_at = spine.send(paced, rate=rate * PACED_SHARE)
+            spine.wait_rows(len(events))
+        stored = _stored_at(db_url, {**sent_at, **paced_at})
+    return _result(
+        rate,
+        _percentiles(sent_at, stored),
+        _percentiles(paced_at, stored),
+        baseline,
+        payload,
+        cpu,
+        meter.seconds,
+        n,
+        load_before,
+    )
+
+
+class _Spine:
+    """Gateway and workers as subprocesses in namespace ``ns``; torn down on exit."""
+
+    def __init__(self, settings: Settings, ns: str, db_url: str, log_dir: Path) -> None:
+        self.settings, self.ns, self.db_url = settings, ns, db_url
+        env = {"TP_TOPIC_NAMESPACE": ns, "DATABASE_URL": db_url}
+        gateway_args = ["gateway", "--client-id", f"gw-{ns}", "--share-group", ns]
+        self.gateway = Service("gateway", [*gateway_args, "--stats-every", "0"], env, log_dir)
+        self.worker: Service | None = None
+        try:
+            self.gateway.wait_healthy(60)
+            worker_args = ["worker", "--workers", str(WORKERS)]
+            self.worker = Service("worker", worker_args, env, log_dir, WORKERS)
+            self.worker.wait_healthy(120)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> _Spine:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        for service in (self.worker, self.gateway):
+            if service is not None:
+                service.stop()
+        delete_kafka_topics(self.settings.kafka_bootstrap, self.ns)
+
+    def cpu_meter(self) -> CpuMeter:
+        assert self.worker is not None
+        return CpuMeter(
+            {
+                "simulator": only(os.getpid()),
+                "gateway": {self.gateway.pid},
+                "worker": {self.worker.pid},
+                "mosquitto": by_name("mosquitto"),
+                "kafka": by_cmdline("kafka.Kafka"),
+                "postgres": by_name("postgres"),
+            }
+        )
+
+    def send(self, events: list[WifiEvent], rate: float | None = None) -> dict[str, float]:
+        """Publish like the simulator does; returns the wall time each event was sent."""
+        return _publish(self.settings, events, self.gateway, rate)
+
+    def wait_rows(self, expected: int) -> float:
+        return _wait_rows(self.db_url, self.ns, expected, time.time())
 
 
 def _events(config_dir: Path, keys: Path, ns: str, count: int) -> list[WifiEvent]:
@@ -125,15 +170,12 @@ def _events(config_dir: Path, keys: Path, ns: str, count: int) -> list[WifiEvent
 
 
 def _publish(
-    settings: Any, events: list[WifiEvent], gateway: Service, sent_at: dict[str, float]
-) -> list[WifiEvent]:
+    settings: Settings, events: list[WifiEvent], gateway: Service, rate: float | None
+) -> dict[str, float]:
+    sent_at: dict[str, float] = {}
     sites = sorted({e.site for e in events})
     opts = PublishOptions(
-        host=settings.mqtt_host,
-        port=settings.mqtt_port,
-        speed=None,
-        window=2000,
-        progress_s=5.0,
+        host=settings.mqtt_host, port=settings.mqtt_port, speed=None, rate=rate, window=2000
     )
     publisher = SimPublisher(
         sites, opts, progress=_log_progress, on_sent=lambda e, t: sent_at.__setitem__(e.id, t)
@@ -144,7 +186,7 @@ def _publish(
         publisher.run(_keep_lead(events, publisher, gateway, received0 - len(sites)))
     finally:
         publisher.close()
-    return events
+    return sent_at
 
 
 def _keep_lead(
@@ -200,41 +242,49 @@ def _stored_at(db_url: str, sent_at: dict[str, float]) -> dict[str, float]:
     return {event_id: float(t) for event_id, t in rows if event_id in sent_at}
 
 
+def _percentiles(sent_at: dict[str, float], stored: dict[str, float]) -> dict[str, float]:
+    """Latency percentiles (ms) of the events in ``sent_at``; all must have been stored."""
+    missing = len(sent_at) - sum(1 for i in sent_at if i in stored)
+    if missing:
+        raise BenchError(f"{missing} of {len(sent_at)} measured events are missing")
+    latencies = sorted((stored[i] - t) * 1000 for i, t in sent_at.items())
+    q = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {"p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1),
+            "max": round(latencies[-1], 1)}  # fmt: skip
+
+
 def _result(
-    n: int,
-    sent_at: dict[str, float],
-    stored: dict[str, float],
-    done_at: float,
+    rate: float,
+    saturated: dict[str, float],
+    paced: dict[str, float],
     baseline: float,
     payload: int,
     cpu: dict[str, float],
+    cpu_s: dict[str, float],
+    n: int,
     load_before: float,
 ) -> dict[str, Any]:
-    if len(stored) < n:
-        raise BenchError(f"{n - len(stored)} of {n} measured events are missing")
-    latencies = sorted((stored[i] - sent_at[i]) * 1000 for i in stored)
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    rate = n / (done_at - min(sent_at.values()))
-    busiest = max((k for k in cpu if k not in ("idle", "other")), key=cpu.__getitem__)
+    ms_per_event = {stage: round(1000 * sec / n, 4) for stage, sec in cpu_s.items()}
+    cores = os.cpu_count() or 1
     result = {
         "events": n,
         "events_per_s": round(rate, 1),
-        "latency_ms": {
-            "p50": round(q[49], 1),
-            "p95": round(q[94], 1),
-            "p99": round(q[98], 1),
-            "max": round(latencies[-1], 1),
-        },
+        "latency_ms": paced,
+        "latency_at_events_per_s": round(rate * PACED_SHARE, 1),
+        "saturated_latency_ms": saturated,
         "mosquitto_msgs_per_s": round(baseline, 1),
         "ratio_to_mosquitto": round(rate / baseline, 3),
         "cpu_share": cpu,
-        "busiest_stage": busiest,
+        "cpu_ms_per_event": ms_per_event,
+        # What the stages' CPU cost would allow on a machine doing nothing else.
+        "cpu_bound_events_per_s": round(cores * 1000 / sum(ms_per_event.values()), 1),
+        "busiest_stage": max(cpu_s, key=cpu_s.__getitem__),
         "payload_bytes": payload,
         "workers": WORKERS,
-        "cores": os.cpu_count(),
+        "cores": cores,
         "loadavg_before": round(load_before, 2),
         "target": TARGET,
-        "meets_target": rate >= TARGET["events_per_s"] and q[94] < TARGET["latency_p95_ms"],
+        "meets_target": rate >= TARGET["events_per_s"] and paced["p95"] < TARGET["latency_p95_ms"],
     }
     log.info("pipeline: %s", result)
     return result
