@@ -18,7 +18,7 @@ OPEN = FlowsConfig(session_timeout=timedelta(minutes=20), lateness=timedelta(day
 
 
 async def _sink(url: str, config: FlowsConfig = OPEN) -> FlowsSink:
-    conn = await psycopg.AsyncConnection.connect(url, options="-c timezone=UTC")
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, options="-c timezone=UTC")
     return FlowsSink(conn, config)
 
 

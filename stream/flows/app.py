@@ -163,7 +163,9 @@ def _register_fusion(
             async with sink.conn.transaction():
                 return await fusion.save(sink.conn)
 
-        await flows.with_db(save)
+        n = await flows.with_db(save)
+        if n:
+            log.info("saved %d site calibrations", n)
 
 
 def _feed_agent(app: faust.App, name: str, topic: Any, handler: Any) -> None:

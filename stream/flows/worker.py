@@ -114,7 +114,10 @@ class FlowsWorker:
     async def _connect(self) -> FlowsSink:
         if self._sink is None or self._sink.conn.closed:
             conn = await psycopg.AsyncConnection.connect(
-                self.database_url, options="-c timezone=UTC", application_name="tp-flows"
+                self.database_url,
+                autocommit=True,  # transaction() blocks then really commit, stray reads too
+                options="-c timezone=UTC",
+                application_name="tp-flows",
             )
             self._sink = FlowsSink(conn, self.config)
         return self._sink
