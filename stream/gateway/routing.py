@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from schemas.codec import ContractError, DeadLetterReason, decode_event, encode_event
 from schemas.envelope import EventBase
@@ -19,6 +20,10 @@ from schemas.topics import KafkaTopic, MqttTopic
 
 _DETAIL_MAX = 2000
 _TOPIC_MAX = 512
+
+#: Topics repeat for every event of a device, and parsing one (regex, two enum lookups) is
+#: a sizeable share of the per-event cost; the cache is bounded by the device fleet.
+_parse_topic = lru_cache(maxsize=16384)(MqttTopic.parse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +44,7 @@ def route(raw_topic: bytes | str, payload: bytes, now: datetime) -> Record:
         return dead_letter(DeadLetterReason.BAD_TOPIC, "topic is not valid UTF-8",
                            repr(raw_topic), payload, now)
     try:
-        topic = MqttTopic.parse(topic_text)
+        topic = _parse_topic(topic_text)
     except ValueError as exc:
         return dead_letter(DeadLetterReason.BAD_TOPIC, str(exc), topic_text, payload, now)
     try:
