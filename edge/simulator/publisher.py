@@ -222,8 +222,9 @@ class SimPublisher:
         sim0: float | None = None
         for event in events:
             t = event.event_time.timestamp()
-            if sim0 is None:
-                sim0 = t
+            if sim0 is None:  # clocks start at the first event, not before a long warm-up
+                sim0, wall0 = t, time.monotonic()
+                stats.started, self._next_progress = wall0, wall0 + opts.progress_s
             self._pace(wall0, sim0, t)
             if self.stop.is_set() or self._out_of_time(wall0):
                 break
