@@ -44,10 +44,11 @@ FEATURE_MODULES: tuple[str, ...] = (
     *CORE_FEATURES,
     "api.portal.router",
     "api.cameras.router",
+    "api.ioc.router",
 )
 
 #: Long-lived streaming routes: counted, but kept out of the latency histogram.
-STREAMING_ROUTES = frozenset({"/api/v1/live"})
+STREAMING_ROUTES = frozenset({"/api/v1/live", "/api/v1/ioc/live", "/api/v1/ioc/ws"})
 
 DESCRIPTION = """\
 TourPulse's thin read API over the real-time pipeline (edge -> MQTT -> Kafka -> workers ->

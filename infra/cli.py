@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "edge.wifi.cli",
     "stream.flows.cli",
     "edge.camera.cli",
+    "api.ioc.cli",
 )
 
 

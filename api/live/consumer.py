@@ -5,6 +5,10 @@ event ids rather than in committed offsets. At boot it re-reads the last few mes
 each partition so the snapshot (latest state per site) is known before the first client
 arrives, then follows the topic. Failures (broker down, topic not created yet) are
 logged, counted and retried with backoff; the API keeps serving history meanwhile.
+
+A feed may follow several topics (the IOC feed: occupancy, fused occupancy, flows and
+alert changes); each :class:`FeedTopic` says how to validate its messages and which SSE
+event name they get, and partitions are numbered across topics (``PARTITION_STRIDE``).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,8 +24,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from api.live.hub import Hub, LiveMessage
-from api.live.positions import Positions
-from api.metrics import ApiMetrics
+from api.live.positions import PARTITION_STRIDE, LiveMetrics, Positions
 from schemas.stream_out import OccupancyUpdateV1
 
 log = logging.getLogger(__name__)
@@ -30,15 +33,46 @@ log = logging.getLogger(__name__)
 RETRY_MIN_S, RETRY_MAX_S = 1.0, 30.0
 #: How long the consumer waits for the topic to exist and get its partitions assigned.
 ASSIGN_TIMEOUT_S = 30.0
+#: How often a feed missing some of its topics checks whether they exist now.
+MISSING_TOPIC_RECHECK_S = 15.0
+
+#: Validates a raw record: ``(site, compact JSON)`` or ``None`` if it is not valid.
+Parser = Callable[[bytes], "tuple[str, str] | None"]
 
 
-def to_live_message(partition: int, offset: int, raw: bytes | None) -> LiveMessage | None:
-    """Validate a Kafka record; ``None`` if it is not an OccupancyUpdateV1."""
+def parse_occupancy(raw: bytes) -> tuple[str, str] | None:
     try:
-        update = OccupancyUpdateV1.model_validate_json(raw or b"")
+        update = OccupancyUpdateV1.model_validate_json(raw)
     except ValidationError:
         return None
-    return LiveMessage(partition, offset, update.site, update.model_dump_json())
+    return update.site, update.model_dump_json()
+
+
+@dataclass(frozen=True)
+class FeedTopic:
+    name: str  # Kafka topic (already namespaced)
+    kind: str  # SSE event name of its messages
+    parse: Parser
+    keep_latest: bool = True  # states go into the snapshot; change events do not
+
+
+def to_live_message(
+    partition: int,
+    offset: int,
+    raw: bytes | None,
+    topic: FeedTopic | None = None,
+    timestamp_ms: int = 0,
+) -> LiveMessage | None:
+    """Validate a Kafka record (an OccupancyUpdateV1 unless ``topic`` says otherwise)."""
+    if topic is None:
+        topic = FeedTopic("", "occupancy", parse_occupancy)
+    parsed = topic.parse(raw or b"")
+    if parsed is None:
+        return None
+    site, data = parsed
+    return LiveMessage(
+        partition, offset, site, data, topic.kind, timestamp_ms / 1000, topic.keep_latest
+    )
 
 
 @dataclass
@@ -46,12 +80,32 @@ class LiveFeed:
     bootstrap: str
     topic: str
     hub: Hub
-    metrics: ApiMetrics
+    metrics: LiveMetrics
     prime_messages: int
+    #: Further topics after ``topic`` (whose messages are OccupancyUpdateV1 "occupancy").
+    extra_topics: Sequence[FeedTopic] = ()
     last_error: str | None = None
     last_message_at: float | None = None
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
+
+    @property
+    def topics(self) -> list[FeedTopic]:
+        return [FeedTopic(self.topic, "occupancy", parse_occupancy), *self.extra_topics]
+
+    def feed_partition(self, topic: str, partition: int) -> int:
+        return self._index[topic] * PARTITION_STRIDE + partition
+
+    def kafka_partition(self, feed_partition: int) -> TopicPartition:
+        index, partition = divmod(feed_partition, PARTITION_STRIDE)
+        return TopicPartition(self.topics[index].name, partition)
+
+    def topic_of(self, feed_partition: int) -> FeedTopic:
+        return self.topics[feed_partition // PARTITION_STRIDE]
+
+    @property
+    def _index(self) -> dict[str, int]:
+        return {t.name: i for i, t in enumerate(self.topics)}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="live-kafka-consumer")
@@ -89,7 +143,7 @@ class LiveFeed:
 
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
-            self.topic,
+            *(t.name for t in self.topics),
             bootstrap_servers=self.bootstrap,
             group_id=None,
             enable_auto_commit=False,
@@ -99,49 +153,71 @@ class LiveFeed:
         try:
             await consumer.start()
             self._consumer = consumer
-            await self._seek_start(consumer)
+            complete = await self._seek_start(consumer)
             self.last_error = None
+            recheck_at = time.monotonic() + MISSING_TOPIC_RECHECK_S
+            topics = {t.name: t for t in self.topics}
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=500)
                 for tp, records in batches.items():
+                    topic = topics[tp.topic]
+                    partition = self.feed_partition(tp.topic, tp.partition)
                     for rec in records:
                         self.metrics.live_consumed.inc()
                         self.last_message_at = time.time()
-                        message = to_live_message(tp.partition, rec.offset, rec.value)
+                        message = to_live_message(
+                            partition, rec.offset, rec.value, topic, rec.timestamp
+                        )
                         if message is None:  # counted once here, skipped quietly on replay
                             self.metrics.live_invalid.inc()
                             log.warning("invalid live message at %s:%d skipped", tp, rec.offset)
-                            self.hub.skip(tp.partition, rec.offset)
+                            self.hub.skip(partition, rec.offset)
                         else:
                             self.hub.publish(message)
+                if not complete and time.monotonic() > recheck_at:
+                    recheck_at = time.monotonic() + MISSING_TOPIC_RECHECK_S
+                    if set(topics) <= await consumer.topics():
+                        # Restart to follow them too; the hub keeps its positions.
+                        raise KafkaError("a missing live topic appeared; resubscribing")
         finally:
             self._consumer = None
             await consumer.stop()
 
-    async def _seek_start(self, consumer: AIOKafkaConsumer) -> None:
-        """Wait for the partitions, then start where the hub left off or a bit before the end."""
+    async def _seek_start(self, consumer: AIOKafkaConsumer) -> bool:
+        """Wait for the partitions, then start where the hub left off or a bit before the end.
+
+        Returns whether every topic was found; a feed missing some of its extra topics
+        still starts (occupancy must not wait for, say, the flows worker's first run).
+        """
         deadline = time.monotonic() + ASSIGN_TIMEOUT_S
-        while not consumer.assignment():
+        wanted = {t.name for t in self.topics}
+        while {tp.topic for tp in consumer.assignment()} != wanted:
             if time.monotonic() > deadline:
-                raise KafkaError(f"topic {self.topic!r} has no partitions (not created yet?)")
+                if self.topic not in {tp.topic for tp in consumer.assignment()}:
+                    raise KafkaError(f"topic {self.topic!r} has no partitions (not created yet?)")
+                missing = wanted - {tp.topic for tp in consumer.assignment()}
+                log.warning("live feed starts without topics %s (not created yet)", missing)
+                break
             await asyncio.sleep(0.2)
-        tps = sorted(consumer.assignment(), key=lambda tp: tp.partition)
+        tps = sorted(consumer.assignment(), key=lambda tp: (tp.topic, tp.partition))
         begins = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
         start: Positions = {}
         for tp in tps:
-            known = self.hub.positions.get(tp.partition)
+            p = self.feed_partition(tp.topic, tp.partition)
+            known = self.hub.positions.get(p)
             primed = max(begins[tp], ends[tp] - self.prime_messages)
-            start[tp.partition] = max(begins[tp], known) if known is not None else primed
-            consumer.seek(tp, start[tp.partition])
+            start[p] = max(begins[tp], known) if known is not None else primed
+            consumer.seek(tp, start[p])
         self.hub.start_at(start)
-        log.info("live feed on %s from %s", self.topic, start)
+        log.info("live feed on %s from %s", sorted(wanted), start)
+        return {tp.topic for tp in tps} == wanted
 
 
 async def read_range(
-    bootstrap: str, topic: str, start: Positions, stop: Positions
+    feed: LiveFeed, start: Positions, stop: Positions
 ) -> AsyncGenerator[LiveMessage, None]:
-    """Replay ``[start[p], stop[p])`` of each partition with a short-lived consumer.
+    """Replay ``[start[p], stop[p])`` of each feed partition with a short-lived consumer.
 
     Used when a resuming client missed more than the in-memory ring holds. Each partition is
     read in order; partitions are interleaved as Kafka returns them (ids stay correct
@@ -151,14 +227,14 @@ async def read_range(
     if not wanted:
         return
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        bootstrap_servers=feed.bootstrap,
         group_id=None,
         enable_auto_commit=False,
         client_id="tourpulse-api-replay",
     )
     try:
         await consumer.start()
-        tps = {p: TopicPartition(topic, p) for p in wanted}
+        tps = {p: feed.kafka_partition(p) for p in wanted}
         consumer.assign(list(tps.values()))
         for p, (s, _) in wanted.items():
             consumer.seek(tps[p], s)
@@ -166,11 +242,14 @@ async def read_range(
         while remaining:
             batches = await consumer.getmany(*(tps[p] for p in remaining), timeout_ms=1000)
             for tp, records in batches.items():
-                end = wanted[tp.partition][1]
+                p = feed.feed_partition(tp.topic, tp.partition)
+                end = wanted[p][1]
                 for rec in records:
                     if rec.offset >= end:
                         break
-                    message = to_live_message(tp.partition, rec.offset, rec.value)
+                    message = to_live_message(
+                        p, rec.offset, rec.value, feed.topic_of(p), rec.timestamp
+                    )
                     if message is not None:
                         yield message
             for p in list(remaining):
@@ -180,13 +259,13 @@ async def read_range(
         await consumer.stop()
 
 
-async def earliest_offsets(bootstrap: str, topic: str, partitions: list[int]) -> Positions:
+async def earliest_offsets(feed: LiveFeed, partitions: list[int]) -> Positions:
     """Oldest offsets Kafka still has (older ones were removed by retention)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(bootstrap_servers=feed.bootstrap, group_id=None)
     try:
         await consumer.start()
-        tps = [TopicPartition(topic, p) for p in partitions]
-        begins = await consumer.beginning_offsets(tps)
-        return {tp.partition: off for tp, off in begins.items()}
+        tps = {feed.kafka_partition(p): p for p in partitions}
+        begins = await consumer.beginning_offsets(list(tps))
+        return {tps[tp]: off for tp, off in begins.items()}
     finally:
         await consumer.stop()

@@ -18,20 +18,26 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
-from api.live.positions import Positions
-from api.metrics import ApiMetrics
+from api.live.positions import LiveMetrics, Positions
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class LiveMessage:
-    """One validated occupancy update and where it sits in Kafka."""
+    """One validated message and where it sits in Kafka.
+
+    ``partition`` is a feed partition: for a feed over several topics, topic ``i``'s
+    partition ``p`` is ``i * PARTITION_STRIDE + p`` (see :mod:`api.live.positions`).
+    """
 
     partition: int
     offset: int
     site: str
-    data: str  # OccupancyUpdateV1 as compact JSON, exactly what SSE clients receive
+    data: str  # the payload as compact JSON, exactly what SSE clients receive
+    kind: str = "occupancy"  # the SSE event name
+    at: float = 0.0  # Kafka record timestamp (s): when the state was produced
+    keep_latest: bool = True  # part of the snapshot (states yes, alert changes no)
 
 
 #: Put in a client's queue to end its stream (dropped as too slow, or shutdown).
@@ -58,14 +64,16 @@ class Subscription:
 
 @dataclass
 class Hub:
-    metrics: ApiMetrics
+    metrics: LiveMetrics
     ring_size: int
     client_queue: int
     positions: Positions = field(default_factory=dict)
     ring_floor: Positions = field(default_factory=dict)
     ready: bool = False
     _ring: deque[LiveMessage] = field(init=False)
-    _latest: dict[str, LiveMessage] = field(default_factory=dict)
+    _latest: dict[tuple[str, str], LiveMessage] = field(default_factory=dict)
+    #: Per site, per kind: Kafka timestamp of the newest message (feeds' freshness).
+    freshness: dict[str, dict[str, float]] = field(default_factory=dict)
     _clients: set[LiveClient] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -92,7 +100,11 @@ class Hub:
             evicted = self._ring[0]
             self.ring_floor[evicted.partition] = evicted.offset + 1
         self._ring.append(message)
-        self._latest[message.site] = message
+        if message.keep_latest:
+            self._latest[(message.kind, message.site)] = message
+        if message.at:
+            seen = self.freshness.setdefault(message.site, {})
+            seen[message.kind] = max(seen.get(message.kind, 0.0), message.at)
         for client in list(self._clients):
             if client.site is not None and client.site != message.site:
                 continue
@@ -104,6 +116,10 @@ class Hub:
             self.metrics.live_fanned_out.inc()
         return True
 
+    def latest_of(self, kind: str) -> dict[str, LiveMessage]:
+        """The newest message of ``kind`` per site (e.g. fused occupancy for exports)."""
+        return {site: m for (k, site), m in self._latest.items() if k == kind}
+
     def skip(self, partition: int, offset: int) -> None:
         """Advance past a message that was not published (invalid payload)."""
         if offset >= self.positions.get(partition, 0):
@@ -113,7 +129,9 @@ class Hub:
         client = LiveClient(asyncio.Queue(maxsize=self.client_queue), site)
         self._clients.add(client)
         self.metrics.sse_clients.set(len(self._clients))
-        latest = [m for s, m in sorted(self._latest.items()) if site is None or s == site]
+        latest = [
+            m for key, m in sorted(self._latest.items()) if site is None or key[1] == site
+        ]
         return Subscription(
             client, dict(self.positions), list(self._ring), dict(self.ring_floor), latest
         )

@@ -9,11 +9,32 @@ meaningful across API restarts and across API replicas behind a load balancer.
 from __future__ import annotations
 
 import re
+from typing import Protocol
+
+from prometheus_client import Counter, Gauge
 
 #: ``partition-offset`` pairs joined by dots; bounded so a hostile header stays cheap.
 _ID_PATTERN = re.compile(r"^\d{1,5}-\d{1,19}(\.\d{1,5}-\d{1,19}){0,1023}$")
 
 Positions = dict[int, int]
+
+#: A feed over several Kafka topics numbers topic ``i``'s partition ``p`` as
+#: ``i * PARTITION_STRIDE + p``, so one position vector (and one SSE id) covers them all
+#: and a single-topic feed's ids are plain partition numbers, as before.
+PARTITION_STRIDE = 1000
+
+
+class LiveMetrics(Protocol):
+    """The counters a hub and its consumer update (``api.metrics.ApiMetrics`` has them;
+    a second feed in the same app brings its own set under other names)."""
+
+    sse_clients: Gauge
+    sse_dropped: Counter
+    live_consumed: Counter
+    live_fanned_out: Counter
+    live_invalid: Counter
+    live_resumes: Counter
+    live_consumer_errors: Counter
 
 
 class BadEventId(ValueError):

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 
 from aiokafka.errors import KafkaError
@@ -22,20 +23,29 @@ from api.live.positions import BadEventId, Positions, decode_positions, encode_p
 
 log = logging.getLogger(__name__)
 
-#: SSE event name of occupancy updates (``EventSource.addEventListener("occupancy", ...)``).
-EVENT_NAME = "occupancy"
+#: Something to send every few seconds besides the data (the IOC feed's freshness event).
+Ticker = Callable[[str | None], ServerSentEvent]
 #: Longest a resume may spend replaying from Kafka before falling back to a snapshot.
 REPLAY_TIMEOUT_S = 30.0
 
 
 def _event(message: LiveMessage, sent: Positions) -> ServerSentEvent:
-    return ServerSentEvent(event=EVENT_NAME, id=encode_positions(sent), raw_data=message.data)
+    return ServerSentEvent(event=message.kind, id=encode_positions(sent), raw_data=message.data)
 
 
 async def live_events(
-    feed: LiveFeed, tuning: ApiTuning, site: str | None, last_event_id: str | None
-) -> AsyncIterator[ServerSentEvent]:
-    """Yield the events of one client until it disconnects or is dropped as too slow."""
+    feed: LiveFeed,
+    tuning: ApiTuning,
+    site: str | None,
+    last_event_id: str | None,
+    ticker: Ticker | None = None,
+    tick_s: float = 5.0,
+) -> AsyncGenerator[ServerSentEvent, None]:
+    """Yield the events of one client until it disconnects or is dropped as too slow.
+
+    With a ``ticker``, its event (no id, so resume positions are untouched) goes out
+    after the snapshot and then every ``tick_s`` seconds, busy or idle.
+    """
     sub = feed.hub.subscribe(site)
     try:
         yield ServerSentEvent(retry=tuning.sse_retry_ms, comment="tourpulse live occupancy")
@@ -53,8 +63,18 @@ async def live_events(
                 if message.offset >= sent.get(message.partition, 0):
                     sent[message.partition] = message.offset + 1
                     yield _event(message, sent)
+        next_tick = time.monotonic()
         while True:
-            queued = await sub.client.queue.get()
+            if ticker is not None and time.monotonic() >= next_tick:
+                next_tick = time.monotonic() + tick_s
+                yield ticker(site)
+            try:
+                async with asyncio.timeout(
+                    None if ticker is None else max(0.0, next_tick - time.monotonic())
+                ):
+                    queued = await sub.client.queue.get()
+            except TimeoutError:
+                continue
             if queued is END:
                 return
             if queued.offset < sent.get(queued.partition, 0):
@@ -111,9 +131,9 @@ async def _replay_from_kafka(
     if total > tuning.live_replay_max:
         raise LookupError(f"{total} missed messages > replay limit {tuning.live_replay_max}")
     async with asyncio.timeout(REPLAY_TIMEOUT_S):
-        earliest = await earliest_offsets(feed.bootstrap, feed.topic, sorted(start))
+        earliest = await earliest_offsets(feed, sorted(start))
         lost = [p for p, offset in start.items() if offset < earliest.get(p, 0)]
         if lost:
             raise LookupError(f"partitions {lost} no longer hold the missed messages")
-        async with aclosing(read_range(feed.bootstrap, feed.topic, start, stop)) as messages:
+        async with aclosing(read_range(feed, start, stop)) as messages:
             return [m async for m in messages]

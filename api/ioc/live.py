@@ -1,0 +1,189 @@
+"""The IOC live feed: occupancy, fused occupancy, hourly flows and alert changes on one
+resumable stream, as Server-Sent Events or over a WebSocket.
+
+It is a second :class:`~api.live.consumer.LiveFeed` (own hub, own ``tp_api_ioc_*``
+metrics) over four topics; ids are position vectors across all of them, so
+``Last-Event-ID`` resume is exact for every kind. Every 5 s (and right after the snapshot)
+a ``freshness`` event tells, per site and kind, when the newest message was produced, so
+the console can grey out a site whose sensors went quiet instead of showing old numbers as
+if they were live.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import aclosing
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, WebSocket, WebSocketDisconnect
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel, ValidationError
+
+from api.config import ApiTuning
+from api.deps import ConfigsDep, TuningDep
+from api.errors import ApiError
+from api.ioc.auth import IocDep, stream_user, user_from_token
+from api.ioc.state import IocState, get_ioc
+from api.ioc.users import User
+from api.live.consumer import FeedTopic, LiveFeed, Parser
+from api.live.hub import Hub
+from api.live.positions import LiveMetrics
+from api.live.stream import live_events
+from api.models import ERROR_RESPONSES
+from infra.settings import Settings
+from schemas.flows import FlowsHourlyV1
+from schemas.stream_out import AlertChangedV1, FusedOccupancyV1
+from schemas.topics import KafkaTopic
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1/ioc", tags=["ioc live"])
+
+#: Seconds between ``freshness`` events.
+FRESHNESS_EVERY_S = 5.0
+#: WebSocket close code for a missing/invalid token (4000-4999: application-defined).
+WS_UNAUTHORIZED = 4401
+
+
+def _parser(model: type[BaseModel], site_of: str) -> Parser:
+    def parse(raw: bytes) -> tuple[str, str] | None:
+        try:
+            message = model.model_validate_json(raw)
+        except ValidationError:
+            return None
+        site = getattr(message, "site", None)
+        if site is None:  # alert changes carry the site inside the alert view
+            site = getattr(message, site_of, {}).get("site")
+        if not isinstance(site, str):
+            return None
+        return site, message.model_dump_json()
+
+    return parse
+
+
+def build_feed(settings: Settings, tuning: ApiTuning, metrics: LiveMetrics) -> LiveFeed:
+    extra = [
+        FeedTopic(
+            settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED),
+            "fused",
+            _parser(FusedOccupancyV1, "site"),
+        ),
+        FeedTopic(
+            settings.kafka_topic(KafkaTopic.FLOWS_HOURLY),
+            "flows",
+            _parser(FlowsHourlyV1, "site"),
+        ),
+        FeedTopic(
+            settings.kafka_topic(KafkaTopic.ALERT_CHANGES),
+            "alert",
+            _parser(AlertChangedV1, "alert"),
+            keep_latest=False,
+        ),
+    ]
+    hub = Hub(metrics, tuning.live_ring_size, tuning.live_client_queue)
+    return LiveFeed(
+        settings.kafka_bootstrap,
+        settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
+        hub,
+        metrics,
+        tuning.live_prime_messages,
+        extra_topics=extra,
+    )
+
+
+def freshness(hub: Hub, site: str | None) -> dict[str, object]:
+    sites = {
+        s: {kind: datetime.fromtimestamp(t, UTC).isoformat() for kind, t in kinds.items()}
+        for s, kinds in sorted(hub.freshness.items())
+        if site is None or s == site
+    }
+    return {"now": datetime.now(UTC).isoformat(), "sites": sites}
+
+
+def _ready(ioc: IocState, configs: ConfigsDep, site: str | None) -> LiveFeed:
+    if site is not None and site not in {s.id for s in configs.sites}:
+        raise ApiError(404, "site_not_found", f"no site with id {site!r}")
+    if not ioc.feed.hub.ready:
+        raise ApiError(
+            503,
+            "live_unavailable",
+            f"the IOC feed is not connected to Kafka yet ({ioc.feed.last_error or 'starting'})",
+            headers={"Retry-After": "5"},
+        )
+    return ioc.feed
+
+
+def _events(
+    feed: LiveFeed, tuning: ApiTuning, site: str | None, last_event_id: str | None
+) -> AsyncGenerator[ServerSentEvent, None]:
+    def tick(site: str | None) -> ServerSentEvent:
+        return ServerSentEvent(event="freshness", data=freshness(feed.hub, site))
+
+    return live_events(feed, tuning, site, last_event_id, tick, FRESHNESS_EVERY_S)
+
+
+SiteFilter = Annotated[str | None, Query(max_length=64, description="Only this site.")]
+
+
+@router.get(
+    "/live",
+    response_class=EventSourceResponse,
+    summary="IOC live feed: occupancy, fused, flows, alert changes (SSE)",
+    responses={404: ERROR_RESPONSES[404], 503: ERROR_RESPONSES[503]},
+)
+async def live(
+    ioc: IocDep,
+    configs: ConfigsDep,
+    tuning: TuningDep,
+    _: Annotated[User, Depends(stream_user)],
+    site: SiteFilter = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Events `occupancy` (OccupancyUpdateV1), `fused` (FusedOccupancyV1), `flows`
+    (FlowsHourlyV1), `alert` (AlertChangedV1), and `freshness` (no id). Snapshot of the
+    latest state per site and kind first (alerts: load the queue from `/api/v1/alerts`),
+    then live. Resume with `Last-Event-ID`. Needs a viewer token (header, or
+    `?access_token=` for EventSource)."""
+    feed = _ready(ioc, configs, site)
+    async for event in _events(feed, tuning, site, last_event_id):
+        yield event
+
+
+@router.websocket("/ws")
+async def live_ws(
+    websocket: WebSocket,
+    site: SiteFilter = None,
+    last_event_id: Annotated[str | None, Query(max_length=20_000)] = None,
+    access_token: Annotated[str | None, Query()] = None,
+) -> None:
+    """The same feed as JSON text frames ``{"event", "id", "data"}``; resume by passing the
+    last ``id`` as ``?last_event_id=``. Closes with 4401 on a bad token, 1013 when the feed
+    is not connected yet."""
+    app = websocket.app
+    try:
+        ioc = get_ioc(websocket)
+        await user_from_token(ioc, access_token or _bearer(websocket))
+        feed = _ready(ioc, app.state.device_configs, site)
+    except ApiError as exc:
+        await websocket.close(WS_UNAUTHORIZED if exc.status == 401 else 1013, exc.message[:120])
+        return
+    await websocket.accept()
+    try:
+        async with aclosing(_events(feed, app.state.tuning, site, last_event_id)) as events:
+            async for event in events:
+                if event.event is None:
+                    continue  # the retry/comment preamble means nothing here
+                data = event.data if event.raw_data is None else json.loads(event.raw_data)
+                await websocket.send_text(
+                    json.dumps({"event": event.event, "id": event.id, "data": data})
+                )
+    except WebSocketDisconnect:
+        return
+
+
+def _bearer(websocket: WebSocket) -> str | None:
+    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
+    return value if scheme.lower() == "bearer" and value else None
