@@ -237,7 +237,12 @@ class WifiSessionGenerator:
         return self._event(WifiSessionStartV1, session, t)
 
     def _schedule_next(self, session: _Session, t: float) -> None:
-        next_interim = t + self.config.interim_s
+        """The session's next interim, or its end. Interims that would fall in the warm-up
+        are skipped (never published; the counters catch up at the next one)."""
+        step = self.config.interim_s
+        next_interim = t + step
+        if next_interim < self._emit_from:
+            next_interim += math.ceil((self._emit_from - next_interim) / step) * step
         if next_interim < session.ends:
             self._push(next_interim, _INTERIM, session)
         else:
