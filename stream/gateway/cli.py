@@ -84,19 +84,25 @@ def run(args: argparse.Namespace) -> int:
         return 1
     _report_until(stop, gateway, args.stats_every)
     gateway.stop()
+    log.info("final totals: %s", _totals(gateway))
     return 0
 
 
 def _report_until(stop: threading.Event, gateway: Gateway, every: float) -> None:
     """Log one progress line every ``every`` seconds until ``stop`` is set."""
-    m = gateway.metrics
     last_t, last_fwd = time.monotonic(), 0.0
     while not stop.wait(every if every > 0 else None):
-        now, fwd = time.monotonic(), m.value("tp_gateway_forwarded_total")
-        dead = sum(s.value for metric in m.dead_lettered.collect() for s in metric.samples
-                   if s.name.endswith("_total"))
-        log.info("received %d, forwarded %d (%.0f/s), dead-lettered %d, in flight %d, "
-                 "health %s", m.value("tp_gateway_received_total"), fwd,
-                 (fwd - last_fwd) / max(now - last_t, 1e-9), dead, gateway.in_flight,
+        now, fwd = time.monotonic(), gateway.metrics.value("tp_gateway_forwarded_total")
+        log.info("%s (%.0f/s), health %s", _totals(gateway),
+                 (fwd - last_fwd) / max(now - last_t, 1e-9),
                  "ok" if gateway.health().ok else "UNHEALTHY")
         last_t, last_fwd = now, fwd
+
+
+def _totals(gateway: Gateway) -> str:
+    m = gateway.metrics
+    dead = sum(s.value for metric in m.dead_lettered.collect() for s in metric.samples
+               if s.name.endswith("_total"))
+    return (f"received {m.value('tp_gateway_received_total'):.0f}, "
+            f"forwarded {m.value('tp_gateway_forwarded_total'):.0f}, "
+            f"dead-lettered {dead:.0f}, in flight {gateway.in_flight}")
