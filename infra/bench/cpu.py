@@ -49,8 +49,9 @@ class CpuMeter:
         self._stages = stages
         self._pids: dict[str, set[int]] = {}
         self._before: dict[int, float] = {}
-        #: CPU seconds per stage over the window, filled by :meth:`stop`.
+        #: CPU seconds per stage and the window's length, filled by :meth:`stop`.
         self.seconds: dict[str, float] = {}
+        self.wall = 0.0
         self._t0 = 0.0
         self._machine0: psutil._common.scputimes | None = None
 
@@ -62,7 +63,7 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         """Share of the machine (all cores = 1.0) per stage, plus ``other`` and ``idle``."""
-        wall = time.monotonic() - self._t0
+        wall = self.wall = time.monotonic() - self._t0
         capacity = wall * (os.cpu_count() or 1)
         shares: dict[str, float] = {}
         for stage, pids in self._pids.items():
@@ -76,6 +77,14 @@ class CpuMeter:
         shares["idle"] = round(idle / capacity, 3)
         shares["other"] = round(max(0.0, 1.0 - sum(shares.values())), 3)
         return shares
+
+    def net_seconds(self, background: CpuMeter) -> dict[str, float]:
+        """CPU seconds per stage minus what the stage burns anyway (another measured window
+        with no load from us: other clients of shared brokers, housekeeping)."""
+        return {
+            stage: max(0.0, used - background.seconds.get(stage, 0.0) / background.wall * self.wall)
+            for stage, used in self.seconds.items()
+        }
 
     def _resolve(self) -> dict[str, set[int]]:
         procs = list(psutil.process_iter(["name", "cmdline"]))
