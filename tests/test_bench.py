@@ -79,3 +79,18 @@ def test_cpu_meter_attributes_busy_time_to_the_right_stage() -> None:
 def test_mosquitto_baseline_moves_every_message(stack: Any) -> None:
     rate = measure(stack.mqtt_host, stack.mqtt_port, messages=500, size=500)
     assert rate > 0
+
+
+def test_net_cpu_subtracts_what_a_stage_burns_without_us() -> None:
+    def busy(seconds: float) -> CpuMeter:
+        meter = CpuMeter({"me": only(os.getpid())})
+        meter.start()
+        deadline = time.process_time() + seconds
+        while time.process_time() < deadline:
+            math.sqrt(12345.0)
+        meter.stop()
+        return meter
+
+    background, run = busy(0.1), busy(0.3)
+    net = run.net_seconds(background)["me"]
+    assert 0.0 <= net < run.seconds["me"]
