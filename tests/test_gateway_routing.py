@@ -11,10 +11,12 @@ from gateway_samples import session_start, spine_events, topic_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from infra.settings import Settings
 from schemas.codec import decode_event, encode_event
 from schemas.device import DeviceHeartbeatV1, HeartbeatData
 from schemas.stream_out import DEAD_LETTER_PAYLOAD_CAP, DeadLetterV1
 from schemas.topics import KafkaTopic, MqttStream, mqtt_subscription
+from stream.gateway.gateway import Gateway, GatewayConfig
 from stream.gateway.routing import route
 
 NOW = datetime(2026, 11, 26, 3, 0, 5, tzinfo=UTC)
@@ -127,3 +129,19 @@ def test_subscription_can_be_confined_to_one_site() -> None:
     assert mqtt_subscription(MqttStream.HEARTBEAT) == "tp/v1/+/+/+/heartbeat"
     with pytest.raises(ValueError):
         mqtt_subscription(MqttStream.SESSION, site="#")
+
+
+def test_an_internal_error_never_escapes_into_paho() -> None:
+    """A message object that breaks the handler is logged and counted, not raised."""
+    gateway = Gateway(Settings(topic_namespace="unit"), GatewayConfig(client_id="unit"))
+
+    class Broken:
+        mid, qos = 1, 1
+
+        @property
+        def topic(self) -> str:
+            raise RuntimeError("boom")
+
+    gateway._on_message(gateway._client, None, Broken())  # type: ignore[arg-type]
+    assert gateway.metrics.value("tp_gateway_produce_errors_total", {"error": "internal"}) == 1
+    assert gateway.in_flight == 0

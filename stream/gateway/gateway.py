@@ -105,6 +105,7 @@ class Gateway:
         self._retries: list[tuple[float, int, Record, _Pending]] = []
         self._retry_seq = itertools.count()
         self._kafka_ok = False
+        self._fatal = False
         self._last_failure_log = 0.0
         self._last_kafka_ok = 0.0
         self._producer: Any = None
@@ -250,6 +251,14 @@ class Gateway:
         received = time.monotonic()
         self.metrics.received.inc()
         try:
+            self._handle(msg, received)
+        except Exception:  # a bug here must not kill paho's network thread
+            # Left unacknowledged, so the broker redelivers it after the next reconnect.
+            log.exception("internal error handling MQTT message mid=%s", msg.mid)
+            self.metrics.produce_errors.labels("internal").inc()
+
+    def _handle(self, msg: mqtt.MQTTMessage, received: float) -> None:
+        try:
             topic: str | bytes = msg.topic
         except UnicodeDecodeError:  # paho decodes lazily; keep the raw bytes for the DLQ
             topic = bytes(getattr(msg, "_topic", b""))
@@ -332,6 +341,7 @@ class Gateway:
         self._mark_kafka(True)
 
     def _mark_kafka(self, ok: bool) -> None:
+        ok = ok and not self._fatal
         if ok:
             self._last_kafka_ok = time.monotonic()
         if ok != self._kafka_ok:
@@ -343,7 +353,13 @@ class Gateway:
                 log.warning("Kafka unreachable at %s", self.settings.kafka_bootstrap)
 
     def _on_kafka_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+        if err.fatal():
+            # The idempotent producer cannot continue; nothing more will be acknowledged,
+            # so MQTT keeps every message. Health goes red for the orchestrator to restart us.
+            self._fatal = True
+            self._mark_kafka(False)
+            log.error("Kafka producer failed fatally: %s; restart the gateway", err)
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._mark_kafka(False)
         else:
             log.warning("Kafka: %s", err)
