@@ -219,6 +219,30 @@ async def test_unconfirmed_messages_are_redelivered_after_a_crash(
         await asyncio.to_thread(doomed.stop, 1)
 
 
+async def test_graceful_stop_acknowledges_everything_it_forwarded(
+    settings: Settings, namespace: str, mqtt_publish: Any,
+) -> None:
+    client_id = f"gw-{namespace}-drain"
+    first = await start_gateway(settings, client_id)
+    events = [session_start(namespace, n) for n in range(50)]
+    await mqtt_publish(topic_for(events[0]), [encode_event(e) for e in events])
+    await until(lambda: first.metrics.value("tp_gateway_received_total") == len(events),
+                what="all received")
+    await asyncio.to_thread(first.stop)  # drains: flush Kafka, PUBACK, then DISCONNECT
+    assert first.metrics.value("tp_gateway_forwarded_total") == len(events)
+
+    second = await start_gateway(settings, client_id)  # resumes the same session
+    try:
+        marker = session_start(namespace, 999)
+        await mqtt_publish(topic_for(marker), [encode_event(marker)])
+        await until(lambda: second.metrics.value("tp_gateway_forwarded_total") >= 1,
+                    what="marker forwarded")
+        # The broker resends unacknowledged messages before newer ones: none came back.
+        assert second.metrics.value("tp_gateway_received_total") == 1
+    finally:
+        await asyncio.to_thread(second.stop)
+
+
 async def test_health_endpoint_and_unreachable_mqtt(settings: Settings, namespace: str) -> None:
     dead_port = settings.model_copy(update={"mqtt_port": 1})
     gw = Gateway(dead_port, GatewayConfig(client_id=f"gw-{namespace}-lost", metrics_port=0))
