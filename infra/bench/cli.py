@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, str] = {
     "portal": "infra.bench.portal",
     "wifi_edge": "infra.bench.wifi_edge",
     "camera": "infra.bench.camera",
+    "alerts": "infra.bench.alerts",
 }
 
 
