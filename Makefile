@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 PY_PACKAGES := schemas edge stream api device_configs infra
 
-.PHONY: help deps venv kafka-jars test stack-up stack-down stack-status lint demo bench clean
+.PHONY: help deps venv node-tools camera-interop kafka-jars test stack-up stack-down stack-status lint demo bench clean
 
 help:
 	@echo "make deps          install Debian packages (infra/system-packages.txt; root only)"
@@ -30,12 +30,32 @@ $(VENV_STAMP): pyproject.toml
 
 venv: $(VENV_STAMP)
 
+# Node dev tools (axe-core for accessibility checks, Lighthouse for the portal bench).
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package-lock.json
+	@echo "node-tools: npm ci ..."
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node-tools: $(NODE_STAMP)
+
+# A separate venv with the legacy onvif-zeep client (same module name as onvif-zeep-async),
+# so the camera simulator is checked by an ONVIF client we did not write.
+ONVIF_LEGACY := .tourpulse/onvif-legacy
+$(ONVIF_LEGACY)/.installed:
+	@echo "camera-interop: legacy onvif-zeep venv in $(ONVIF_LEGACY) ..."
+	@$(PYTHON) -m venv $(ONVIF_LEGACY)
+	@$(ONVIF_LEGACY)/bin/pip install -q --disable-pip-version-check onvif-zeep==0.2.12
+	@touch $@
+
+camera-interop: $(ONVIF_LEGACY)/.installed
+
 # Broker jars from Maven Central, ahead of the tests (tests never download anything).
 kafka-jars: venv
 	@$(BIN)/tourpulse stack fetch
 
 # Any pytest failure fails the target, including exit 5 (no tests collected).
-test: deps venv kafka-jars
+test: deps venv kafka-jars node-tools camera-interop
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test: FAILED: pytest collected no tests"; fi; exit $$rc
 
@@ -58,8 +78,8 @@ lint: venv
 demo: deps venv kafka-jars
 	$(BIN)/tourpulse demo
 
-bench: deps venv kafka-jars
+bench: deps venv kafka-jars node-tools
 	$(BIN)/tourpulse bench
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
