@@ -12,44 +12,50 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "schemas.export",
-    "device_configs.cli",
-    "stream.storage.cli",
-    "stream.cli",
-    "stream.gateway.cli",
-    "stream.alerts.cli",
-    "infra.demo",
-    "api.cli",
-    "infra.stack.cli",
-    "edge.simulator.cli",
-    "infra.bench.cli",
-    "edge.camera_sim.cli",
-    "edge.wifi.cli",
-    "stream.flows.cli",
-    "edge.camera.cli",
-    "api.ioc.cli",
-)
+#: Top-level command -> the modules that register it. Only the modules of the command
+#: being run are imported (some pull in OpenCV, aiortc or Faust, seconds of start-up);
+#: ``--help`` and unknown commands import them all.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "schemas": ("schemas.export",),
+    "devices": ("device_configs.cli",),
+    "stack": ("infra.stack.cli",),
+    "db": ("stream.storage.cli",),
+    "gateway": ("stream.gateway.cli",),
+    "worker": ("stream.cli",),
+    "flows": ("stream.flows.cli",),
+    "alerts": ("stream.alerts.cli",),
+    "api": ("api.cli",),
+    "users": ("api.ioc.cli",),
+    "edge": ("edge.wifi.cli", "edge.camera.cli"),
+    "simulate": ("edge.simulator.cli", "edge.camera_sim.cli"),
+    "demo": ("infra.demo",),
+    "bench": ("infra.bench.cli",),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` alone when it is known, else for every command."""
     parser = argparse.ArgumentParser(
         prog="tourpulse",
         description="TourPulse: real-time smart-tourism backbone (edge, stream, api).",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    wanted = [COMMAND_MODULES[command]] if command in COMMAND_MODULES else COMMAND_MODULES.values()
+    for modules in wanted:
+        for name in modules:
+            importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,  # a library may have configured logging at import time
     )
     try:
         return int(args.func(args) or 0)
