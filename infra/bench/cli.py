@@ -22,6 +22,7 @@ from infra.settings import get_settings
 #: name -> module with ``run(ctx) -> dict``; the result is written to ``<out>/<name>.json``.
 BENCHMARKS: dict[str, str] = {
     "pipeline": "infra.bench.pipeline",
+    "gateway": "stream.gateway.bench",
     "portal": "infra.bench.portal",
     "wifi_edge": "infra.bench.wifi_edge",
     "camera": "infra.bench.camera",

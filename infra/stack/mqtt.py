@@ -58,6 +58,10 @@ def _mosquitto_conf(cfg: StackConfig, home: Path) -> str:
             f"listener {cfg.mqtt_port} {cfg.mqtt_host}",
             "allow_anonymous true",
             "persistence true",
+            # QoS 1 backlog per client while a gateway catches up (default 1000 drops
+            # messages under a burst; the benchmark publishes far faster than that).
+            "max_queued_messages 200000",
+            "max_inflight_messages 2000",
             f"persistence_location {home / 'data'}/",
             "log_dest stderr",
             "log_type error",
