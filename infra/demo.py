@@ -41,6 +41,7 @@ def demo_children(speed: float) -> list[Child]:
     return [
         Child("gateway", _tourpulse("gateway")),
         Child("worker", _tourpulse("worker")),
+        Child("flows", _tourpulse("flows")),
         Child("alerts", _tourpulse("alerts")),
         Child("api", _tourpulse("api")),
         Child("simulator", _tourpulse("simulate", "wifi", "--speed", str(speed), "--start", start)),
