@@ -2,7 +2,7 @@
 
 One run on the running stack, in a fresh Kafka namespace and database:
 
-1. baseline: the broker's own QoS 1 publish -> subscribe rate for payloads of the same size
+1. baseline: that broker's own QoS 1 publish -> subscribe rate for payloads of the same size
    (:mod:`infra.bench.mosquitto`), so the result can be read as a ratio to it;
 2. ``tourpulse gateway`` and ``tourpulse worker`` start as subprocesses (the real CLI) and a
    few hundred events go through end to end, so group joins and topic creation are done;
@@ -15,18 +15,21 @@ One run on the running stack, in a fresh Kafka namespace and database:
    MQTT client. ``stored_at`` defaults to ``now()``, the start of the worker's batch
    transaction, so the commit itself (a few ms) is not included.
 
-The publisher keeps its lead over what the gateway has received below
-:data:`MAX_LEAD`: Mosquitto drops QoS 1 messages queued beyond ``max_queued_messages``
-(1000 by default) for a subscriber that falls behind, which would turn an overload into
-silent loss instead of a lower rate. CPU seconds of every stage are measured over the run.
+MQTT goes through a private Mosquitto started for the run (the gateway forwards every
+site's topics, so other traffic on the shared broker would be counted as ours); Kafka and
+PostgreSQL are the shared ones, isolated by topic namespace and a fresh database. The
+publisher keeps its lead over what the gateway has received below :data:`MAX_LEAD`:
+Mosquitto drops QoS 1 messages queued beyond ``max_queued_messages`` for a subscriber that
+falls behind, which would turn an overload into loss instead of a lower rate. Service logs
+are kept in ``<out>/pipeline-run/``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -43,7 +46,12 @@ from edge.simulator.publisher import PublishOptions, SimPublisher
 from infra.bench import mosquitto
 from infra.bench.context import BenchContext, BenchError
 from infra.bench.cpu import CpuMeter, by_cmdline, by_name, only
-from infra.bench.services import Service, delete_kafka_topics, fresh_database
+from infra.bench.services import (
+    Service,
+    delete_kafka_topics,
+    fresh_database,
+    private_mosquitto,
+)
 from infra.settings import Settings
 from schemas.codec import encode_event
 
@@ -65,13 +73,18 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     n = ctx.events or (QUICK_EVENTS if ctx.quick else DEFAULT_EVENTS)
     n_paced = max(n // 3, 500)
     ns = "bench" + uuid.uuid4().hex[:6]
-    settings = ctx.settings
     load_before = os.getloadavg()[0]
+    work = ctx.out_dir / "pipeline-run"  # configs and service logs, kept for diagnosis
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     with (
-        tempfile.TemporaryDirectory(prefix="tp-bench-pipeline-") as tmp,
-        fresh_database(settings.database_url, f"tp_{ns}") as db_url,
+        fresh_database(ctx.settings.database_url, f"tp_{ns}") as db_url,
+        private_mosquitto(work) as (mqtt_port, broker_pid),
     ):
-        events = _events(settings.device_configs, Path(tmp), ns, WARMUP_EVENTS + n + n_paced)
+        settings = ctx.settings.model_copy(
+            update={"mqtt_host": "127.0.0.1", "mqtt_port": mqtt_port}
+        )
+        events = _events(settings.device_configs, work, ns, WARMUP_EVENTS + n + n_paced)
         warmup, saturate = events[:WARMUP_EVENTS], events[WARMUP_EVENTS : WARMUP_EVENTS + n]
         paced = events[WARMUP_EVENTS + n :]
         payload = round(statistics.mean(len(encode_event(e)) for e in events[:1000]))
@@ -79,7 +92,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             settings.mqtt_host, settings.mqtt_port, min(n, 20_000), payload
         )
         log.info("mosquitto baseline: %.0f msgs/s for %d-byte payloads", baseline, payload)
-        with _Spine(settings, ns, db_url, Path(tmp)) as spine:
+        with _Spine(settings, ns, db_url, work, broker_pid) as spine:
             spine.send(warmup)
             spine.wait_rows(len(warmup))
             background = spine.cpu_meter()
@@ -112,9 +125,17 @@ def run(ctx: BenchContext) -> dict[str, Any]:
 class _Spine:
     """Gateway and workers as subprocesses in namespace ``ns``; torn down on exit."""
 
-    def __init__(self, settings: Settings, ns: str, db_url: str, log_dir: Path) -> None:
+    def __init__(
+        self, settings: Settings, ns: str, db_url: str, log_dir: Path, broker_pid: int
+    ) -> None:
         self.settings, self.ns, self.db_url = settings, ns, db_url
-        env = {"TP_TOPIC_NAMESPACE": ns, "DATABASE_URL": db_url}
+        self.broker_pid = broker_pid
+        env = {
+            "TP_TOPIC_NAMESPACE": ns,
+            "DATABASE_URL": db_url,
+            "TP_MQTT_HOST": settings.mqtt_host,
+            "TP_MQTT_PORT": str(settings.mqtt_port),
+        }
         gateway_args = ["gateway", "--client-id", f"gw-{ns}", "--share-group", ns]
         self.gateway = Service("gateway", [*gateway_args, "--stats-every", "0"], env, log_dir)
         self.worker: Service | None = None
@@ -146,7 +167,7 @@ class _Spine:
                 "simulator": only(os.getpid()),
                 "gateway": {self.gateway.pid},
                 "worker": {self.worker.pid},
-                "mosquitto": by_name("mosquitto"),
+                "mosquitto": {self.broker_pid},
                 "kafka": by_cmdline("kafka.Kafka"),
                 "postgres": by_name("postgres"),
             }
@@ -157,7 +178,15 @@ class _Spine:
         return _publish(self.settings, events, self.gateway, rate)
 
     def wait_rows(self, expected: int) -> float:
-        return _wait_rows(self.db_url, self.ns, expected, time.time())
+        try:
+            return _wait_rows(self.db_url, self.ns, expected, time.time())
+        except BenchError as exc:
+            counters = {
+                name: self.gateway.metric(f"tp_gateway_{name}_total")
+                for name in ("received", "forwarded", "dead_lettered", "produce_errors")
+            }
+            where = self.gateway.log_path.parent
+            raise BenchError(f"{exc}; gateway {counters}; logs in {where}") from None
 
 
 def _events(config_dir: Path, keys: Path, ns: str, count: int) -> list[WifiEvent]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -99,6 +100,44 @@ def counter_value(exposition: str, name: str) -> float:
         if line.startswith(name) and line[len(name) : len(name) + 1] in (" ", "{"):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+@contextlib.contextmanager
+def private_mosquitto(work_dir: Path) -> Iterator[tuple[int, int]]:
+    """A Mosquitto of our own on a free loopback port; yields ``(port, pid)``.
+
+    The shared broker carries whatever else runs on the machine, and the gateway forwards
+    every site's topics: their traffic would count as ours. ``max_queued_messages`` is
+    raised from 1000 so a lagging subscriber slows the run down instead of losing data.
+    """
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        raise BenchError("mosquitto is not installed (Debian package 'mosquitto')")
+    port = free_port()
+    conf = work_dir / "mosquitto.conf"
+    user = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+        f"max_queued_messages 100000\nlog_dest stderr\n{user}"
+    )
+    with (work_dir / "mosquitto.log").open("wb") as log:
+        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                    break
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise BenchError(f"private mosquitto did not start: see {log.name}")
+                time.sleep(0.1)
+            yield port, proc.pid
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
 
 
 @contextlib.contextmanager
