@@ -8,6 +8,7 @@ to ``<data_dir>/logs/<name>.log``; a child that dies stops the demo with its log
 from __future__ import annotations
 
 import argparse
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from infra.settings import get_settings
+
+DEMO_USER = "demo-admin"
 
 
 @dataclass
@@ -69,6 +72,7 @@ def _run(args: argparse.Namespace) -> int:
         if subprocess.call(_tourpulse(*step)) != 0:
             print(f"demo: 'tourpulse {' '.join(step)}' failed; see above", file=sys.stderr)
             return 1
+    operator_password = _demo_operator()
     children = demo_children(args.speed)
     stop = _install_signal_handlers()
     try:
@@ -78,7 +82,7 @@ def _run(args: argparse.Namespace) -> int:
                 child.proc = subprocess.Popen(child.args, stdout=out, stderr=subprocess.STDOUT)
             print(f"demo: started {child.name} (pid {child.proc.pid}, log {child.log})")
             time.sleep(1.0)  # let consumers subscribe before producers publish
-        _print_urls(settings.api_host, settings.api_port)
+        _print_urls(settings.api_host, settings.api_port, operator_password)
         return _supervise(children, stop, args.duration)
     finally:
         _stop_all(children)
@@ -97,10 +101,33 @@ def _install_signal_handlers() -> list[bool]:
     return stop
 
 
-def _print_urls(host: str, port: int) -> None:
+def _demo_operator() -> str:
+    """A fresh random password for the demo's IOC admin, set on every demo start.
+
+    There is no default password anywhere: this one is made now, shown once, and
+    replaced by the next demo run.
+    """
+    password = secrets.token_urlsafe(12)
+    for action in ("create", "set-password"):
+        extra = ["--role", "admin"] if action == "create" else []
+        done = subprocess.run(
+            _tourpulse("users", action, "--username", DEMO_USER, "--password-stdin", *extra),
+            input=password + "\n",
+            text=True,
+            capture_output=True,
+            check=False,
+        )
+        if done.returncode == 0:
+            return password
+    raise SystemExit(f"demo: could not set up the IOC user: {done.stderr.strip()}")
+
+
+def _print_urls(host: str, port: int, operator_password: str) -> None:
     base = f"http://{host}:{port}"
     print(
         "\nTourPulse demo is running (Ctrl-C to stop):\n"
+        f"  IOC console           {base}/ioc   (user {DEMO_USER}, password {operator_password})\n"
+        f"  captive portal        {base}/portal/ben-thanh-market?lang=vi\n"
         f"  live occupancy (SSE)  {base}/api/v1/live\n"
         f"  sites (GeoJSON)       {base}/api/v1/sites\n"
         f"  occupancy history     {base}/api/v1/sites/ben-thanh-market/occupancy\n"
@@ -143,4 +170,3 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
-
