@@ -281,10 +281,15 @@ def _percentiles(sent_at: dict[str, float], stored: dict[str, float]) -> dict[st
     missing = len(sent_at) - sum(1 for i in sent_at if i in stored)
     if missing:
         raise BenchError(f"{missing} of {len(sent_at)} measured events are missing")
-    latencies = sorted((stored[i] - t) * 1000 for i, t in sent_at.items())
+    in_order = [(stored[i] - t) * 1000 for i, t in sorted(sent_at.items(), key=lambda x: x[1])]
+    latencies = sorted(in_order)
     q = statistics.quantiles(latencies, n=100, method="inclusive")
+    fifth = max(len(in_order) // 5, 1)
     return {"p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1),
-            "max": round(latencies[-1], 1)}  # fmt: skip
+            "max": round(latencies[-1], 1),
+            # Rising from the first to the last fifth = a queue building: not keeping up.
+            "p50_first_fifth": round(statistics.median(in_order[:fifth]), 1),
+            "p50_last_fifth": round(statistics.median(in_order[-fifth:]), 1)}  # fmt: skip
 
 
 def _result(
