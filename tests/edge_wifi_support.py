@@ -11,8 +11,10 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -242,3 +244,83 @@ def radclient(port: int, packets: list[str], secret: str = RADIUS_SECRET, *extra
         check=False,
     )
     return proc.stdout + proc.stderr
+
+
+def spawn_cli(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """``tourpulse -v <args>`` in a subprocess, output to ``log`` (agent, gateway...)."""
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "-v", *args],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after 20 s."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def healthy(port: int) -> bool:
+    """True when ``/healthz`` on 127.0.0.1:port answers 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+#: OpenWrt stand-ins. ``logger`` does what logd does with ``system.log_ip``: it forwards the
+#: line as UDP syslog (to TP_TEST_SYSLOG_PORT), so tests cover script → syslog → agent.
+LOGGER_STUB = f"""#!{sys.executable}
+import os, socket, sys
+args = sys.argv[1:]
+tag = "logger"
+if args[:1] == ["-t"]:
+    tag, args = args[1], args[2:]
+line = "<30>Jun  1 12:00:00 openwrt " + tag + ": " + " ".join(args)
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+    s.sendto(line.encode(), ("127.0.0.1", int(os.environ["TP_TEST_SYSLOG_PORT"])))
+"""
+
+UCI_STUB = """#!/bin/sh
+echo "$*" >> "$UCI_LOG"
+case "$*" in
+  "-q get tourpulse.agent.ap_id") echo "ben-thanh-market-ap02" ;;
+  "-q get"*) exit 1 ;;
+esac
+exit 0
+"""
+
+HOSTAPD_CLI_STUB = """#!/bin/sh
+[ "$3" = get_config ] && printf 'bssid=02:00:5e:10:00:02\\nssid=HCMC Free WiFi\\nwpa=0\\n'
+exit 0
+"""
+
+
+def openwrt_env(tmp_path: Path, syslog_port: int, hostapd_cli: bool = True) -> dict[str, str]:
+    """Environment whose PATH has the OpenWrt stubs (``uci`` logs to $UCI_LOG).
+
+    ``hostapd_cli=False`` leaves the stub out, for tests that drive the real one.
+    """
+    bindir = tmp_path / "openwrt-bin"
+    bindir.mkdir(exist_ok=True)
+    stubs = {"logger": LOGGER_STUB, "uci": UCI_STUB}
+    if hostapd_cli:
+        stubs["hostapd_cli"] = HOSTAPD_CLI_STUB
+    for name, text in stubs.items():
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "UCI_LOG": str(tmp_path / "uci.log"),
+        "TP_TEST_SYSLOG_PORT": str(syslog_port),
+    }

@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,7 +19,10 @@ import pytest
 from edge_wifi_support import (
     PrivateMosquitto,
     free_port,
+    healthy,
     radclient,
+    spawn_cli,
+    stop_process,
     wait_until,
     write_agent_config,
 )
@@ -56,34 +56,6 @@ def _send(port: int, packets: list[str]) -> None:
     assert f"Accepted      : {len(packets)}" in out and "Lost          : 0" in out, out
 
 
-def _healthy(port: int) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as fh:
-        return subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "-v", *args],
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 @pytest.mark.timeout(900)
@@ -105,7 +77,7 @@ def test_outage_loses_nothing(tmp_path: Path, settings: Settings, namespace: str
         "TP_TOPIC_NAMESPACE": namespace,
     }
     gw_port = free_port()
-    gateway = _spawn(
+    gateway = spawn_cli(
         [
             "gateway",
             "--metrics-port",
@@ -118,11 +90,11 @@ def test_outage_loses_nothing(tmp_path: Path, settings: Settings, namespace: str
         env,
         tmp_path / "gateway.log",
     )
-    agent = _spawn(["edge", "wifi", "--config", str(cfg)], env, tmp_path / "agent.log")
+    agent = spawn_cli(["edge", "wifi", "--config", str(cfg)], env, tmp_path / "agent.log")
     packets = _packets()
     try:
         wait_until(lambda: "connected to" in (tmp_path / "agent.log").read_text(), 60, "agent up")
-        wait_until(lambda: _healthy(gw_port), 60, "gateway healthy (subscribed)")
+        wait_until(lambda: healthy(gw_port), 60, "gateway healthy (subscribed)")
         _send(radius_port, packets[:2000])
 
         broker.stop()
@@ -141,8 +113,8 @@ def test_outage_loses_nothing(tmp_path: Path, settings: Settings, namespace: str
                 break
             n = len(records) + 5000 - unique
     finally:
-        _stop(agent)
-        _stop(gateway)
+        stop_process(agent)
+        stop_process(gateway)
         broker.stop()
 
     by_id: dict[str, dict[str, object]] = {}

@@ -1,9 +1,10 @@
 """OpenWrt scripts: shellcheck, and real runs with stub uci / hostapd_cli / logger on PATH.
 
-The ``logger`` stub does what OpenWrt's logd does with ``system.log_ip``: it forwards the
-line as UDP syslog, here to a real agent syslog receiver, so the test covers the whole
-path script → syslog → agent → contract event. hostapd itself cannot run without a radio,
-so the action script is invoked exactly as ``hostapd_cli -a`` invokes it.
+The ``logger`` stub (tests/edge_wifi_support.py) does what OpenWrt's logd does with
+``system.log_ip``: it forwards the line as UDP syslog, here to a real agent syslog receiver,
+so the test covers the whole path script → syslog → agent → contract event. Here the action
+script is invoked exactly as ``hostapd_cli -a`` invokes it; tests/test_openwrt_hostapd.py
+has the real ``hostapd_cli`` invoke it.
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import asyncio
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from edge_wifi_support import ListSink, write_agent_config
+from edge_wifi_support import ListSink, openwrt_env, write_agent_config
 
 from edge.wifi.agent import WifiAgent
 from edge.wifi.config import load_config
@@ -26,48 +26,10 @@ from schemas.wifi import WifiSessionStartV1, WifiSessionStopV1
 SCRIPTS = Path(__file__).resolve().parent.parent / "firmware_scripts" / "openwrt"
 SHELLS = [s for s in (["sh"], ["busybox", "ash"]) if shutil.which(s[0])]
 
-LOGGER_STUB = f"""#!{sys.executable}
-import os, socket, sys
-args = sys.argv[1:]
-tag = "logger"
-if args[:1] == ["-t"]:
-    tag, args = args[1], args[2:]
-line = "<30>Jun  1 12:00:00 openwrt " + tag + ": " + " ".join(args)
-with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-    s.sendto(line.encode(), ("127.0.0.1", int(os.environ["TP_TEST_SYSLOG_PORT"])))
-"""
-
-UCI_STUB = """#!/bin/sh
-echo "$*" >> "$UCI_LOG"
-case "$*" in
-  "-q get tourpulse.agent.ap_id") echo "ben-thanh-market-ap02" ;;
-  "-q get"*) exit 1 ;;
-esac
-exit 0
-"""
-
-HOSTAPD_CLI_STUB = """#!/bin/sh
-[ "$3" = get_config ] && printf 'bssid=02:00:5e:10:00:02\\nssid=HCMC Free WiFi\\nwpa=0\\n'
-exit 0
-"""
-
 
 @pytest.fixture
 def stub_path(tmp_path: Path) -> dict[str, str]:
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for name, text in (
-        ("logger", LOGGER_STUB),
-        ("uci", UCI_STUB),
-        ("hostapd_cli", HOSTAPD_CLI_STUB),
-    ):
-        (bindir / name).write_text(text)
-        (bindir / name).chmod(0o755)
-    return {
-        **os.environ,
-        "PATH": f"{bindir}:{os.environ['PATH']}",
-        "UCI_LOG": str(tmp_path / "uci.log"),
-    }
+    return openwrt_env(tmp_path, syslog_port=0)
 
 
 def test_shellcheck_clean() -> None:

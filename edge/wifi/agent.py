@@ -51,7 +51,15 @@ def _meraki(agent: WifiAgent) -> SourceAdapter | None:
         return None
     secret = resolve_secret(c.secret, agent.secrets) if c.secret else None
     return MerakiScanningAdapter(
-        agent.emitter, agent.inventory, c.host, c.port, c.path, c.validator, secret
+        agent.emitter,
+        agent.inventory,
+        c.host,
+        c.port,
+        c.path,
+        c.validator,
+        secret,
+        sessions=c.sessions,
+        session_timeout_s=c.session_timeout_s,
     )
 
 

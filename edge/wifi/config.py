@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -45,6 +45,14 @@ class MerakiSection(_Section):
         default="change-me", description="Validator string shown in the Meraki dashboard."
     )
     secret: SecretRef | None = Field(default=None, description="Shared secret reference.")
+    sessions: Literal["associated", "all", "none"] = Field(
+        default="associated",
+        description="Which observed clients also get session events (and so count in "
+        "occupancy): associated ones (like RADIUS/hostapd), all incl. probing, or none.",
+    )
+    session_timeout_s: Annotated[int, Field(ge=60, le=86400)] = Field(
+        default=300, description="A client unseen this long is stopped (Meraki posts ~1/min)."
+    )
 
 
 class WifiEdgeConfig(_Section):

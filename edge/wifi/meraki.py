@@ -4,14 +4,21 @@ Meraki's protocol: the dashboard first GETs the URL and expects the validator st
 body; then it POSTs (about once a minute per network) JSON ``{"version": "3.0", "secret":
 ..., "type": "WiFi", "data": {"networkId": ..., "observations": [...]}}``. A POST with a
 wrong secret is refused (403) and counted; a malformed body is a 400 with a JSON reason.
+
+Every usable observation becomes a ``wifi.presence`` event (footfall, probing phones
+included) and, through :class:`~edge.wifi.presence_sessions.PresenceSessions`, session
+events, so Meraki clients count in occupancy like RADIUS and hostapd ones. A POST's events
+are committed to the outbox in one transaction before the 200 is returned.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hmac
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -19,7 +26,9 @@ from pydantic import ValidationError
 from edge.privacy import InvalidMac
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
+from edge.wifi.presence_sessions import PresenceSessions
 from edge.wifi.sessions import EventEmitter
+from schemas.envelope import EventBase
 from schemas.presence import WifiPresenceData, WifiPresenceV1
 
 log = logging.getLogger(__name__)
@@ -40,6 +49,8 @@ class MerakiScanningAdapter:
         path: str,
         validator: str,
         secret: str | None,
+        sessions: Literal["associated", "all", "none"] = "associated",
+        session_timeout_s: float = 300.0,
     ) -> None:
         self.emitter = emitter
         self.inventory = inventory
@@ -49,7 +60,10 @@ class MerakiScanningAdapter:
         self.validator = validator
         self.secret = secret
         self.stats = SourceStats("edge.wifi.meraki")
+        self.session_mode = sessions
+        self.sessions = PresenceSessions(emitter, self.stats, session_timeout_s, "meraki")
         self._runner: web.AppRunner | None = None
+        self._expiry: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         app = web.Application(client_max_size=MAX_BODY)
@@ -62,11 +76,31 @@ class MerakiScanningAdapter:
         server = getattr(site, "_server", None)
         if server is not None and server.sockets:
             self.port = server.sockets[0].getsockname()[1]
+        self._expiry = asyncio.create_task(self._expire_loop(), name="meraki-session-expiry")
         log.info("Meraki scanning receiver on http://%s:%d%s", self.host, self.port, self.path)
 
     async def stop(self) -> None:
         if self._runner:
             await self._runner.cleanup()
+        if self._expiry:
+            self._expiry.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry
+        self._emit(self.sessions.close_all())
+
+    async def _expire_loop(self) -> None:
+        period = min(10.0, self.sessions.timeout_s / 4)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                self._emit(self.sessions.expire())
+            except Exception:  # the outbox failing must not end expiry for good
+                self.stats.drop("outbox_error")
+                log.exception("could not write Meraki session stops to the outbox")
+
+    def _emit(self, events: list[EventBase]) -> None:
+        if events:
+            self.emitter.emit_many(events, self.stats)
 
     async def _validate(self, request: web.Request) -> web.Response:
         return web.Response(text=self.validator, content_type="text/plain")
@@ -89,10 +123,17 @@ class MerakiScanningAdapter:
         observations = data.get("observations") if isinstance(data, dict) else None
         if not isinstance(observations, list):
             return self._bad("missing_observations", 400)
-        accepted = sum(self._observation(o) for o in observations)
+        events: list[EventBase] = []
+        accepted = sum(self._observation(o, events) for o in observations)
+        try:
+            self._emit(events)
+        except Exception:  # Meraki re-posts after a 5xx; nothing is acknowledged unstored
+            self.stats.drop("outbox_error")
+            log.exception("could not write %d Meraki events to the outbox", len(events))
+            return web.json_response({"error": "outbox_error"}, status=503)
         return web.json_response({"accepted": accepted, "received": len(observations)})
 
-    def _observation(self, obs: Any) -> bool:
+    def _observation(self, obs: Any, out: list[EventBase]) -> bool:
         try:
             latest = obs["latestRecord"]
             ap = self.inventory.ap_by_bssid(str(latest["nearestApMac"]))
@@ -101,12 +142,13 @@ class MerakiScanningAdapter:
                 return False
             pseudo = self.emitter.pseudonymiser.pseudonymise(str(obs["clientMac"]))
             seen = datetime.fromisoformat(str(latest["time"]).replace("Z", "+00:00"))
+            seen = seen if seen.tzinfo else seen.replace(tzinfo=UTC)
             rssi = latest.get("nearestApRssi")
             event = WifiPresenceV1(
                 site=ap.site,
                 device=self.emitter.device,
                 source=self.stats.source,
-                event_time=seen if seen.tzinfo else seen.replace(tzinfo=UTC),
+                event_time=seen,
                 data=WifiPresenceData(
                     client_id=pseudo.client_id,
                     ap=ap.id,
@@ -121,7 +163,11 @@ class MerakiScanningAdapter:
         except (KeyError, TypeError, ValueError, AttributeError, ValidationError):
             self.stats.drop("invalid_observation")
             return False
-        self.emitter.emit(event, self.stats)
+        out.append(event)
+        if self.session_mode == "all" or (self.session_mode == "associated" and event.data.ssid):
+            out += self.sessions.sighting(
+                ap.site, ap.id, pseudo, seen, event.data.ssid, event.data.rssi_dbm
+            )
         return True
 
     def _bad(self, reason: str, status: int) -> web.Response:

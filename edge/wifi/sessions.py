@@ -85,29 +85,67 @@ class EventEmitter:
     def build_session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
         """The contract event for ``facts`` (MAC pseudonymised), not yet submitted."""
         pseudo = self.pseudonymiser.pseudonymise(facts.mac)
-        data = WifiSessionData(
+        return self.session_event(
+            facts.status,
             client_id=pseudo.client_id,
-            session_id=self.scrub(facts.session_id)[:128],
+            randomized=pseudo.randomized,
+            session_id=self.scrub(facts.session_id),
+            site=facts.site,
             ap=facts.ap,
-            ssid=facts.ssid[:32] if facts.ssid else None,
-            randomized_mac=pseudo.randomized,
+            event_time=facts.event_time,
+            dedup_key=self.scrub(facts.dedup_key),
+            stats=stats,
+            ssid=facts.ssid,
             signal_dbm=facts.signal_dbm,
             rx_bytes=facts.rx_bytes,
             tx_bytes=facts.tx_bytes,
             session_seconds=facts.session_seconds,
             terminate_cause=facts.terminate_cause,
         )
-        event = _MODELS[facts.status].model_validate(
+
+    def session_event(
+        self,
+        status: SessionStatus,
+        *,
+        client_id: str,
+        randomized: bool,
+        session_id: str,
+        site: str,
+        ap: str,
+        event_time: datetime,
+        dedup_key: str,
+        stats: SourceStats,
+        ssid: str | None = None,
+        signal_dbm: int | None = None,
+        rx_bytes: int | None = None,
+        tx_bytes: int | None = None,
+        session_seconds: int | None = None,
+        terminate_cause: str | None = None,
+    ) -> EventBase:
+        """The event from an already pseudonymised client; ``session_id`` and ``dedup_key``
+        must be MAC-free. The id derives from ``dedup_key``, so a re-sent report keeps it."""
+        data = WifiSessionData(
+            client_id=client_id,
+            session_id=session_id[:128],
+            ap=ap,
+            ssid=ssid[:32] if ssid else None,
+            randomized_mac=randomized,
+            signal_dbm=signal_dbm,
+            rx_bytes=rx_bytes,
+            tx_bytes=tx_bytes,
+            session_seconds=session_seconds,
+            terminate_cause=terminate_cause,
+        )
+        return _MODELS[status].model_validate(
             {
-                "id": str(uuid.uuid5(EVENT_ID_NS, f"{stats.source}|{self.scrub(facts.dedup_key)}")),
-                "site": facts.site,
+                "id": str(uuid.uuid5(EVENT_ID_NS, f"{stats.source}|{dedup_key}")),
+                "site": site,
                 "device": self.device,
                 "source": stats.source,
-                "event_time": facts.event_time,
+                "event_time": event_time,
                 "data": data,
             }
         )
-        return event
 
     def emit(self, event: EventBase, stats: SourceStats) -> None:
         self.sink.submit(event)
