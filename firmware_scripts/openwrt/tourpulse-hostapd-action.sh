@@ -9,6 +9,7 @@
 # site agent: nothing here talks to the central MQTT broker.
 #
 # Config (uci, /etc/config/tourpulse): tourpulse.agent.ap_id; env TOURPULSE_AP_ID overrides.
+# HOSTAPD_RUN_DIR (set by tourpulse-hostapd.init) is where hostapd's control sockets are.
 
 IFNAME="$1"
 EVENT="$2"
@@ -29,7 +30,8 @@ if [ -z "$AP_ID" ]; then
 	AP_ID="$(uci -q get system.@system[0].hostname)"
 fi
 
-SSID="$(hostapd_cli -i "$IFNAME" get_config 2>/dev/null | sed -n 's/^ssid=//p' | head -n 1)"
+RUN_DIR="${HOSTAPD_RUN_DIR:-/var/run/hostapd}"
+SSID="$(hostapd_cli -p "$RUN_DIR" -i "$IFNAME" get_config 2>/dev/null | sed -n 's/^ssid=//p' | head -n 1)"
 TAB="$(printf '\t')"
 
 logger -t "tourpulse-ap[$AP_ID]" "$IFNAME: $EVENT $MAC${SSID:+${TAB}ssid=$SSID}"
