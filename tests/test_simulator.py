@@ -260,3 +260,21 @@ def test_bad_config_is_refused_with_a_clear_message() -> None:
         SimConfig(start=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="randomized_share"):
         SimConfig(start=datetime(2026, 1, 1, tzinfo=UTC), randomized_share=1.5)
+
+
+def test_a_surge_fills_its_site_up_to_capacity_and_leaves_others_alone(
+    configs: DeviceConfigs, pseudonymise: SimulatedClockPseudonymiser
+) -> None:
+    def peaks(surges: dict[str, float]) -> tuple[dict[str, int], dict[str, int]]:
+        cfg = SimConfig(start=SATURDAY + timedelta(hours=8), seed=4, surges=surges)
+        gen = WifiSessionGenerator(_subset(configs, MUSEUM, SMALL_VILLAGE), cfg, pseudonymise)
+        for _ in _until(gen, SATURDAY + timedelta(hours=11)):
+            pass
+        return gen.peak_occupancy(), gen.capacity()
+
+    calm, capacity = peaks({})
+    surged, _ = peaks({SMALL_VILLAGE: 8.0})
+    assert surged[SMALL_VILLAGE] == capacity[SMALL_VILLAGE] > calm[SMALL_VILLAGE]
+    assert surged[MUSEUM] == calm[MUSEUM]
+    with pytest.raises(ValueError, match="surges"):
+        SimConfig(start=SATURDAY, surges={MUSEUM: 0})

@@ -57,6 +57,14 @@ def register(sub: Any) -> None:
         "--scale", type=float, default=1.0, help="multiply visitor arrival rates (default 1.0)"
     )
     p.add_argument(
+        "--surge",
+        type=_surge,
+        action="append",
+        default=[],
+        metavar="SITE=FACTOR",
+        help="multiply arrivals at one site (a festival, tour buses); repeatable",
+    )
+    p.add_argument(
         "--warmup",
         type=_duration,
         default=timedelta(hours=3).total_seconds(),
@@ -80,6 +88,17 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _surge(text: str) -> tuple[str, float]:
+    site, sep, factor = text.partition("=")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = 0.0
+    if not sep or not site or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected SITE=FACTOR with FACTOR > 0, got {text!r}")
+    return site, value
+
+
 def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     try:
@@ -87,11 +106,16 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    unknown = sorted(set(dict(args.surge)) - {s.id for s in configs.sites})
+    if unknown:
+        print(f"error: --surge for unknown site(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
     start = args.start or datetime.now(UTC)
     sim = SimConfig(
         start=start,
         seed=args.seed,
         scale=args.scale,
+        surges=dict(args.surge),
         interim_s=args.interim,
         warmup=timedelta(seconds=args.warmup),
         site_prefix=args.site_prefix,

@@ -19,7 +19,7 @@ import heapq
 import math
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -71,6 +71,9 @@ class SimConfig:
     roam_probability: float = 0.15  # per interim: the phone moved to another AP
     warmup: timedelta = timedelta(0)  # simulate this long before start, emit nothing
     site_prefix: str = ""  # "<prefix>-<site>" ids, for isolated test namespaces
+    #: Per-site arrival multipliers on top of ``scale``: a festival or a tour-bus wave at
+    #: one site (the demo uses it to show an overcrowding alert). Occupancy stays capped.
+    surges: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.start.tzinfo is None:
@@ -80,6 +83,8 @@ class SimConfig:
                 raise ValueError(f"SimConfig.{name} must be within [0, 1]")
         if self.scale <= 0 or self.interim_s <= 0:
             raise ValueError("SimConfig.scale and interim_s must be positive")
+        if any(factor <= 0 for factor in self.surges.values()):
+            raise ValueError("SimConfig.surges factors must be positive")
 
 
 @dataclass
@@ -154,7 +159,10 @@ class WifiSessionGenerator:
             profile=profile,
             rng=random.Random(f"{c.seed}:{site.id}"),
             tz=ZoneInfo(site.timezone),
-            base_rate=c.scale * target / (profile.weekend_factor * profile.mean_dwell_s),
+            base_rate=c.scale
+            * c.surges.get(site.id, 1.0)
+            * target
+            / (profile.weekend_factor * profile.mean_dwell_s),
             cap=max(1, int(site.capacity_persons * c.wifi_adoption)),
         )
 
