@@ -166,11 +166,6 @@ async def test_health_metrics_and_docs(settings: Settings, kafka_admin: Any) -> 
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api.portal's lifespan seeds promos at start-up and fails without the database; "
-    "remove this marker once it tolerates an outage",
-)
 async def test_full_app_starts_while_database_down(settings: Settings) -> None:
     app = create_app(_database_down(settings), ApiTuning(db_timeout_s=1.0))
     async with asgi_client(app) as client:

@@ -7,6 +7,7 @@ API's, so it can be mounted on any FastAPI app with one ``include_router`` line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import jinja2
 from fastapi import FastAPI
+from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 
 from api.portal.controllers.base import Adapter
@@ -41,7 +43,15 @@ log = logging.getLogger(__name__)
 TEMPLATE_DIR = Path(__file__).parent / "templates"
 #: Promos change rarely; a few seconds of caching keeps them off the splash page's hot path.
 PROMO_CACHE_S = 5.0
+#: Back-off bounds for seeding the starter promos while the database is unreachable.
+SEED_RETRY_S = (1.0, 30.0)
+#: Start-up waits this long at most for the first seeding attempt (success or failure).
+SEED_FIRST_WAIT_S = 10.0
 _IP_DOMAIN = b"tourpulse.portal.ip.v1\x00"
+PROMO_LOAD_ERRORS = Counter(
+    "tp_portal_promo_load_errors_total", "Promo list reloads that failed (served stale)"
+)
+SEED_ERRORS = Counter("tp_portal_seed_errors_total", "Failed attempts to seed starter promos")
 
 
 @dataclass
@@ -72,7 +82,11 @@ class PortalRuntime:
         async with self._refreshing:
             stamp, cached = self._promos
             if time.monotonic() - stamp > PROMO_CACHE_S:
-                cached = await self.store.promos()
+                try:
+                    cached = await self.store.promos()
+                except Exception as exc:  # DB outage: the splash still lets phones online
+                    PROMO_LOAD_ERRORS.inc()
+                    log.warning("loading promos failed, serving the last list: %s", exc)
                 self._promos = (time.monotonic(), cached)
         return cached
 
@@ -131,9 +145,38 @@ def build_runtime(
     )
 
 
+async def seed_until_done(runtime: PortalRuntime, first_try: asyncio.Event) -> None:
+    """Seed the starter promos, retrying with back-off while the database is down.
+
+    Runs in the background so the API (and the splash page, with no promos) serves during
+    a database outage instead of failing to start; ``first_try`` is set after the first
+    attempt so a healthy start-up serves its first page with the promos in place.
+    """
+    delay, ceiling = SEED_RETRY_S
+    while True:
+        try:
+            seeded = await runtime.store.seed_promos(default_promos(runtime.sites.values()))
+        except Exception as exc:
+            first_try.set()
+            SEED_ERRORS.inc()
+            log.warning("seeding starter promos failed (retry in %.0f s): %s", delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, ceiling)
+            continue
+        if seeded:
+            log.info("seeded %d starter promos", seeded)
+            runtime.invalidate_promos()
+        first_try.set()
+        return
+
+
 @asynccontextmanager
 async def portal_lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Open the publisher (and a pool unless the API app has one); seed starter promos."""
+    """Open the publisher (and a pool unless the API app has one); seed starter promos.
+
+    Nothing here waits for PostgreSQL: the pool connects in the background and seeding
+    retries until it succeeds, so the API starts during a database outage.
+    """
     settings: Settings = getattr(app.state, "settings", None) or get_settings()
     portal: PortalSettings = getattr(app.state, "portal_settings", None) or PortalSettings()
     shared: AsyncConnectionPool | None = getattr(app.state, "pool", None)
@@ -141,16 +184,19 @@ async def portal_lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.database_url, min_size=1, max_size=10, open=False, name="portal"
     )
     if shared is None:
-        await pool.open(wait=True, timeout=30)
+        await pool.open(wait=False)
     runtime = build_runtime(settings, portal, pool)
     app.state.portal = runtime
     runtime.writer.start()
+    first_try = asyncio.Event()
+    seeding = asyncio.create_task(seed_until_done(runtime, first_try), name="portal-seed-promos")
     try:
-        seeded = await runtime.store.seed_promos(default_promos(runtime.sites.values()))
-        if seeded:
-            log.info("seeded %d starter promos", seeded)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(first_try.wait(), SEED_FIRST_WAIT_S)
         yield None
     finally:
+        seeding.cancel()
+        await asyncio.gather(seeding, return_exceptions=True)
         await runtime.writer.close()
         if runtime.publisher is not None:
             runtime.publisher.close()
