@@ -266,14 +266,14 @@ def test_a_surge_fills_its_site_up_to_capacity_and_leaves_others_alone(
     configs: DeviceConfigs, pseudonymise: SimulatedClockPseudonymiser
 ) -> None:
     def peaks(surges: dict[str, float]) -> tuple[dict[str, int], dict[str, int]]:
-        cfg = SimConfig(start=SATURDAY + timedelta(hours=8), seed=4, surges=surges)
+        cfg = SimConfig(start=SATURDAY + timedelta(hours=1), seed=4, surges=surges)
         gen = WifiSessionGenerator(_subset(configs, MUSEUM, SMALL_VILLAGE), cfg, pseudonymise)
-        for _ in _until(gen, SATURDAY + timedelta(hours=11)):
+        for _ in _until(gen, SATURDAY + timedelta(hours=3)):  # at night: village closed
             pass
         return gen.peak_occupancy(), gen.capacity()
 
     calm, capacity = peaks({})
-    surged, _ = peaks({SMALL_VILLAGE: 8.0})
+    surged, _ = peaks({SMALL_VILLAGE: 3.0})
     assert surged[SMALL_VILLAGE] == capacity[SMALL_VILLAGE] > calm[SMALL_VILLAGE]
     assert surged[MUSEUM] == calm[MUSEUM]
     with pytest.raises(ValueError, match="surges"):

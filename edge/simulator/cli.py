@@ -62,7 +62,8 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="SITE=FACTOR",
-        help="multiply arrivals at one site (a festival, tour buses); repeatable",
+        help="extra arrivals at SITE, FACTOR x its busiest-hour rate at any hour "
+        "(a festival, tour buses); repeatable",
     )
     p.add_argument(
         "--warmup",

@@ -71,8 +71,9 @@ class SimConfig:
     roam_probability: float = 0.15  # per interim: the phone moved to another AP
     warmup: timedelta = timedelta(0)  # simulate this long before start, emit nothing
     site_prefix: str = ""  # "<prefix>-<site>" ids, for isolated test namespaces
-    #: Per-site arrival multipliers on top of ``scale``: a festival or a tour-bus wave at
-    #: one site (the demo uses it to show an overcrowding alert). Occupancy stays capped.
+    #: Festivals or tour-bus waves: extra arrivals at a site, ``factor`` times its busiest-
+    #: hour rate, whatever the hour (the demo uses it to show an overcrowding alert at any
+    #: time of day). Occupancy stays capped at the site's capacity.
     surges: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,7 @@ class _SiteState:
     rng: random.Random
     tz: ZoneInfo
     base_rate: float  # weekday arrivals per second at the profile's busiest hour
+    surge_rate: float  # extra arrivals per second from a surge, independent of the hour
     cap: int  # most simultaneous sessions the site can hold
     active: int = 0
     peak: int = 0
@@ -106,7 +108,7 @@ class _SiteState:
         local = datetime.fromtimestamp(t, self.tz)
         factor = self.profile.weekend_factor if local.weekday() >= 5 else 1.0
         hour = local.hour + local.minute / 60 + local.second / 3600
-        return self.base_rate * factor * self.profile.rate(hour)
+        return self.base_rate * factor * self.profile.rate(hour) + self.surge_rate
 
 
 @dataclass
@@ -152,6 +154,7 @@ class WifiSessionGenerator:
         profile = profile_for(site)
         target = site.capacity_persons * c.peak_fill * c.wifi_adoption
         site_id = f"{c.site_prefix}-{site.id}" if c.site_prefix else site.id
+        base_rate = c.scale * target / (profile.weekend_factor * profile.mean_dwell_s)
         return _SiteState(
             site=site,
             site_id=site_id,
@@ -159,10 +162,8 @@ class WifiSessionGenerator:
             profile=profile,
             rng=random.Random(f"{c.seed}:{site.id}"),
             tz=ZoneInfo(site.timezone),
-            base_rate=c.scale
-            * c.surges.get(site.id, 1.0)
-            * target
-            / (profile.weekend_factor * profile.mean_dwell_s),
+            base_rate=base_rate,
+            surge_rate=base_rate * c.surges.get(site.id, 0.0),
             cap=max(1, int(site.capacity_persons * c.wifi_adoption)),
         )
 
@@ -206,7 +207,7 @@ class WifiSessionGenerator:
 
     def _next_arrival(self, state: _SiteState, t: float) -> float:
         """Thinning (Lewis-Shedler): candidates at the peak rate, kept with rate(t)/peak."""
-        peak = state.base_rate * state.profile.weekend_factor
+        peak = state.base_rate * state.profile.weekend_factor + state.surge_rate
         while True:
             t += state.rng.expovariate(peak)
             if state.rng.random() * peak <= state.arrival_rate(t):
