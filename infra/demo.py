@@ -20,6 +20,7 @@ from pathlib import Path
 from infra.settings import get_settings
 
 DEMO_USER = "demo-admin"
+SURGE_SITE = "phu-hoa-dong-rice-paper-village"
 
 
 @dataclass
@@ -47,7 +48,20 @@ def demo_children(speed: float) -> list[Child]:
         Child("flows", _tourpulse("flows")),
         Child("alerts", _tourpulse("alerts")),
         Child("api", _tourpulse("api")),
-        Child("simulator", _tourpulse("simulate", "wifi", "--speed", str(speed), "--start", start)),
+        Child(
+            "simulator",
+            _tourpulse(
+                "simulate",
+                "wifi",
+                "--speed",
+                str(speed),
+                "--start",
+                start,
+                # A festival at the rice-paper village: the IOC sees overcrowding.
+                "--surge",
+                f"{SURGE_SITE}=3",
+            ),
+        ),
     ]
 
 
