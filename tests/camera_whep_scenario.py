@@ -4,28 +4,32 @@ aioice never offers 127.0.0.1 as an ICE candidate, so WebRTC between two local p
 another loopback address. The namespace has its own ``lo`` with 127.0.0.2 added; everything
 (simulated camera, the API, the viewers) runs inside it and nothing touches the host network.
 
+Processes: this one runs the simulated camera (and, for the browser, Mosquitto and the edge
+agent); the camera API runs alone in a ``serve`` child, so its CPU can be measured apart from
+the viewers, which run in ``camera_whep_load.py`` children (at most
+``VIEWERS_PER_LOAD_PROCESS`` each).
+
 Usage: python camera_whep_scenario.py MODE VIEWERS OUT_JSON
-  MODE aiortc  -- VIEWERS aiortc clients; report first-frame times and frames received
+  MODE aiortc  -- VIEWERS aiortc clients; first-frame times, frames received, server CPU
   MODE browser -- Debian chromium plays /tours/<camera>, takes the lease and pans
+  MODE serve CONFIG_DIR PORT MQTT_PORT -- (internal) the camera API process
 Prints nothing useful itself; the JSON file is the result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 import uvicorn
 import yaml
-from aiortc import RTCPeerConnection, RTCSessionDescription
 from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -39,7 +43,11 @@ from edge.camera_sim.server import CameraSim
 from infra.settings import Settings
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared/data/video/pets2009_s2l1/vtest.avi"
-STEADY_WINDOW_S = 5.0
+LOAD = Path(__file__).with_name("camera_whep_load.py")
+#: CPU is measured over this window, with the camera pull open and every viewer receiving.
+STEADY_WINDOW_S = 10.0
+SETTLE_S = 2.0
+VIEWERS_PER_LOAD_PROCESS = 25
 CHROMIUM = os.environ.get("TP_CHROMIUM", "/usr/bin/chromium")
 
 
@@ -103,68 +111,145 @@ def write_configs(root: Path, onvif_port: int) -> None:
     )
 
 
-async def wait_live(api: str) -> None:
+async def wait_live(api: str, server: asyncio.subprocess.Process) -> None:
     """The API opens the camera pull at start-up; viewers are timed from then on."""
+    status: object = "no answer"
     async with httpx.AsyncClient(timeout=10) as http:
-        for _ in range(600):
-            status = (await http.get(f"{api}/api/v1/cameras/cam1/status")).json()
-            if status["live"]:
+        for _ in range(1200):
+            if server.returncode is not None:
+                raise RuntimeError(f"the API process exited with {server.returncode}")
+            try:
+                status = (await http.get(f"{api}/api/v1/cameras/cam1/status")).json()
+            except httpx.TransportError:  # not listening yet
+                status = "not listening"
+            if isinstance(status, dict) and status["live"]:
                 return
             await asyncio.sleep(0.1)
     raise TimeoutError(f"camera feed never went live: {status}")
 
 
-async def aiortc_viewers(api: str, n: int) -> dict[str, object]:
-    async def one() -> tuple[float, int, RTCPeerConnection]:
-        pc = RTCPeerConnection()
-        pc.addTransceiver("video", direction="recvonly")
-        got_track: asyncio.Future[object] = asyncio.get_running_loop().create_future()
-        pc.on("track", lambda t: got_track.done() or got_track.set_result(t))
-        await pc.setLocalDescription(await pc.createOffer())
-        started = time.monotonic()
-        async with httpx.AsyncClient(timeout=60) as http:
-            res = await http.post(
-                f"{api}/api/v1/cameras/cam1/whep",
-                content=pc.localDescription.sdp,
-                headers={"content-type": "application/sdp"},
-            )
-        res.raise_for_status()
-        await pc.setRemoteDescription(RTCSessionDescription(res.text, "answer"))
-        track = await asyncio.wait_for(got_track, 60)
-        await asyncio.wait_for(track.recv(), 60)  # type: ignore[attr-defined]
-        first = (time.monotonic() - started) * 1000
-        frames = 1
-        for _ in range(5):
-            await asyncio.wait_for(track.recv(), 30)  # type: ignore[attr-defined]
-            frames += 1
-        return first, frames, pc
+async def start_api(cfg: Path, mqtt_port: int) -> tuple[str, asyncio.subprocess.Process]:
+    """The camera API in its own process (``serve`` mode), live once the camera pull is open."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "serve", str(cfg), str(port), str(mqtt_port)
+    )
+    api = f"http://127.0.0.1:{port}"
+    try:
+        await wait_live(api, server)
+    except BaseException:
+        await stop_process(server)
+        raise
+    return api, server
 
-    results = await asyncio.gather(*(one() for _ in range(n)))
-    # Steady state: every viewer keeps receiving; CPU of this whole process (API, relay,
-    # and the viewers' own H.264 decoding) over a fixed window, so the per-viewer server cost
-    # derived from it is an upper bound.
-    cpu0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-    received = await asyncio.gather(*(drain(pc, STEADY_WINDOW_S) for _, _, pc in results))
-    cpu1, wall1 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
-    for _, _, pc in results:
-        await pc.close()
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def serve(cfg: Path, port: int, mqtt_port: int) -> None:
+    """The camera router alone under uvicorn: what the measured server process runs."""
+    app = FastAPI(lifespan=cameras.lifespan)
+    app.state.settings = Settings(device_configs=cfg, mqtt_port=mqtt_port)
+    app.state.device_configs = load_device_configs(cfg)
+    install_error_handlers(app)
+    app.include_router(cameras.router)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def server_cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+class LoadProcess:
+    """One ``camera_whep_load.py`` child with its line protocol."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, api: str, viewers: int) -> LoadProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(LOAD),
+            api,
+            "cam1",
+            str(viewers),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def expect(self, word: str, limit_s: float = 240) -> object:
+        assert self.proc.stdout is not None
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), limit_s)).decode()
+        got, _, data = line.strip().partition(" ")
+        if got != word:
+            raise RuntimeError(f"load process said {line.strip()!r}, expected {word!r}")
+        return json.loads(data) if data else None
+
+    async def send(self, word: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{word}\n".encode())
+        await self.proc.stdin.drain()
+
+
+def load_split(n: int) -> list[int]:
+    """Viewers per load process: at most ``VIEWERS_PER_LOAD_PROCESS`` each, evenly spread."""
+    procs = max(1, -(-n // VIEWERS_PER_LOAD_PROCESS))
+    return [n // procs + (i < n % procs) for i in range(procs)]
+
+
+async def aiortc_viewers(api: str, server_pid: int, n: int) -> dict[str, object]:
+    """``n`` viewers join at once from separate load processes; the server's own CPU is
+    measured with no viewer (camera pull only) and then in a steady window with all ``n``."""
+    server = psutil.Process(server_pid)
+    cpu0, wall0 = server_cpu_s(server), time.monotonic()
+    await asyncio.sleep(STEADY_WINDOW_S)
+    idle_cpu, idle_wall = server_cpu_s(server) - cpu0, time.monotonic() - wall0
+    loads = [await LoadProcess.start(api, size) for size in load_split(n)]
+    try:
+        for load in loads:
+            await load.expect("ready")
+        join_cpu0, join_wall0 = server_cpu_s(server), time.monotonic()
+        for load in loads:
+            await load.send("go")
+        joined = [v for load in loads for v in await load.expect("joined")]  # type: ignore[attr-defined]
+        join_cpu, join_wall = server_cpu_s(server) - join_cpu0, time.monotonic() - join_wall0
+        await asyncio.sleep(SETTLE_S)  # handshakes done; retransmissions settle
+        for load in loads:
+            await load.send("mark")
+        cpu0, wall0 = server_cpu_s(server), time.monotonic()
+        await asyncio.sleep(STEADY_WINDOW_S)
+        cpu1, wall1 = server_cpu_s(server), time.monotonic()
+        for load in loads:
+            await load.send("stop")
+        done = [await load.expect("done") for load in loads]
+    finally:
+        for load in loads:
+            await stop_process(load.proc)
     return {
-        "first_frame_ms": [r[0] for r in results],
-        "frames": [r[1] for r in results],
-        "steady_frames": received,
-        "steady_cpu_s": (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime),
+        "first_frame_ms": [v["first_frame_ms"] for v in joined],
+        "first_rtp_frame_ms": [v["first_rtp_frame_ms"] for v in joined],
+        "answer_ms": [v["answer_ms"] for v in joined],
+        "steady_frames": [f for d in done for f in d["frames"]],  # type: ignore[index]
         "steady_wall_s": wall1 - wall0,
+        "server_cpu_s": cpu1 - cpu0,
+        "server_idle_cpu_s": idle_cpu,
+        "join_server_cpu_s": join_cpu,  # answering, ICE, DTLS and first frames of all n
+        "join_wall_s": join_wall,
+        "idle_wall_s": idle_wall,
+        "load_processes": len(loads),
+        "load_cpu_s": [d["cpu_s"] for d in done],  # type: ignore[index]
+        "dropped_by_server": sum(d["dropped_by_server"] for d in done),  # type: ignore[index]
     }
-
-
-async def drain(pc: RTCPeerConnection, seconds: float) -> int:
-    track = next(r.track for r in pc.getReceivers() if r.track.kind == "video")
-    frames, deadline = 0, time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(track.recv(), 2)
-            frames += 1
-    return frames
 
 
 async def browser(api: str, sim: CameraSim) -> dict[str, object]:
@@ -248,25 +333,17 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
     await sim.start()
     tmp = Path(tempfile.mkdtemp())
     write_configs(tmp, sim.onvif_port)
-    settings = Settings(device_configs=tmp, mqtt_port=free_port())
-    agent = await start_agent(settings.mqtt_port, tmp) if mode == "browser" else None
-    app = FastAPI(lifespan=cameras.lifespan)
-    app.state.settings = settings
-    app.state.device_configs = load_device_configs(tmp)
-    install_error_handlers(app)
-    app.include_router(cameras.router)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    for _ in range(1200):  # uvicorn has no "started" event to await
-        if server.started:
-            break
-        await asyncio.sleep(0.05)
-    api = f"http://127.0.0.1:{port}"
+    mqtt_port = free_port()
+    agent = await start_agent(mqtt_port, tmp) if mode == "browser" else None
+    server: asyncio.subprocess.Process | None = None
     try:
-        await wait_live(api)
-        result = await (aiortc_viewers(api, viewers) if mode == "aiortc" else browser(api, sim))
-        if mode == "browser":  # the move went API -> MQTT -> agent -> ONVIF -> simulator
+        api, server = await start_api(tmp, mqtt_port)
+        if mode == "aiortc":
+            result = await aiortc_viewers(api, server.pid, viewers)
+            result["camera_fps"] = sim.rtsp.fps
+        else:
+            result = await browser(api, sim)
+            # the move went API -> MQTT -> agent -> ONVIF -> simulator
             for _ in range(150):
                 if abs(sim.head.position().pan - float(result["pan_before"])) > 0.05:
                     break
@@ -275,8 +352,8 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
     except Exception as exc:  # report as data: the outer test shows it
         result = {"error": f"{type(exc).__name__}: {exc}"}
     finally:
-        server.should_exit = True
-        await serving
+        if server is not None:
+            await stop_process(server)
         if agent is not None:
             broker, link, stop, task = agent
             stop.set()
@@ -289,4 +366,7 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])))
+    if sys.argv[1] == "serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])))
