@@ -140,7 +140,7 @@ class AlertEngine:
         key = (signal.originator, signal.type)
         if signal.action == "clear":
             self._last_refresh.pop(key, None)
-            stored = await self._store.clear_by_rule(signal.originator, signal.type, signal.at)
+            stored = await self._store.clear_by_rule(signal.originator, signal.type, self._clock())
             if stored:
                 await self._announce(stored, "cleared")
             return stored
@@ -148,13 +148,16 @@ class AlertEngine:
         if last is not None and signal.at - last < RETRIGGER_EVERY:
             return None
         self._last_refresh[key] = signal.at
+        # Stored times are the platform's clock (when operators were told), so escalation
+        # timers run on wall time even for replayed or simulated event times; when the
+        # condition was observed stays in the details.
         stored = await self._store.raise_alert(
             signal.originator,
             signal.site,
             signal.type,
             signal.severity,
-            signal.at,
-            signal.details,
+            self._clock(),
+            {**signal.details, "observed_at": signal.at.isoformat()},
         )
         await self._announce(stored, "raised" if stored.alert.trigger_count == 1 else None)
         return stored
