@@ -6,9 +6,10 @@ reasons are a closed set so they can be metric labels without exploding cardinal
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
+from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from schemas.envelope import EventBase
@@ -44,14 +45,26 @@ def decode_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> EventBase:
         raise ContractError(
             DeadLetterReason.PAYLOAD_TOO_LARGE, f"{len(raw)} bytes > limit {max_bytes}"
         )
+    return validate_event(parse_json(raw))
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse JSON bytes (orjson: ~4x faster than ``json``, it matters at 5,000 events/s).
+
+    Raises :class:`ContractError` with ``invalid_utf8`` or ``invalid_json``.
+    """
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ContractError(DeadLetterReason.INVALID_UTF8, str(exc)) from None
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as utf8:
+            raise ContractError(DeadLetterReason.INVALID_UTF8, str(utf8)) from None
         raise ContractError(DeadLetterReason.INVALID_JSON, str(exc)) from None
+
+
+def validate_event(obj: Any) -> EventBase:
+    """Validate one parsed JSON value as an event; :class:`ContractError` says why not."""
     if not isinstance(obj, dict):
         raise ContractError(DeadLetterReason.NOT_AN_OBJECT, f"got {type(obj).__name__}")
     if model_for(str(obj.get("type")), obj.get("version")) is None:  # type: ignore[arg-type]
@@ -66,7 +79,7 @@ def decode_event(raw: bytes, max_bytes: int = MAX_EVENT_BYTES) -> EventBase:
 
 def encode_event(event: EventBase) -> bytes:
     """Serialise an event for MQTT or Kafka (compact JSON, UTF-8)."""
-    return event.model_dump_json().encode()
+    return event.__pydantic_serializer__.to_json(event)  # bytes directly: no str round trip
 
 
 def _summarise(exc: ValidationError, limit: int = 5) -> str:

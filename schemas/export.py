@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.batch import EventBatchV1
 from schemas.flows import FlowsHourlyV1
 from schemas.registry import EVENT_MODELS
 from schemas.stream_out import (
@@ -28,6 +29,7 @@ _EXTRA_MODELS: tuple[type[BaseModel], ...] = (
     FusedOccupancyV1,
     AlertChangedV1,
     FlowsHourlyV1,
+    EventBatchV1,
 )
 
 

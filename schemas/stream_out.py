@@ -25,6 +25,11 @@ class DeadLetterV1(WireModel):
     payload_size: Annotated[int, Field(ge=0)]
     payload_b64: str = Field(description="Base64 of the first bytes of the raw payload.")
     payload_truncated: bool
+    batch_index: Annotated[int, Field(ge=0)] | None = Field(
+        default=None,
+        description="Position of the refused element when the payload was a batch "
+        "(schemas.batch); the payload is then that element alone, re-serialised.",
+    )
 
 
 class OccupancyUpdateV1(WireModel):

@@ -1,4 +1,4 @@
-"""Gateway routing without brokers: every input becomes one event record or one dead letter."""
+"""Gateway routing without brokers: every event becomes a record or a dead letter."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def dead(record_value: bytes) -> DeadLetterV1:
 @pytest.mark.parametrize("event", spine_events(SITE), ids=lambda e: e.type)
 def test_valid_event_is_stamped_and_keyed_by_site(event: object) -> None:
     assert hasattr(event, "kafka_topic")
-    record = route(topic_for(event), encode_event(event), NOW)  # type: ignore[arg-type]
+    [record] = route(topic_for(event), encode_event(event), NOW)  # type: ignore[arg-type]
     assert record.reason is None
     assert record.topic is event.kafka_topic  # type: ignore[attr-defined]
     assert record.key == SITE.encode()
@@ -64,7 +64,10 @@ BAD_INPUTS = {
     "unknown_type": (GOOD_TOPIC, _unknown_type(), "unknown_event_type"),
     "one_megabyte": (GOOD_TOPIC, b"{" + b" " * (1024 * 1024) + b"}", "payload_too_large"),
     "invalid_utf8": (GOOD_TOPIC, b'{"type": "\xff\xfe"}', "invalid_utf8"),
-    "json_array": (GOOD_TOPIC, b"[1, 2]", "not_an_object"),
+    "json_string": (GOOD_TOPIC, b'"hello"', "not_an_object"),
+    "empty_batch": (GOOD_TOPIC, b"[]", "schema_violation"),
+    "truncated_batch": (GOOD_TOPIC, b"[" + _valid(), "invalid_json"),
+    "huge_batch": (GOOD_TOPIC, b"[" + b" " * (2 * 1024 * 1024) + b"]", "payload_too_large"),
     "empty": (GOOD_TOPIC, b"", "invalid_json"),
     "foreign_topic": ("zigbee2mqtt/bridge/state", _valid(), "bad_topic"),
     "unknown_kind": (f"tp/v1/{SITE}/toaster/edge-1/session", _valid(), "bad_topic"),
@@ -76,7 +79,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("case", BAD_INPUTS, ids=str)
 def test_bad_input_becomes_a_dead_letter_with_its_reason(case: str) -> None:
     topic, payload, reason = BAD_INPUTS[case]
-    record = route(topic, payload, NOW)
+    [record] = route(topic, payload, NOW)
     assert record.topic is KafkaTopic.DEAD_LETTER
     assert record.reason == reason
     letter = dead(record.value)
@@ -100,7 +103,7 @@ def test_bad_input_becomes_a_dead_letter_with_its_reason(case: str) -> None:
     ids=["site", "device", "kind", "stream"],
 )
 def test_topic_and_envelope_must_agree(topic: str, expected: str) -> None:
-    record = route(topic, _valid(), NOW)
+    [record] = route(topic, _valid(), NOW)
     assert record.reason == "topic_mismatch"
     assert expected in dead(record.value).detail
     assert record.key == topic.split("/")[2].encode()  # DLQ keyed by the topic's site
@@ -109,7 +112,7 @@ def test_topic_and_envelope_must_agree(topic: str, expected: str) -> None:
 def test_event_without_device_kind_is_accepted_under_any_kind() -> None:
     beat = DeviceHeartbeatV1(site=SITE, device="cam-1", source="test", event_time=NOW,
                              data=HeartbeatData(uptime_s=1))
-    record = route(f"tp/v1/{SITE}/camera/cam-1/heartbeat", encode_event(beat), NOW)
+    [record] = route(f"tp/v1/{SITE}/camera/cam-1/heartbeat", encode_event(beat), NOW)
     assert record.reason is None
     assert record.topic is KafkaTopic.DEVICE_HEARTBEAT
 
@@ -118,9 +121,14 @@ def test_event_without_device_kind_is_accepted_under_any_kind() -> None:
 @given(topic=st.one_of(st.text(max_size=80), st.binary(max_size=80)),
        payload=st.binary(max_size=300))
 def test_arbitrary_bytes_never_raise(topic: str | bytes, payload: bytes) -> None:
-    record = route(topic, payload, NOW)
-    assert record.topic is KafkaTopic.DEAD_LETTER
-    assert dead(record.value).payload_size == len(payload)
+    records = route(topic, payload, NOW)
+    assert records
+    for record in records:
+        assert record.topic is KafkaTopic.DEAD_LETTER
+        letter = dead(record.value)
+        if letter.batch_index is None:
+            assert len(records) == 1
+            assert letter.payload_size == len(payload)
 
 
 def test_subscription_can_be_confined_to_one_site() -> None:

@@ -3,11 +3,12 @@
 Threads and why:
 
 * paho's network thread runs :meth:`Gateway._on_message`: decode, validate, stamp
-  ``ingest_time`` and hand the record to librdkafka (a non-blocking enqueue). No asyncio
+  ``ingest_time`` and hand the records to librdkafka (a non-blocking enqueue). No asyncio
   hop per message: at 5,000 events/s those hops would cost more than the work itself.
-* one poll thread serves librdkafka's delivery callbacks, and only when Kafka confirms a
-  record does it send the MQTT PUBACK (paho ``manual_ack``). A crash before that leaves the
-  message unacknowledged in the broker's persistent session, so it is redelivered, never
+* one poll thread serves librdkafka's delivery callbacks, and only when Kafka has confirmed
+  every record of a message (a batch carries many, see :mod:`schemas.batch`) does it send
+  the MQTT PUBACK (paho ``manual_ack``). A crash before that leaves the message
+  unacknowledged in the broker's persistent session, so it is redelivered whole, never
   lost; consumers deduplicate by event id.
 
 A PUBACK is only valid on the connection that received the message: after a reconnect the
@@ -80,10 +81,13 @@ class GatewayConfig:
 
 @dataclass(slots=True)
 class _Pending:
+    """One MQTT message whose records Kafka has not all confirmed yet."""
+
     mid: int
     qos: int
     generation: int
     received: float  # monotonic
+    remaining: int  # records of this message not yet confirmed (guarded by Gateway._lock)
 
 
 class Gateway:
@@ -249,7 +253,7 @@ class Gateway:
         if self._draining:
             return  # unacknowledged: redelivered from the session after restart
         received = time.monotonic()
-        self.metrics.received.inc()
+        self.metrics.messages.inc()
         try:
             self._handle(msg, received)
         except Exception:  # a bug here must not kill paho's network thread
@@ -262,12 +266,15 @@ class Gateway:
             topic: str | bytes = msg.topic
         except UnicodeDecodeError:  # paho decodes lazily; keep the raw bytes for the DLQ
             topic = bytes(getattr(msg, "_topic", b""))
-        record = route(topic, bytes(msg.payload), datetime.now(UTC))
-        pending = _Pending(msg.mid, msg.qos, self._generation, received)
+        records = route(topic, bytes(msg.payload), datetime.now(UTC))
+        n = len(records)
+        self.metrics.received.inc(n)
+        pending = _Pending(msg.mid, msg.qos, self._generation, received, n)
         with self._lock:
-            self._in_flight += 1
-        self.metrics.in_flight.inc()
-        self._produce(record, pending)
+            self._in_flight += n
+        self.metrics.in_flight.inc(n)
+        for record in records:  # in payload order: one key (the site) keeps it in Kafka
+            self._produce(record, pending)
 
     def _ack(self, pending: _Pending) -> None:
         if pending.qos == 0 or pending.generation != self._generation or not self._connected:
@@ -295,14 +302,17 @@ class Gateway:
             return
         with self._lock:
             self._in_flight -= 1
+            pending.remaining -= 1
+            complete = pending.remaining == 0
         self.metrics.in_flight.dec()
-        self.metrics.latency.observe(time.monotonic() - pending.received)
         if record.reason is None:
             self.metrics.forwarded.inc()
         else:
             self.metrics.dead(record.reason).inc()
         self._mark_kafka(True)
-        self._ack(pending)
+        if complete:  # the whole message is in Kafka: only now may the broker forget it
+            self.metrics.latency.observe(time.monotonic() - pending.received)
+            self._ack(pending)
 
     def _delivery_failed(self, record: Record, pending: _Pending, err: Any) -> None:
         name = err.name() if isinstance(err, KafkaError) else type(err).__name__

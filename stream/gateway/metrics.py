@@ -22,8 +22,13 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self.messages = Counter(
+            "tp_gateway_messages", "MQTT messages received (one may carry a batch)",
+            registry=r)
         self.received = Counter(
-            "tp_gateway_received", "MQTT messages received", registry=r)
+            "tp_gateway_received",
+            "Events received: batch elements, or 1 per message that is not a batch",
+            registry=r)
         self.forwarded = Counter(
             "tp_gateway_forwarded", "Valid events confirmed by Kafka", registry=r)
         self.dead_lettered = Counter(
@@ -33,10 +38,11 @@ class GatewayMetrics:
             "tp_gateway_produce_errors", "Kafka produce or delivery failures (retried)",
             ["error"], registry=r)
         self.in_flight = Gauge(
-            "tp_gateway_in_flight", "Messages received but not yet confirmed by Kafka",
+            "tp_gateway_in_flight", "Records received but not yet confirmed by Kafka",
             registry=r)
         self.latency = Histogram(
-            "tp_gateway_latency_seconds", "MQTT receive to Kafka delivery confirmation",
+            "tp_gateway_latency_seconds",
+            "MQTT receive to Kafka confirmation of the message's last record",
             buckets=_LATENCY_BUCKETS, registry=r)
         self.mqtt_connected = Gauge(
             "tp_gateway_mqtt_connected", "1 while connected to the MQTT broker", registry=r)

@@ -1,0 +1,48 @@
+"""Batches: one MQTT payload carrying several events of one device.
+
+Per-message costs (an MQTT packet, a PUBACK, a paho callback on both ends, broker routing)
+dwarf the cost of one small event, so a device sending many events packs them into a JSON
+array of envelopes on its usual topic. A single event stays a bare JSON object: a device
+with little to say sends exactly what it sent before batches existed.
+
+Every element must belong on the topic it travels on (same site, device, device kind and
+stream). The gateway validates each element on its own: valid ones are forwarded in order,
+invalid ones are dead-lettered one by one with their index; only a payload that is not a
+JSON array at all, or is too big, becomes one dead letter for the whole message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated
+
+from pydantic import Field, RootModel
+
+from schemas.registry import AnyEvent
+
+#: Most events in one batch; publishers default to far fewer (see edge.simulator).
+MAX_BATCH_EVENTS = 1000
+#: Largest batch payload accepted (the per-event limit is ``codec.MAX_EVENT_BYTES``).
+MAX_BATCH_BYTES = 1024 * 1024
+
+
+class EventBatchV1(RootModel[list[AnyEvent]]):
+    """A JSON array of 1..MAX_BATCH_EVENTS event envelopes published on one device topic.
+
+    Documentation of the wire format (exported as JSON Schema): the gateway does not
+    validate batches with this model, because one bad element must not reject the others.
+    """
+
+    root: Annotated[list[AnyEvent], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
+
+
+def is_batch(payload: bytes) -> bool:
+    """True when ``payload`` is a JSON array (a batch) rather than a single JSON object."""
+    return payload.lstrip(b" \t\r\n")[:1] == b"["
+
+
+def join_batch(encoded: Sequence[bytes]) -> bytes:
+    """The payload for already-encoded events: a bare object for one, an array for more."""
+    if len(encoded) == 1:
+        return encoded[0]
+    return b"[" + b",".join(encoded) + b"]"
