@@ -18,6 +18,8 @@ from typing import Annotated
 
 from pydantic import Field, RootModel
 
+from schemas.codec import ContractError, DeadLetterReason, decode_event, parse_json, validate_event
+from schemas.envelope import EventBase
 from schemas.registry import AnyEvent
 
 #: Most events in one batch; publishers default to far fewer (see edge.simulator).
@@ -46,3 +48,13 @@ def join_batch(encoded: Sequence[bytes]) -> bytes:
     if len(encoded) == 1:
         return encoded[0]
     return b"[" + b",".join(encoded) + b"]"
+
+
+def decode_events(raw: bytes) -> list[EventBase]:
+    """Every event of a payload, single or batch, for consumers that trust the sender (tests,
+    tools): unlike the gateway, the first bad element raises :class:`ContractError`."""
+    if not is_batch(raw):
+        return [decode_event(raw)]
+    if len(raw) > MAX_BATCH_BYTES:
+        raise ContractError(DeadLetterReason.PAYLOAD_TOO_LARGE, f"{len(raw)} bytes")
+    return [validate_event(item) for item in parse_json(raw)]

@@ -18,7 +18,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from schemas.codec import decode_event
+from schemas.batch import decode_events
 from schemas.device import AvailabilityV1, DeviceHeartbeatV1
 from schemas.topics import MqttStream, MqttTopic
 from schemas.wifi import WifiSessionStartV1
@@ -34,6 +34,7 @@ class _Recorder:
         self.namespace = namespace
         self.messages: list[tuple[MqttTopic, Any, bool]] = []
         self.invalid: list[str] = []
+        self.session_messages = 0
         self.lock = threading.Lock()
         self.subscribed = threading.Event()
         self.client = mqtt.Client(
@@ -52,13 +53,14 @@ class _Recorder:
         if not topic.site.startswith(self.namespace + "-") or not msg.payload:
             return
         try:
-            event = decode_event(msg.payload)
+            events = decode_events(msg.payload)
         except ValueError as exc:
             with self.lock:
                 self.invalid.append(f"{msg.topic}: {exc}")
             return
         with self.lock:
-            self.messages.append((topic, event, bool(msg.retain)))
+            self.session_messages += topic.stream == MqttStream.SESSION
+            self.messages.extend((topic, event, bool(msg.retain)) for event in events)
 
     def of(self, stream: MqttStream) -> list[tuple[MqttTopic, Any, bool]]:
         with self.lock:
@@ -120,6 +122,8 @@ async def test_publishes_exactly_the_requested_events_on_the_edge_topics(
             assert (topic.site, topic.device) == (event.site, event.device)
             assert topic.kind == "wifi" and event.source == "sim.wifi"
         assert len({e.id for _, e, _ in sessions}) == 500
+        # As fast as possible, each agent packs its events into a few batched messages.
+        assert recorder.session_messages < 250
         assert any(isinstance(e, WifiSessionStartV1) for _, e, _ in sessions)
 
         availability = recorder.of(MqttStream.AVAILABILITY)

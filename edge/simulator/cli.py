@@ -15,6 +15,7 @@ from edge.simulator.generator import SimConfig, WifiSessionGenerator
 from edge.simulator.identity import SimulatedClockPseudonymiser
 from edge.simulator.publisher import BrokerUnreachable, PublishOptions, PublishStats, SimPublisher
 from infra.settings import Settings, get_settings
+from schemas.batch import MAX_BATCH_EVENTS
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
 
@@ -86,7 +87,31 @@ def register(sub: Any) -> None:
         default=2000,
         help="most unacknowledged QoS 1 messages at once (default 2000)",
     )
+    p.add_argument(
+        "--batch",
+        type=_batch_size,
+        default=100,
+        help=f"most session events per MQTT message, 1..{MAX_BATCH_EVENTS} (default 100; "
+        "1 sends every event on its own)",
+    )
+    p.add_argument(
+        "--linger-ms",
+        type=float,
+        default=50.0,
+        help="longest a session event waits for more of its device's to share a message "
+        "(default 50; a device quiet for that long sends at once)",
+    )
     p.set_defaults(func=run)
+
+
+def _batch_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_BATCH_EVENTS:
+        raise argparse.ArgumentTypeError(f"expected 1..{MAX_BATCH_EVENTS}, got {text!r}")
+    return value
 
 
 def _surge(text: str) -> tuple[str, float]:
@@ -173,6 +198,8 @@ def _publish_options(
         max_events=args.events,
         duration_s=args.duration,
         window=args.window,
+        batch=args.batch,
+        linger_s=max(args.linger_ms, 0.0) / 1000,
     )
 
 

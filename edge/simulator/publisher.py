@@ -5,6 +5,13 @@ One MQTT 5 connection per site's edge device (paho-mqtt 2.x), each with its own 
 broker has accepted the connection, heartbeats every 30 s of simulated time, QoS 1 for
 everything. Unacknowledged messages are bounded by a shared in-flight window so a slow
 broker slows the simulator down instead of filling memory.
+
+Session events are batched per device like a real agent's uplink would (see
+:mod:`schemas.batch`): an event goes out at once when its device has sent nothing for
+``linger_s``, otherwise it waits at most ``linger_s`` with the device's next ones, up to
+``batch`` events a message. A quiet device adds no latency; a busy one sends a few large
+messages instead of many small ones, which is what the per-message costs of paho, Mosquitto
+and the gateway need at thousands of events per second.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.simulator.generator import SOURCE, WifiEvent, edge_device_id
+from schemas.batch import MAX_BATCH_EVENTS, join_batch
 from schemas.codec import encode_event
 from schemas.device import AvailabilityData, AvailabilityV1, DeviceHeartbeatV1, HeartbeatData
 from schemas.envelope import EventBase
@@ -56,6 +64,8 @@ class PublishOptions:
     max_events: int | None = None  # stop after this many session events
     duration_s: float | None = None  # stop after this many wall seconds
     window: int = 2000  # unacknowledged QoS 1 messages across all connections
+    batch: int = 100  # most session events in one MQTT message (1: no batching)
+    linger_s: float = 0.05  # longest a session event waits for more of its device's
     progress_s: float = 5.0
     connect_timeout_s: float = 15.0
 
@@ -64,7 +74,8 @@ class PublishOptions:
 class PublishStats:
     """What a run did; ``acked`` counts PUBACKs for every message, heartbeats included."""
 
-    sent: int = 0
+    sent: int = 0  # session events accepted (sent or waiting in a batch)
+    batches: int = 0  # MQTT messages carrying session events
     heartbeats: int = 0
     published: int = 0  # every message handed to paho: events, heartbeats, availability
     acked: int = 0
@@ -96,6 +107,8 @@ class _EdgeLink:
         self.connected = False
         self.corked = False
         self._topics: dict[MqttStream, str] = {}
+        self._batch: list[bytes] = []
+        self._last_batch = float("-inf")  # monotonic time the last session message left
         self.refused: str | None = None
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -126,6 +139,23 @@ class _EdgeLink:
         self._stats.published += 1
         self._cork()
         self.client.publish(self.topic(stream), payload, qos=1, retain=retain)
+
+    def add_session(self, payload: bytes, now: float, opts: PublishOptions) -> None:
+        """Queue one session event; send the batch when full or the device was quiet."""
+        self._batch.append(payload)
+        if len(self._batch) >= opts.batch or now - self._last_batch >= opts.linger_s:
+            self.send_batch(now)
+
+    def batch_due(self, now: float, linger_s: float) -> float | None:
+        """Seconds until the waiting batch must go (<= 0: now), None when nothing waits."""
+        return self._last_batch + linger_s - now if self._batch else None
+
+    def send_batch(self, now: float) -> None:
+        if self._batch:
+            self.publish(MqttStream.SESSION, join_batch(self._batch))
+            self._stats.batches += 1
+            self._batch = []
+            self._last_batch = now
 
     def _cork(self) -> None:
         """Hold small writes in the kernel until :meth:`flush` (Linux ``TCP_CORK``).
@@ -177,6 +207,8 @@ class SimPublisher:
         progress: Callable[[PublishStats], None] | None = None,
         on_sent: Callable[[WifiEvent, float], None] | None = None,
     ) -> None:
+        if not 1 <= opts.batch <= MAX_BATCH_EVENTS:
+            raise ValueError(f"batch must be 1..{MAX_BATCH_EVENTS} events, got {opts.batch}")
         self.opts = opts
         self.stats = PublishStats()
         self.stop = threading.Event()
@@ -230,7 +262,7 @@ class SimPublisher:
                 break
             self._tick(t)
             self._wait_for_window()
-            self._links[event.site].publish(MqttStream.SESSION, encode_event(event))
+            self._links[event.site].add_session(encode_event(event), time.monotonic(), opts)
             if self._on_sent is not None:
                 self._on_sent(event, time.time())
             stats.sent += 1
@@ -257,8 +289,10 @@ class SimPublisher:
     # -- the network loop, driven from this thread -----------------------------------
 
     def _service(self, timeout: float) -> None:
-        """One turn for every link: read PUBACKs, flush writes, keepalive, reconnect."""
+        """One turn for every link: send due batches, read PUBACKs, flush writes, keepalive,
+        reconnect. Waits at most ``timeout`` seconds, less when a batch falls due sooner."""
         readers, writers = {}, {}
+        timeout = self._send_due_batches(timeout)
         for link in self._links.values():
             link.flush()
             sock = link.client.socket()
@@ -281,6 +315,20 @@ class SimPublisher:
             for link in self._links.values():
                 if link.client.loop_misc() == mqtt.MQTT_ERR_NO_CONN:
                     self._reconnect(link)
+
+    def _send_due_batches(self, timeout: float, force: bool = False) -> float:
+        """Send every batch whose linger is over (all with ``force``); return ``timeout``
+        shortened to the next batch's deadline, so waiting never delays one."""
+        now, linger = time.monotonic(), self.opts.linger_s
+        for link in self._links.values():
+            left = link.batch_due(now, linger)
+            if left is None:
+                continue
+            if force or left <= 0:
+                link.send_batch(now)
+            else:
+                timeout = min(timeout, left)
+        return timeout
 
     def _reconnect(self, link: _EdgeLink) -> None:
         try:
@@ -306,6 +354,7 @@ class SimPublisher:
             self._wait_until(lambda: self.in_flight < self.opts.window, "publishing")
 
     def _drain(self) -> None:
+        self._send_due_batches(0, force=True)
         self._wait_until(lambda: self.in_flight == 0, "draining")
 
     # -- pacing, heartbeats, progress ------------------------------------------------

@@ -18,10 +18,11 @@ One run on the running stack, in a fresh Kafka namespace and database:
 MQTT goes through a private Mosquitto started for the run (the gateway forwards every
 site's topics, so other traffic on the shared broker would be counted as ours); Kafka and
 PostgreSQL are the shared ones, isolated by topic namespace and a fresh database. The
-publisher keeps its lead over what the gateway has received below :data:`MAX_LEAD`:
-Mosquitto drops QoS 1 messages queued beyond ``max_queued_messages`` for a subscriber that
-falls behind, which would turn an overload into loss instead of a lower rate. Service logs
-are kept in ``<out>/pipeline-run/``.
+publisher batches session events per device as the simulator does (``batch`` events or
+``linger_ms``, see :mod:`schemas.batch`) and keeps its lead over what the gateway has
+received below :data:`MAX_LEAD` MQTT messages: Mosquitto drops QoS 1 messages queued beyond
+``max_queued_messages`` for a subscriber that falls behind, which would turn an overload
+into loss instead of a lower rate. Service logs are kept in ``<out>/pipeline-run/``.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ DEFAULT_EVENTS = 30_000
 QUICK_EVENTS = 2_000
 WARMUP_EVENTS = 300
 WORKERS = 2  # one per core; the topic has 4 partitions
-MAX_LEAD = 1500  # published - received by the gateway (receive maximum 2000 + queue 1000)
+MAX_LEAD = 1500  # MQTT messages published - received by the gateway (receive max 2000)
 LEAD_CHECK_EVERY = 250  # events between reads of the gateway's counter
+PUBLISH = PublishOptions()  # the simulator's batching defaults
 SETTLE_TIMEOUT_S = 120.0  # no new rows for this long = events lost
 BACKGROUND_S = 5.0  # idle window measuring what shared services burn without us
 PACED_SHARE = 0.7  # the latency run publishes at this share of the saturated rate
@@ -101,9 +103,11 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             background.stop()
             meter = spine.cpu_meter()
             meter.start()
+            messages0 = spine.gateway.metric("tp_gateway_messages_total")
             sent_at = spine.send(saturate)
             done_at = spine.wait_rows(WARMUP_EVENTS + n)
             cpu = meter.stop()
+            messages = spine.gateway.metric("tp_gateway_messages_total") - messages0
             rate = n / (done_at - min(sent_at.values()))
             log.info("saturated: %.0f events/s; latency run at %.0f/s", rate, rate * PACED_SHARE)
             paced_at = spine.send(paced, rate=rate * PACED_SHARE)
@@ -119,6 +123,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         meter.net_seconds(background),
         n,
         load_before,
+        messages,
     )
 
 
@@ -209,15 +214,16 @@ def _publish(
     sent_at: dict[str, float] = {}
     sites = sorted({e.site for e in events})
     opts = PublishOptions(
-        host=settings.mqtt_host, port=settings.mqtt_port, speed=None, rate=rate, window=2000
+        host=settings.mqtt_host, port=settings.mqtt_port, speed=None, rate=rate, window=2000,
+        batch=PUBLISH.batch, linger_s=PUBLISH.linger_s,
     )
     publisher = SimPublisher(
         sites, opts, progress=_log_progress, on_sent=lambda e, t: sent_at.__setitem__(e.id, t)
     )
-    received0 = gateway.metric("tp_gateway_received_total")
+    received0 = gateway.metric("tp_gateway_messages_total")
     publisher.connect(events[0].event_time)
     try:
-        publisher.run(_keep_lead(events, publisher, gateway, received0 - len(sites)))
+        publisher.run(_keep_lead(events, publisher, gateway, received0))
     finally:
         publisher.close()
     return sent_at
@@ -228,15 +234,14 @@ def _keep_lead(
 ) -> Iterator[WifiEvent]:
     """Hold events back while the gateway lags too far behind the broker (see module doc).
 
-    ``received0`` is the gateway's counter before connecting, less the availability
-    messages each link publishes on connect, so the two counts line up.
+    Counted in MQTT messages (what Mosquitto queues); ``received0`` is the gateway's
+    message counter before the publisher connected.
     """
     for i, event in enumerate(events):
         if i % LEAD_CHECK_EVERY == 0:
             while True:
-                stats = publisher.stats
-                published = stats.sent + stats.heartbeats
-                received = gateway.metric("tp_gateway_received_total") - received0
+                published = publisher.stats.published
+                received = gateway.metric("tp_gateway_messages_total") - received0
                 if published - received < MAX_LEAD:
                     break
                 time.sleep(0.005)
@@ -302,6 +307,7 @@ def _result(
     cpu_s: dict[str, float],
     n: int,
     load_before: float,
+    messages: float,
 ) -> dict[str, Any]:
     ms_per_event = {stage: round(1000 * sec / n, 4) for stage, sec in cpu_s.items()}
     cores = os.cpu_count() or 1
@@ -320,6 +326,9 @@ def _result(
         "cpu_bound_events_per_s": round(cores * 1000 / sum(ms_per_event.values()), 1),
         "busiest_stage": max(cpu_s, key=cpu_s.__getitem__),
         "payload_bytes": payload,
+        "batch": {"max_events": PUBLISH.batch, "linger_ms": round(PUBLISH.linger_s * 1000),
+                  # Saturated run, heartbeats included: how full the messages really were.
+                  "events_per_message": round(n / max(messages, 1), 1)},
         "workers": WORKERS,
         "cores": cores,
         "loadavg_before": round(load_before, 2),
