@@ -3,8 +3,8 @@
 Each stub follows its vendor's documented contract, because the real controllers are
 cloud services (Meraki) or appliances (UniFi) that cannot run here:
 
-- Meraki EXCAP: ``GET /splash/grant?continue_url=..&duration=..`` opens the network for the
-  client and 302-redirects to ``continue_url``.
+- Meraki EXCAP: the product's simulator (:mod:`edge.controller_sim.meraki`, also what
+  ``make demo`` runs) mounted on the same server.
 - openNDS FAS: the gateway builds the level 1 (base64) or level 2 (AES-256-CBC, double
   base64, 16-char iv) query; ``GET /opennds_auth/?tok=..&redir=..`` authenticates only if
   ``tok == sha256(hid + faskey)`` for a pending client, once.
@@ -34,6 +34,7 @@ from api.portal.controllers.opennds import encrypt_query
 from api.portal.router import lifespan as portal_lifespan
 from api.portal.router import router as portal_router
 from api.portal.settings import PortalSettings
+from edge.controller_sim.meraki import Grant, MerakiSimulator
 
 FASKEY = "a-shared-faskey-for-tests-1234567"
 UNIFI_USER, UNIFI_PASS = "portal", "s3cret-pass"
@@ -49,29 +50,27 @@ def free_port() -> int:
 @dataclass
 class StubControllers:
     port: int
-    meraki_grants: list[dict[str, str]] = field(default_factory=list)
+    meraki: MerakiSimulator = field(init=False)
     opennds_pending: dict[str, str] = field(default_factory=dict)  # hid -> client mac
     opennds_authed: list[str] = field(default_factory=list)
     opennds_refused: int = 0
     unifi_authorized: list[dict[str, Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.meraki = MerakiSimulator(self.base, portal_url="")
+
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def meraki_grants(self) -> list[Grant]:
+        return self.meraki.grants
+
     # --- what each controller sends the phone to ---------------------------------------
 
     def meraki_landing(self, portal: str, site: str, mac: str, cont: str) -> str:
-        q = {
-            "base_grant_url": f"{self.base}/splash/grant",
-            "user_continue_url": cont,
-            "node_mac": "88:15:44:aa:bb:cc",
-            "client_ip": "10.0.0.23",
-            "client_mac": mac,
-        }
-        return f"{portal}/portal/{site}?" + "&".join(
-            f"{k}={quote(v, safe='')}" for k, v in q.items()
-        )
+        return self.meraki.join(site, mac, cont, portal_url=portal)
 
     def opennds_landing(self, portal: str, site: str, mac: str, level: int, origin: str) -> str:
         hid = hashlib.sha256(secrets.token_bytes(16)).hexdigest()
@@ -96,6 +95,7 @@ class StubControllers:
 
     def app(self) -> FastAPI:
         app = FastAPI()
+        app.include_router(self.meraki.router())
 
         @app.get("/original")
         async def original() -> HTMLResponse:
@@ -103,11 +103,6 @@ class StubControllers:
             return HTMLResponse(
                 '<!doctype html><html lang="en"><title>Origin</title><h1>Origin</h1>'
             )
-
-        @app.get("/splash/grant")
-        async def meraki_grant(continue_url: str, duration: str) -> Response:
-            self.meraki_grants.append({"continue_url": continue_url, "duration": duration})
-            return RedirectResponse(continue_url, status_code=302)
 
         @app.get("/opennds_auth/")
         async def opennds_auth(tok: str = "", redir: str = "") -> Response:

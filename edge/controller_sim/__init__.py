@@ -1,0 +1,1 @@
+"""Simulated Wi-Fi controllers for the captive portal (the demo has no real hardware)."""
