@@ -98,11 +98,18 @@ class MqttLink:
         self._dropped_seen = 0
         self.errors: dict[str, int] = {}
         self.acked_total = 0
+        self._topics: dict[tuple[object, ...], str] = {}
 
     # ----- public API ---------------------------------------------------------------
     def topic_for(self, event: EventBase) -> str:
-        kind = event.device_kind or self.identity.kind
-        return str(MqttTopic.build(event.site, kind, event.device, event.mqtt_stream))
+        key = (event.site, event.device_kind, event.device, event.mqtt_stream)
+        topic = self._topics.get(key)
+        if topic is None:  # validated once per (site, device, stream), then a dict hit
+            kind = event.device_kind or self.identity.kind
+            topic = str(MqttTopic.build(event.site, kind, event.device, event.mqtt_stream))
+            if len(self._topics) < 10_000:
+                self._topics[key] = topic
+        return topic
 
     def submit(self, event: EventBase) -> int:
         """Write the event to the outbox (durable on return); the link thread publishes it."""

@@ -6,7 +6,6 @@ characters. The domain tag keeps these ids unrelated to any other HMAC made with
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from typing import NamedTuple
 
@@ -35,10 +34,8 @@ class Pseudonymiser:
 
         Raises :class:`edge.privacy.InvalidMac` (without the value in the message).
         """
-        digest = hmac.new(
-            self.key_store.current_key(), _DOMAIN + normalise_mac(mac), hashlib.sha256
-        )
-        return digest.hexdigest()[:ID_HEX_CHARS]
+        digest = hmac.digest(self.key_store.current_key(), _DOMAIN + normalise_mac(mac), "sha256")
+        return digest.hex()[:ID_HEX_CHARS]
 
     def pseudonymise(self, mac: str | bytes) -> Pseudonym:
         """Pseudonym plus the randomised-MAC flag, from one parse of the address."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import Counter
 
@@ -54,10 +54,12 @@ class SourceStats:
         self.drops: dict[str, int] = {}
         self._lock = threading.Lock()
         self._last = (time.monotonic(), 0)
+        self._packets = PACKETS.labels(source=source)  # per packet: skip the label lookup
+        self._events: dict[str, Any] = {}
 
     def packet(self) -> None:
         self.packets += 1
-        PACKETS.labels(source=self.source).inc()
+        self._packets.inc()
 
     def drop(self, reason: str) -> None:
         with self._lock:
@@ -66,7 +68,10 @@ class SourceStats:
 
     def emitted(self, event: EventBase) -> None:
         self.events += 1
-        EVENTS.labels(source=self.source, type=event.type).inc()
+        child = self._events.get(event.type)
+        if child is None:
+            child = self._events[event.type] = EVENTS.labels(source=self.source, type=event.type)
+        child.inc()
 
     def rate(self) -> float:
         """Packets per second since the previous call (one caller: the heartbeat)."""

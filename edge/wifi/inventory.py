@@ -50,6 +50,9 @@ class Inventory:
                     self.nas_by_ip[str(nas.ip)] = Nas(secret, site.id, None)
 
     def nas(self, ip: str) -> Nas | None:
+        nas = self.nas_by_ip.get(ip)  # the socket's own spelling: a hit without parsing
+        if nas is not None:
+            return nas
         try:
             return self.nas_by_ip.get(str(ip_address(ip)))
         except ValueError:

@@ -1,8 +1,9 @@
 """RADIUS accounting server adapter: controllers and APs send Start / Interim / Stop here.
 
-Uses pyrad 2.6 for packet decoding, authenticator checks and replies, on an asyncio UDP
-endpoint of our own (pyrad's ``Server`` logs and swallows per-packet errors without telling
-us why; we need a counted reason for every dropped packet).
+Uses pyrad 2.6's dictionary (RFC 2865/2866/2869 files shipped in this package) and a lean
+decoder of our own (``radius_parse``) on an asyncio UDP endpoint of our own (pyrad's
+``Server`` logs and swallows per-packet errors without telling us why; we need a counted
+reason for every dropped packet).
 
 Order of work per packet, and why: parse → verify → de-duplicate → pseudonymise and write
 the event durably to the outbox → only then send Accounting-Response. A NAS that gets no
@@ -19,12 +20,17 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from pyrad.dictionary import Dictionary
-from pyrad.packet import AccountingResponse, AcctPacket
 
 from edge.privacy import InvalidMac
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
-from edge.wifi.radius_parse import Rejected, dedup_key, load_dictionary, parse_accounting
+from edge.wifi.radius_parse import (
+    Rejected,
+    Request,
+    load_dictionary,
+    parse_accounting,
+    reply_packet,
+)
 from edge.wifi.sessions import EventEmitter
 from schemas.envelope import EventBase
 
@@ -83,7 +89,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
         self.transport: asyncio.DatagramTransport | None = None
-        self._pending: list[tuple[EventBase, tuple[object, ...], AcctPacket, Addr]] = []
+        self._pending: list[tuple[EventBase, tuple[object, ...], Request, Addr]] = []
         self._pending_keys: set[tuple[object, ...]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
 
@@ -115,25 +121,25 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.stats.drop(result.reason)
             return
         if isinstance(result, tuple):
-            rejected, pkt = result
+            rejected, req = result
             self.stats.drop(rejected.reason)
-            self._reply(pkt, addr)
+            self._reply(req, addr)
             return
-        key = dedup_key(result.packet, src_ip)
+        key = result.dedup_key
         if key in self._pending_keys:
             self.stats.drop("duplicate")  # answered when the first copy is committed
             return
         if self.dedup.seen(key, time.monotonic()):
             self.stats.drop("duplicate")
-            self._reply(result.packet, addr)  # the NAS missed our first answer
+            self._reply(result.request, addr)  # the NAS missed our first answer
             return
         try:
             event = self.emitter.build_session(result.facts, self.stats)
         except (InvalidMac, ValidationError):
             self.stats.drop("invalid_values")
-            self._reply(result.packet, addr)
+            self._reply(result.request, addr)
             return
-        self._pending.append((event, key, result.packet, addr))
+        self._pending.append((event, key, result.request, addr))
         self._pending_keys.add(key)
         if len(self._pending) >= FLUSH_MAX:
             self._flush()
@@ -161,8 +167,6 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.dedup.remember(key, now)
             self._reply(pkt, addr)
 
-    def _reply(self, pkt: AcctPacket, addr: Addr) -> None:
-        reply = pkt.CreateReply()
-        reply.code = AccountingResponse
+    def _reply(self, req: Request, addr: Addr) -> None:
         if self.transport:
-            self.transport.sendto(reply.ReplyPacket(), addr)
+            self.transport.sendto(reply_packet(req), addr)

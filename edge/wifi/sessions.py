@@ -50,7 +50,7 @@ _MODELS: dict[SessionStatus, type[EventBase]] = {
 @dataclass(frozen=True)
 class SessionFacts:
     status: SessionStatus
-    mac: str  # raw client MAC: never stored, logged or published
+    mac: str | bytes  # raw client MAC (text or 6 bytes): never stored, logged or published
     session_id: str
     site: str
     ap: str
