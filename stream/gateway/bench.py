@@ -35,6 +35,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from infra.settings import Settings, get_settings
+from schemas.batch import join_batch
 from schemas.codec import encode_event
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 from schemas.wifi import WifiSessionData, WifiSessionStartV1
@@ -61,7 +62,7 @@ def _payloads(site: str, device: str, n: int) -> list[bytes]:
     ]
 
 
-def _publish(host: str, port: int, topic: str, payloads: list[bytes],
+def _publish(host: str, port: int, topic: str, payloads: list[bytes], per_message: int,
              published: Synchronized[int], forwarded: Synchronized[int]) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
@@ -71,8 +72,8 @@ def _publish(host: str, port: int, topic: str, payloads: list[bytes],
     for i, payload in enumerate(payloads):
         if i % LEAD_CHECK_EVERY == 0:
             with published.get_lock():
-                published.value += min(LEAD_CHECK_EVERY, len(payloads) - i)
-            while published.value - forwarded.value > MAX_LEAD:
+                published.value += min(LEAD_CHECK_EVERY, len(payloads) - i) * per_message
+            while published.value - forwarded.value > MAX_LEAD * per_message:
                 time.sleep(0.002)
         infos.append(client.publish(topic, payload, qos=1))
     for info in infos:
@@ -86,8 +87,11 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(settings: Settings, events: int, publishers: int = PUBLISHERS) -> dict[str, Any]:
-    """Run one gateway and ``publishers`` publisher processes; return the figures."""
+def measure(settings: Settings, events: int, publishers: int = PUBLISHERS,
+            batch: int = 1) -> dict[str, Any]:
+    """Run one gateway and ``publishers`` publisher processes; return the figures.
+
+    ``batch`` > 1 packs that many events per MQTT message (:mod:`schemas.batch`)."""
     ns = "bench" + uuid.uuid4().hex[:6]
     settings = settings.model_copy(update={"topic_namespace": ns})
     config = GatewayConfig(client_id=f"gw-{ns}", share_group=ns, site=ns, session_expiry_s=60)
@@ -96,12 +100,14 @@ def measure(settings: Settings, events: int, publishers: int = PUBLISHERS) -> di
     try:
         if not gateway.wait_subscribed(30):
             raise RuntimeError("gateway did not subscribe to MQTT within 30 s")
-        return _drive(gateway, settings, events // publishers, publishers)
+        return _drive(gateway, settings, events // publishers // batch * batch, publishers,
+                      batch)
     finally:
         gateway.stop()
 
 
-def _drive(gateway: Gateway, settings: Settings, per: int, publishers: int) -> dict[str, Any]:
+def _drive(gateway: Gateway, settings: Settings, per: int, publishers: int,
+           batch: int) -> dict[str, Any]:
     fork = mp.get_context("fork")
     published, forwarded = fork.Value("q", 0), fork.Value("q", 0)
     procs = []
@@ -109,8 +115,10 @@ def _drive(gateway: Gateway, settings: Settings, per: int, publishers: int) -> d
         device = f"bench-{p}"
         topic = str(MqttTopic.build(gateway.config.site or "", DeviceKind.WIFI, device,
                                     MqttStream.SESSION))
-        args = (settings.mqtt_host, settings.mqtt_port, topic,
-                _payloads(gateway.config.site or "", device, per), published, forwarded)
+        events = _payloads(gateway.config.site or "", device, per)
+        payloads = [join_batch(events[i:i + batch]) for i in range(0, per, batch)]
+        args = (settings.mqtt_host, settings.mqtt_port, topic, payloads, batch, published,
+                forwarded)
         procs.append(fork.Process(target=_publish, args=args))
     total = per * publishers
     m = gateway.metrics
@@ -138,6 +146,7 @@ def _drive(gateway: Gateway, settings: Settings, per: int, publishers: int) -> d
         "gateway_cpu_us_per_event": round(1e6 * cpu / max(done, 1), 1),
         "gateway_events_per_cpu_s": round(done / max(cpu, 1e-9), 1),
         "publishers": publishers,
+        "batch": batch,
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
@@ -155,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--publishers", type=int, default=PUBLISHERS)
+    parser.add_argument("--batch", type=int, default=1,
+                        help="events per MQTT message (default 1: no batching)")
     parser.add_argument("--out", type=Path, default=Path(".bench/gateway.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    result = measure(get_settings(), args.events, args.publishers)
+    result = measure(get_settings(), args.events, args.publishers, args.batch)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
