@@ -13,6 +13,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+import yaml
 
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.video import SHARED_PETS_DIR
@@ -96,3 +97,76 @@ class MqttCollector:
     def close(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
+
+
+def write_camera_configs(
+    root: Path, onvif_port: int, site: str = "cu-chi-tunnels-ben-dinh", camera: str = "cam1"
+) -> None:
+    """Device configs with one site and one camera served by a simulator on ``onvif_port``
+    (credentials in TP_CAMERA_USER / TP_CAMERA_PASSWORD)."""
+    (root / "sites.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "sites": [
+                    {
+                        "id": site,
+                        "name_vi": "Địa đạo Củ Chi",
+                        "name_en": "Cu Chi",
+                        "kind": "rural",
+                        "lat": 11.06,
+                        "lon": 106.5,
+                        "capacity_persons": 3000,
+                    }
+                ]
+            }
+        )
+    )
+    (root / "cameras.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "cameras": [
+                    {
+                        "id": camera,
+                        "site": site,
+                        "name": "Cu Chi camera",
+                        "setup": {
+                            "onvif": {
+                                "host": "127.0.0.1",
+                                "port": onvif_port,
+                                "credentials": {
+                                    "username_env": "TP_CAMERA_USER",
+                                    "password_env": "TP_CAMERA_PASSWORD",
+                                },
+                            },
+                            "presets": [
+                                {
+                                    "name": "wide",
+                                    "zones": [
+                                        {
+                                            "name": "path",
+                                            "polygon": [[0, 0.35], [1, 0.35], [1, 1], [0, 1]],
+                                        }
+                                    ],
+                                    "lines": [{"name": "middle", "a": [0.5, 0.2], "b": [0.5, 1]}],
+                                },
+                                {"name": "entrance", "pan": -0.8, "zoom": 0.5},
+                            ],
+                            "tours": [
+                                {
+                                    "name": "t",
+                                    "steps": [
+                                        {
+                                            "preset": "wide",
+                                            "dwell_s": 30,
+                                            "narration_vi": "Lối vào địa đạo",
+                                            "narration_en": "The tunnel entrance",
+                                        }
+                                    ],
+                                }
+                            ],
+                        },
+                    }
+                ]
+            }
+        )
+    )

@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 import psutil
 import uvicorn
-import yaml
+from camera_fixtures import write_camera_configs
 from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -49,66 +49,6 @@ STEADY_WINDOW_S = 10.0
 SETTLE_S = 2.0
 VIEWERS_PER_LOAD_PROCESS = 25
 CHROMIUM = os.environ.get("TP_CHROMIUM", "/usr/bin/chromium")
-
-
-def write_configs(root: Path, onvif_port: int) -> None:
-    (root / "sites.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "sites": [
-                    {
-                        "id": "cu-chi-tunnels-ben-dinh",
-                        "name_vi": "Địa đạo Củ Chi",
-                        "name_en": "Cu Chi",
-                        "kind": "rural",
-                        "lat": 11.06,
-                        "lon": 106.5,
-                        "capacity_persons": 3000,
-                    }
-                ]
-            }
-        )
-    )
-    (root / "cameras.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "cameras": [
-                    {
-                        "id": "cam1",
-                        "site": "cu-chi-tunnels-ben-dinh",
-                        "name": "Cu Chi camera",
-                        "setup": {
-                            "onvif": {
-                                "host": "127.0.0.1",
-                                "port": onvif_port,
-                                "credentials": {
-                                    "username_env": "TP_CAMERA_USER",
-                                    "password_env": "TP_CAMERA_PASSWORD",
-                                },
-                            },
-                            "presets": [
-                                {"name": "wide"},
-                                {"name": "entrance", "pan": -0.8, "zoom": 0.5},
-                            ],
-                            "tours": [
-                                {
-                                    "name": "t",
-                                    "steps": [
-                                        {
-                                            "preset": "wide",
-                                            "dwell_s": 30,
-                                            "narration_vi": "Lối vào địa đạo",
-                                            "narration_en": "The tunnel entrance",
-                                        }
-                                    ],
-                                }
-                            ],
-                        },
-                    }
-                ]
-            }
-        )
-    )
 
 
 async def wait_live(api: str, server: asyncio.subprocess.Process) -> None:
@@ -332,7 +272,7 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
     )
     await sim.start()
     tmp = Path(tempfile.mkdtemp())
-    write_configs(tmp, sim.onvif_port)
+    write_camera_configs(tmp, sim.onvif_port)
     mqtt_port = free_port()
     agent = await start_agent(mqtt_port, tmp) if mode == "browser" else None
     server: asyncio.subprocess.Process | None = None

@@ -11,10 +11,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from device_configs.loader import ConfigError, load_device_configs
+from edge.camera_sim.demo import demo_env
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import RtspChildError
 from edge.camera_sim.server import CameraSim
@@ -22,6 +25,8 @@ from edge.camera_sim.video import VideoMissing, fetch_video, find_video
 from infra.settings import get_settings
 
 log = logging.getLogger(__name__)
+#: In the demo a loud noise now and then gives the IOC audio incidents to show.
+DEMO_NOISE_EVERY_S = 90.0
 
 
 def subcommand_group(sub: Any, name: str, help_text: str, dest: str) -> Any:
@@ -66,8 +71,15 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--noise-every",
         type=float,
-        default=0.0,
-        help="make a loud noise every N seconds (0: never)",
+        default=None,
+        help=f"make a loud noise every N seconds (0: never; default 0, {DEMO_NOISE_EVERY_S:g} "
+        "with --demo)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="for `tourpulse demo`: fetch the video first if none is found, give unset "
+        "camera credential variables demo values, and make occasional loud noises",
     )
     p.set_defaults(func=run)
 
@@ -81,12 +93,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}")
             return 1
         return 0
+    noise_every = args.noise_every
     try:
-        video = find_video(settings.data_dir, args.video)
+        if args.demo:
+            video = _demo_video(settings.data_dir, args.video)
+            defaults = demo_env(settings.device_configs)
+            os.environ.update(defaults)
+            if defaults:
+                print(f"demo credentials for: {', '.join(sorted(defaults))}", flush=True)
+            noise_every = DEMO_NOISE_EVERY_S if noise_every is None else noise_every
+        else:
+            video = find_video(settings.data_dir, args.video)
         configs = load_device_configs(settings.device_configs)
     except (VideoMissing, ConfigError) as exc:
         print(f"error: {exc}")
         return 2
+    print(f"video: {video}", flush=True)
     wanted = set(args.cameras.split(",")) if args.cameras else None
     sims: list[CameraSim] = []
     for cam in configs.cameras:
@@ -113,11 +135,22 @@ def run(args: argparse.Namespace) -> int:
         print("error: no camera with a setup selected")
         return 2
     try:
-        asyncio.run(_serve(sims, args.noise_every))
+        asyncio.run(_serve(sims, noise_every or 0.0))
     except (RtspChildError, OSError) as exc:
         print(f"error: {exc}")
         return 1
     return 0
+
+
+def _demo_video(data_dir: Path, explicit: str | None) -> Path:
+    """The shared PETS clip or an earlier fetch; otherwise fetch it now (apt, ~96 MB)."""
+    try:
+        return find_video(data_dir, explicit)
+    except VideoMissing:
+        if explicit:
+            raise
+        print("no pedestrian video yet: fetching it from Debian's opencv-doc", flush=True)
+        return fetch_video(data_dir, progress=lambda line: print(line, flush=True))
 
 
 async def _serve(sims: list[CameraSim], noise_every: float) -> None:
