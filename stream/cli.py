@@ -50,6 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="seconds between closing minutes of sites without events")  # fmt: skip
     p.add_argument("--live-interval", type=float, default=1.0,
                    help="min seconds between live updates of one site")  # fmt: skip
+    p.add_argument("--rollup-interval", type=float, default=1.0,
+                   help="min seconds between recomputing a site's queued minute rollups "
+                        "(0: after every batch; each recompute counts every connected client)")
     p.add_argument("--rebalance-timeout", type=float, default=20.0, help="Kafka group, seconds")
     p.add_argument("--group-session-timeout", type=float, default=30.0,
                    help="seconds before Kafka evicts a dead worker")  # fmt: skip
@@ -89,6 +92,7 @@ def _run_one(args: argparse.Namespace) -> int:
         session_timeout=timedelta(seconds=args.session_timeout),
         live_interval=args.live_interval,
         raw_writer=args.raw_writer,
+        rollup_interval=args.rollup_interval,
     )
     holder: list[OccupancyProcessor] = []
     server = ObservabilityServer(args.metrics_port, health=lambda: _health(holder))

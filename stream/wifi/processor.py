@@ -41,6 +41,7 @@ class ProcessorConfig:
     live_interval: float = 1.0
     idle_horizon: timedelta = timedelta(days=1)
     raw_writer: str = "unnest"
+    rollup_interval: float = 1.0
 
 
 class OccupancyProcessor:
@@ -76,7 +77,13 @@ class OccupancyProcessor:
         return result
 
     async def flush_live(self) -> None:
-        """Send live updates that were held back by the throttle."""
+        """Recompute rollups queued by past batches once due, then send live updates that
+        were held back by the throttle (a quiet stream must not leave either behind)."""
+        minutes, live = await self._with_db(lambda sink: sink.flush_due())
+        metrics.MINUTES_RECOMPUTED.inc(minutes)
+        for update in live:
+            if self.throttle.offer(update):
+                await self._publish(update)
         for update in self.throttle.due():
             await self._publish(update)
 
@@ -89,7 +96,13 @@ class OccupancyProcessor:
         return await self._with_db(lambda sink: ensure_event_partitions(sink.conn))
 
     async def close(self) -> None:
+        """Recompute this worker's queued minutes (best effort: any worker's sweep would
+        do it later) and disconnect."""
         if self._sink is not None:
+            try:
+                await self._sink.flush()
+            except psycopg.Error as exc:
+                log.warning("final rollup flush failed (%s); the next sweep redoes it", exc)
             await self._sink.conn.close()
             self._sink = None
 
@@ -150,7 +163,10 @@ class OccupancyProcessor:
                 application_name="tp-worker",
             )
             self._sink = OccupancySink(
-                conn, self.config.session_timeout, raw_writer=self.config.raw_writer
+                conn,
+                self.config.session_timeout,
+                raw_writer=self.config.raw_writer,
+                rollup_interval=self.config.rollup_interval,
             )
         return self._sink
 

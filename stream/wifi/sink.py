@@ -5,12 +5,18 @@ seen before, and only those touch sessions and rollups, in the same transaction.
 worker dies before commit, nothing happened and Kafka redelivers (offsets are committed
 only after this returns); if it dies after commit, the redelivered events are duplicates
 and change nothing. Session merges are LEAST/GREATEST, so order does not matter either.
+
+Rollups are not recomputed in every batch: the batch queues the minutes it invalidated in
+``occupancy_dirty`` (same transaction, so a crash cannot lose them) and :meth:`flush`
+recomputes them, with the live counts, at most every ``rollup_interval`` seconds (0: after
+every batch). Each recompute counts all clients connected in a minute, thousands at a busy
+site, so doing it once a second instead of per batch is most of the database's CPU.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -52,6 +58,8 @@ class OccupancySink:
         conn: psycopg.AsyncConnection,
         session_timeout: timedelta,
         raw_writer: str = "unnest",
+        rollup_interval: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not conn.autocommit:
             # Otherwise the first statement outside write() opens a transaction that never
@@ -62,6 +70,10 @@ class OccupancySink:
         self.conn = conn
         self.session_timeout = session_timeout
         self.raw_writer = raw_writer
+        self.rollup_interval = rollup_interval
+        self._clock = clock
+        self._pending: set[str] = set()  # sites with minutes queued by this sink
+        self._flushed_at = -float("inf")
 
     async def write(self, events: Sequence[WifiSessionEvent]) -> BatchResult:
         """Store a batch and update sessions, rollups and live counts atomically."""
@@ -73,7 +85,9 @@ class OccupancySink:
             await self.conn.execute(sql.LOCK_SITES, (sorted({e.site for e in unique}),))
             inserted = await self._insert_raw(unique)
             new = [e for e in unique if (e.event_time, e.id) in inserted]
-            minutes, live = await self._apply(new) if new else (0, [])
+            if new:
+                await self._apply(new)
+        minutes, live = await self.flush_due()
         return BatchResult(
             received=len(events),
             inserted=len(new),
@@ -98,7 +112,8 @@ class OccupancySink:
                 )
             return {(t, i) for t, i in await cur.fetchall()}
 
-    async def _apply(self, new: Sequence[WifiSessionEvent]) -> tuple[int, list[LiveOccupancy]]:
+    async def _apply(self, new: Sequence[WifiSessionEvent]) -> None:
+        """Merge sessions and site windows; queue the minutes whose rollups they change."""
         summary = summarise(new)
         deltas = list(summary.sessions.values())
         async with self.conn.cursor() as cur:
@@ -126,17 +141,39 @@ class OccupancySink:
                 ),
             )
             windows = [WindowChange(*row) for row in await cur.fetchall()]
-            recomputed = await self._recompute(cur, minutes_to_recompute(changes, windows))
+            await self._mark(cur, minutes_to_recompute(changes, windows))
+        self._pending.update(sites)
+
+    async def _mark(
+        self, cur: psycopg.AsyncCursor[tuple[object, ...]], pairs: list[tuple[str, datetime]]
+    ) -> None:
+        if pairs:
+            await cur.execute(sql.MARK_DIRTY, ([s for s, _ in pairs], [m for _, m in pairs]))
+
+    async def flush_due(self) -> tuple[int, list[LiveOccupancy]]:
+        """:meth:`flush` this sink's sites if ``rollup_interval`` has passed since the last."""
+        if not self._pending or self._clock() - self._flushed_at < self.rollup_interval:
+            return 0, []
+        return await self.flush()
+
+    async def flush(self) -> tuple[int, list[LiveOccupancy]]:
+        """Recompute the minutes this sink queued and read its sites' live counts.
+
+        Returns (minutes recomputed, live counts)."""
+        self._flushed_at = self._clock()
+        return await self._recompute(sorted(self._pending))
+
+    async def _recompute(self, sites: list[str]) -> tuple[int, list[LiveOccupancy]]:
+        if not sites:
+            return 0, []
+        async with self.conn.transaction(), self.conn.cursor() as cur:
+            await cur.execute(sql.LOCK_SITES, (sites,))
+            await cur.execute(sql.RECOMPUTE_DIRTY, (sites,))
+            row = await cur.fetchone()
             await cur.execute(sql.LIVE_OCCUPANCY, (sites,))
             live = [LiveOccupancy(s, int(n), wm) for s, wm, n in await cur.fetchall()]
-        return recomputed, live
-
-    async def _recompute(
-        self, cur: psycopg.AsyncCursor[tuple[object, ...]], pairs: list[tuple[str, datetime]]
-    ) -> int:
-        if pairs:
-            await cur.execute(sql.RECOMPUTE_MINUTES, ([s for s, _ in pairs], [m for _, m in pairs]))
-        return len(pairs)
+        self._pending.difference_update(sites)
+        return int(row[0]) if row else 0, live
 
     async def close_lagging_sites(self, horizon: timedelta) -> int:
         """Materialise minutes of sites without recent events up to the newest watermark.
@@ -144,17 +181,21 @@ class OccupancySink:
         A quiet site still has clients connected (until their sessions end or time out), so
         its minutes must be rolled up even though no event arrives to trigger it. Sites
         silent for longer than ``horizon`` are considered decommissioned and left alone.
-        Returns the number of minutes recomputed.
+        Also recomputes the minutes other sinks queued and left (a crashed worker's); this
+        sink's own are left to :meth:`flush_due`. Returns the number of minutes recomputed.
         """
         async with self.conn.transaction(), self.conn.cursor() as cur:
             await cur.execute(sql.LAGGING_SITES, (horizon,))
             sites = sorted(row[0] for row in await cur.fetchall())
-            if not sites:
-                return 0
-            await cur.execute(sql.LOCK_SITES, (sites,))
-            await cur.execute(sql.CLOSE_SITES, (sites,))
-            windows = [
-                WindowChange(site, first, old, first, new)
-                for site, first, old, new in await cur.fetchall()
-            ]
-            return await self._recompute(cur, minutes_to_recompute([], windows))
+            if sites:
+                await cur.execute(sql.LOCK_SITES, (sites,))
+                await cur.execute(sql.CLOSE_SITES, (sites,))
+                windows = [
+                    WindowChange(site, first, old, first, new)
+                    for site, first, old, new in await cur.fetchall()
+                ]
+                await self._mark(cur, minutes_to_recompute([], windows))
+            await cur.execute(sql.DIRTY_SITES)
+            orphans = sorted({row[0] for row in await cur.fetchall()} - self._pending)
+        minutes, _ = await self._recompute(orphans)
+        return minutes

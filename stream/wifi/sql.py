@@ -47,7 +47,6 @@ WITH input AS (
 ), old AS (
     SELECT s.site, s.session_id, s.started_at, s.ends_at
     FROM wifi_sessions s JOIN input i USING (site, session_id)
-    FOR UPDATE OF s
 ), up AS (
     INSERT INTO wifi_sessions AS s
         (site, session_id, client_id, ap, started_at, last_seen, ended_at, ends_at)
@@ -75,7 +74,6 @@ WITH input AS (
 ), old AS (
     SELECT p.site, p.first_minute, p.closed_through
     FROM site_progress p JOIN input USING (site)
-    FOR UPDATE OF p
 ), up AS (
     INSERT INTO site_progress AS p (site, first_minute, watermark, closed_through)
     SELECT site, date_trunc('minute', first_time), last_time, date_trunc('minute', last_time)
@@ -91,27 +89,47 @@ SELECT up.site, old.first_minute, old.closed_through, up.first_minute, up.closed
 FROM up LEFT JOIN old USING (site)
 """
 
-#: Recompute rollups of the given (site, minute) pairs from wifi_sessions.
-RECOMPUTE_MINUTES = """
-INSERT INTO occupancy_minute AS o (site, minute, connected, new_sessions, ended_sessions)
-SELECT a.site, a.minute,
-    (SELECT count(DISTINCT s.client_id) FROM wifi_sessions s
-      WHERE s.site = a.site AND s.ends_at > a.minute
-        AND s.started_at < a.minute + interval '1 minute'),
-    (SELECT count(*) FROM wifi_sessions s  -- ends_at >= started_at: lets it use the index
-      WHERE s.site = a.site AND s.ends_at >= a.minute AND s.started_at >= a.minute
-        AND s.started_at < a.minute + interval '1 minute'),
-    (SELECT count(*) FROM wifi_sessions s
-      WHERE s.site = a.site AND s.ends_at >= a.minute
-        AND s.ends_at < a.minute + interval '1 minute')
-FROM unnest(%b::text[], %b::timestamptz[]) AS a(site, minute)
-ON CONFLICT (site, minute) DO UPDATE SET
-    connected = EXCLUDED.connected,
-    new_sessions = EXCLUDED.new_sessions,
-    ended_sessions = EXCLUDED.ended_sessions,
-    updated_at = now()
-WHERE (o.connected, o.new_sessions, o.ended_sessions)
-    IS DISTINCT FROM (EXCLUDED.connected, EXCLUDED.new_sessions, EXCLUDED.ended_sessions)
+#: Queue (site, minute) rollups for recomputation (in the transaction that invalidated them).
+MARK_DIRTY = """
+INSERT INTO occupancy_dirty (site, minute)
+SELECT * FROM unnest(%b::text[], %b::timestamptz[]) ON CONFLICT DO NOTHING
+"""
+
+#: Sites with queued minutes (the sweep after a crash or another worker's batches).
+DIRTY_SITES = "SELECT DISTINCT site FROM occupancy_dirty"
+
+#: Recompute the queued minutes of the given sites from wifi_sessions and dequeue them; one
+#: pass over each site's sessions overlapping its queued span (not one scan per minute).
+#: Returns the number of minutes recomputed. Run under the sites' locks.
+RECOMPUTE_DIRTY = """
+WITH d AS (
+    DELETE FROM occupancy_dirty WHERE site = ANY(%b::text[]) RETURNING site, minute
+), span AS (
+    SELECT site, min(minute) AS lo, max(minute) + interval '1 minute' AS hi FROM d GROUP BY site
+), s AS (  -- ends_at >= started_at: the lower bound on ends_at lets it use the index
+    SELECT s.site, s.client_id, s.started_at, s.ends_at
+    FROM span JOIN wifi_sessions s
+      ON s.site = span.site AND s.ends_at >= span.lo AND s.started_at < span.hi
+), counts AS (
+    SELECT d.site, d.minute,
+        count(DISTINCT s.client_id) FILTER (WHERE s.ends_at > d.minute) AS connected,
+        count(s.site) FILTER (WHERE s.started_at >= d.minute) AS new_sessions,
+        count(s.site) FILTER (WHERE s.ends_at < d.minute + interval '1 minute') AS ended
+    FROM d LEFT JOIN s ON s.site = d.site AND s.ends_at >= d.minute
+        AND s.started_at < d.minute + interval '1 minute'
+    GROUP BY d.site, d.minute
+), up AS (
+    INSERT INTO occupancy_minute AS o (site, minute, connected, new_sessions, ended_sessions)
+    SELECT site, minute, connected, new_sessions, ended FROM counts
+    ON CONFLICT (site, minute) DO UPDATE SET
+        connected = EXCLUDED.connected,
+        new_sessions = EXCLUDED.new_sessions,
+        ended_sessions = EXCLUDED.ended_sessions,
+        updated_at = now()
+    WHERE (o.connected, o.new_sessions, o.ended_sessions)
+        IS DISTINCT FROM (EXCLUDED.connected, EXCLUDED.new_sessions, EXCLUDED.ended_sessions)
+)
+SELECT count(*) FROM d
 """
 
 #: Clients connected at each site's watermark (the live occupancy).
@@ -135,7 +153,6 @@ WITH g AS (SELECT date_trunc('minute', max(watermark)) AS through FROM site_prog
 old AS (
     SELECT p.site, p.closed_through FROM site_progress p, g
     WHERE p.site = ANY(%b::text[]) AND p.closed_through < g.through
-    FOR UPDATE OF p
 )
 UPDATE site_progress p SET closed_through = g.through, updated_at = now()
 FROM old, g
