@@ -18,6 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from device_configs import load_device_configs
+from infra.settings import DEVICE_CONFIG_DIR
 from schemas.batch import decode_events
 from schemas.device import AvailabilityV1, DeviceHeartbeatV1
 from schemas.topics import MqttStream, MqttTopic
@@ -42,7 +44,13 @@ class _Recorder:
             client_id=f"test-sim-sub-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
-        self.client.on_connect = lambda c, *_: c.subscribe("tp/v1/+/wifi/+/+", qos=1)
+        # Only this namespace's sites: on a shared broker, other traffic on a catch-all
+        # filter can overflow this subscriber's queue and drop our messages.
+        site_filters = [
+            (f"tp/v1/{namespace}-{site.id}/wifi/+/+", 1)
+            for site in load_device_configs(DEVICE_CONFIG_DIR).sites
+        ]
+        self.client.on_connect = lambda c, *_: c.subscribe(site_filters)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
         self.client.connect(host, port)
