@@ -122,3 +122,33 @@ def test_migrations_apply_once(database_url: str) -> None:
         ).fetchone()
     assert names[0] == "0001_spine.sql"
     assert parts is not None and parts[0] >= 9  # default + yesterday .. today + 7
+
+
+async def test_queued_minutes_survive_a_lost_worker_and_are_swept_exactly(
+    database_url: str,
+) -> None:
+    """With a rollup interval, batches only queue minutes (occupancy_dirty, committed with
+    the sessions). A sink that vanishes before flushing (kill -9) leaves them queued; another
+    sink's sweep recomputes them, and the result equals the from-scratch expectation."""
+    events = generate(2000, ["ben-thanh", "nha-tho"], seed=3)
+    conn = await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, options="-c timezone=UTC"
+    )
+    lost = OccupancySink(conn, TIMEOUT, rollup_interval=3600.0)
+    try:
+        await lost.write(events[:10])  # the first batch flushes (nothing flushed yet)
+        for i in range(10, len(events), 300):
+            assert (await lost.write(events[i : i + 300])).minutes_recomputed == 0
+        cur = await conn.execute("SELECT count(*) FROM occupancy_dirty")
+        row = await cur.fetchone()
+        assert row is not None and row[0] > 0
+    finally:
+        await conn.close()
+    sweeper = await _sink(database_url)
+    try:
+        assert await sweeper.close_lagging_sites(HORIZON) > 0
+        assert await _rollups(sweeper.conn) == expected_rollups(events, TIMEOUT)
+        cur = await sweeper.conn.execute("SELECT count(*) FROM occupancy_dirty")
+        assert await cur.fetchone() == (0,)
+    finally:
+        await sweeper.conn.close()
