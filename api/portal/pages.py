@@ -40,13 +40,16 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def render_html(rt: PortalRuntime, template: str, lang: str, **ctx: Any) -> str:
+    return rt.templates.get_template(template).render(
+        _=translator(lang), lang=lang, languages=LANGUAGES, **ctx
+    )
+
+
 def render(
     request: Request, template: str, lang: str, status: int = 200, **ctx: Any
 ) -> HTMLResponse:
-    rt = runtime(request)
-    html = rt.templates.get_template(template).render(
-        _=translator(lang), lang=lang, languages=LANGUAGES, **ctx
-    )
+    html = render_html(runtime(request), template, lang, **ctx)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
 
 

@@ -69,6 +69,10 @@ class PortalRuntime:
     templates: jinja2.Environment
     image_dir: Path
     adapters: dict[str, Adapter] = field(default_factory=dict)
+    #: Rendered splash pages by (site, language, promos and variants shown), with a CSRF
+    #: placeholder: every phone gets the same page but for its token. Emptied whenever the
+    #: promo list is reloaded, so admin edits show within PROMO_CACHE_S.
+    pages: dict[tuple[str, str, tuple[tuple[str, str], ...]], str] = field(default_factory=dict)
     _promos: tuple[float, list[Promo]] = (0.0, [])
     _refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -84,6 +88,7 @@ class PortalRuntime:
             if time.monotonic() - stamp > PROMO_CACHE_S:
                 try:
                     cached = await self.store.promos()
+                    self.pages.clear()
                 except Exception as exc:  # DB outage: the splash still lets phones online
                     PROMO_LOAD_ERRORS.inc()
                     log.warning("loading promos failed, serving the last list: %s", exc)
@@ -92,6 +97,7 @@ class PortalRuntime:
 
     def invalidate_promos(self) -> None:
         self._promos = (0.0, [])
+        self.pages.clear()
 
     def keyed(self, value: str) -> str:
         """Keyed hash (today's pseudonymisation key) of a non-MAC identifier, e.g. an IP."""
