@@ -8,6 +8,7 @@ to ``<data_dir>/logs/<name>.log``; a child that dies stops the demo with its log
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import signal
 import subprocess
@@ -21,6 +22,8 @@ from infra.settings import get_settings
 
 DEMO_USER = "demo-admin"
 SURGE_SITE = "phu-hoa-dong-rice-paper-village"
+#: The simulated Meraki click-through network phones "join" (tourpulse simulate controller).
+CONTROLLER = "http://127.0.0.1:8070"
 
 
 @dataclass
@@ -48,6 +51,7 @@ def demo_children(speed: float) -> list[Child]:
         Child("flows", _tourpulse("flows")),
         Child("alerts", _tourpulse("alerts")),
         Child("api", _tourpulse("api")),
+        Child("controller", _tourpulse("simulate", "controller")),
         Child(
             "simulator",
             _tourpulse(
@@ -87,6 +91,10 @@ def _run(args: argparse.Namespace) -> int:
             print(f"demo: 'tourpulse {' '.join(step)}' failed; see above", file=sys.stderr)
             return 1
     operator_password = _demo_operator()
+    # The portal may hand phones only to the simulated controller, and all children share
+    # one cookie secret for the run.
+    os.environ.setdefault("TP_PORTAL_GRANT_HOSTS", '["127.0.0.1"]')
+    os.environ.setdefault("TP_PORTAL_SECRET", secrets.token_hex(32))
     children = demo_children(args.speed)
     stop = _install_signal_handlers()
     try:
@@ -141,7 +149,8 @@ def _print_urls(host: str, port: int, operator_password: str) -> None:
     print(
         "\nTourPulse demo is running (Ctrl-C to stop):\n"
         f"  IOC console           {base}/ioc   (user {DEMO_USER}, password {operator_password})\n"
-        f"  captive portal        {base}/portal/ben-thanh-market?lang=vi\n"
+        f"  phone joins Wi-Fi     {CONTROLLER}/connect/ben-thanh-market?lang=vi  (or ?lang=en)\n"
+        f"  portal funnel         {base}/api/v1/portal/funnel?site=ben-thanh-market\n"
         f"  live occupancy (SSE)  {base}/api/v1/live\n"
         f"  sites (GeoJSON)       {base}/api/v1/sites\n"
         f"  occupancy history     {base}/api/v1/sites/ben-thanh-market/occupancy\n"
