@@ -19,6 +19,7 @@ Prints nothing useful itself; the JSON file is the result.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -108,6 +109,16 @@ def server_cpu_s(proc: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+def server_wait_s(pid: int) -> float:
+    """Seconds the process's threads were runnable but waiting for a CPU (schedstat run
+    delay): high when the machine, not the server, limits the figures."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread just ended
+            total += int(stat.read_text().split()[1])
+    return total / 1e9
+
+
 class LoadProcess:
     """One ``camera_whep_load.py`` child with its line protocol."""
 
@@ -158,17 +169,19 @@ async def aiortc_viewers(api: str, server_pid: int, n: int) -> dict[str, object]
     try:
         for load in loads:
             await load.expect("ready")
-        join_cpu0, join_wall0 = server_cpu_s(server), time.monotonic()
+        join_cpu0, join_wait0 = server_cpu_s(server), server_wait_s(server_pid)
+        join_wall0 = time.monotonic()
         for load in loads:
             await load.send("go")
         joined = [v for load in loads for v in await load.expect("joined")]  # type: ignore[attr-defined]
         join_cpu, join_wall = server_cpu_s(server) - join_cpu0, time.monotonic() - join_wall0
+        join_wait = server_wait_s(server_pid) - join_wait0
         await asyncio.sleep(SETTLE_S)  # handshakes done; retransmissions settle
         for load in loads:
             await load.send("mark")
-        cpu0, wall0 = server_cpu_s(server), time.monotonic()
+        cpu0, wait0, wall0 = server_cpu_s(server), server_wait_s(server_pid), time.monotonic()
         await asyncio.sleep(STEADY_WINDOW_S)
-        cpu1, wall1 = server_cpu_s(server), time.monotonic()
+        cpu1, wait1, wall1 = server_cpu_s(server), server_wait_s(server_pid), time.monotonic()
         for load in loads:
             await load.send("stop")
         done = [await load.expect("done") for load in loads]
@@ -185,6 +198,8 @@ async def aiortc_viewers(api: str, server_pid: int, n: int) -> dict[str, object]
         "server_idle_cpu_s": idle_cpu,
         "join_server_cpu_s": join_cpu,  # answering, ICE, DTLS and first frames of all n
         "join_wall_s": join_wall,
+        "join_server_wait_s": join_wait,
+        "server_wait_s": wait1 - wait0,
         "idle_wall_s": idle_wall,
         "load_processes": len(loads),
         "load_cpu_s": [d["cpu_s"] for d in done],  # type: ignore[index]

@@ -13,6 +13,7 @@ from camera_netns import run_scenario
 from fastapi import FastAPI
 
 from api.cameras import router as cameras
+from api.cameras.whep import ice_servers
 from api.errors import install_error_handlers
 from device_configs.loader import load_device_configs
 from edge.camera_sim.rtsp_child import free_port
@@ -80,3 +81,9 @@ async def test_bad_requests_get_clear_json_errors(app: FastAPI) -> None:
         assert all(t["narration_vi"] and t["narration_en"] for t in tours)
         page = await http.get("/tours/cu-chi-tunnels-ben-dinh-cam1")
         assert page.status_code == 200 and "RTCPeerConnection" in page.text
+
+
+def test_ice_servers_are_explicit_and_none_by_default() -> None:
+    assert ice_servers("") == []
+    servers = ice_servers("stun:stun.example.org:3478, ,stun:10.0.0.1:19302")
+    assert [s.urls for s in servers] == ["stun:stun.example.org:3478", "stun:10.0.0.1:19302"]

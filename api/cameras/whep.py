@@ -12,11 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 from dataclasses import dataclass, field
 
 import av
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 
 log = logging.getLogger(__name__)
@@ -29,6 +36,15 @@ RTSP_OPTIONS = {
     "probesize": "500000",
     "fflags": "nobuffer",
 }
+
+
+def ice_servers(value: str | None = None) -> list[RTCIceServer]:
+    """STUN servers for the API's side of WebRTC: ``TP_CAMERA_ICE_SERVERS``, comma-separated
+    ``stun:host:port`` URLs, none by default. The API sits on an address its viewers reach, so
+    host candidates suffice; aiortc's default (Google's public STUN server) would add an
+    outside round trip to every answer, and up to 5 s where outbound UDP is blocked."""
+    raw = os.environ.get("TP_CAMERA_ICE_SERVERS", "") if value is None else value
+    return [RTCIceServer(urls=url.strip()) for url in raw.split(",") if url.strip()]
 
 
 class WhepError(ValueError):
@@ -47,6 +63,7 @@ class CameraFeed:
 
     rtsp_url: str
     relay: MediaRelay = field(default_factory=MediaRelay)
+    ice: list[RTCIceServer] = field(default_factory=ice_servers)
     player: MediaPlayer | None = None
     sessions: dict[str, RTCPeerConnection] = field(default_factory=dict)
 
@@ -70,7 +87,7 @@ class CameraFeed:
             for c in RTCRtpSender.getCapabilities("video").codecs
             if c.mimeType.lower() == "video/h264"
         ]
-        pc = RTCPeerConnection()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self.ice))
         session_id = secrets.token_urlsafe(12)
         try:
             player = await self.source()

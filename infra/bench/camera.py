@@ -18,7 +18,9 @@
   camera pull open and nobody watching, ``viewer_fps_min`` the slowest viewer's receive rate
   (the camera sends 10 fps) and ``sessions_dropped`` the sessions the server gave up on;
   ``join_server_cpu_pct`` is the API's share while all the viewers join (from the first
-  offer to the last first frame): near 100 % means the join is CPU-bound in the server.
+  offer to the last first frame). ``*_wait_pct`` is the time the API's threads were ready
+  to run but waited for a CPU (``/proc/<pid>/task/*/schedstat``), as a share of the window:
+  the part of the latency the machine's contention, not the server's work, accounts for.
 
 The WebRTC part runs in a private network namespace (needs root or unprivileged user
 namespaces) because aioice never offers 127.0.0.1 as a candidate.
@@ -95,6 +97,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             "answer_ms",
             "server_cpu_pct",
             "join_server_cpu_pct",
+            "join_server_wait_pct",
+            "server_wait_pct",
         )
     }
     per_core, idle_pct, fps_min, dropped = 0.0, 0.0, float("inf"), 0
@@ -111,6 +115,10 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         web["join_server_cpu_pct"][str(n)] = round(
             100 * r["join_server_cpu_s"] / r["join_wall_s"], 1
         )
+        web["join_server_wait_pct"][str(n)] = round(
+            100 * r["join_server_wait_s"] / r["join_wall_s"], 1
+        )
+        web["server_wait_pct"][str(n)] = round(100 * r["server_wait_s"] / r["steady_wall_s"], 1)
         per_core = served / share if share > 0 else 0.0
         idle_pct = max(idle_pct, 100 * r["server_idle_cpu_s"] / r["idle_wall_s"])
         fps_min = min(fps_min, min(r["steady_frames"]) / r["steady_wall_s"])
