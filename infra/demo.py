@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from edge.camera_sim.demo import demo_children as camera_demo_children
+from edge.camera_sim.demo import demo_env as camera_demo_env
 from infra.settings import get_settings
 
 DEMO_USER = "demo-admin"
@@ -30,6 +32,9 @@ CONTROLLER = "http://127.0.0.1:8070"
 class Child:
     name: str
     args: list[str]
+    #: The camera tours are an add-on to the pipeline: if they can't run (no video could
+    #: be obtained, say), the demo reports it and carries on without them.
+    required: bool = True
     proc: subprocess.Popen[bytes] | None = None
     log: Path = field(default_factory=Path)
 
@@ -38,18 +43,23 @@ def _tourpulse(*args: str) -> list[str]:
     return [sys.executable, "-m", "infra.cli", *args]
 
 
-def demo_children(speed: float) -> list[Child]:
+def demo_children(speed: float, device_configs: Path) -> list[Child]:
     """The services of the demo, in start order (consumers before producers).
 
     The simulated clock starts an hour back so the history endpoints (which look at the
     last hour of wall-clock time) have data within the first minutes of the demo.
     """
     start = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
+    cameras = [
+        Child(name, argv, required=False)
+        for name, argv in camera_demo_children(device_configs, _tourpulse())
+    ]
     return [
         Child("gateway", _tourpulse("gateway")),
         Child("worker", _tourpulse("worker")),
         Child("flows", _tourpulse("flows")),
         Child("alerts", _tourpulse("alerts")),
+        *cameras,
         Child("api", _tourpulse("api")),
         Child("controller", _tourpulse("simulate", "controller")),
         Child(
@@ -95,7 +105,9 @@ def _run(args: argparse.Namespace) -> int:
     # one cookie secret for the run.
     os.environ.setdefault("TP_PORTAL_GRANT_HOSTS", '["127.0.0.1"]')
     os.environ.setdefault("TP_PORTAL_SECRET", secrets.token_hex(32))
-    children = demo_children(args.speed)
+    # Camera credentials (demo values) must be set before simulator, agents and API start.
+    os.environ.update(camera_demo_env(settings.device_configs))
+    children = demo_children(args.speed, settings.device_configs)
     stop = _install_signal_handlers()
     try:
         for child in children:
@@ -154,6 +166,7 @@ def _print_urls(host: str, port: int, operator_password: str) -> None:
         f"  live occupancy (SSE)  {base}/api/v1/live\n"
         f"  sites (GeoJSON)       {base}/api/v1/sites\n"
         f"  occupancy history     {base}/api/v1/sites/ben-thanh-market/occupancy\n"
+        f"  live camera tour      {base}/tours/cu-chi-tunnels-ben-dinh-cam1\n"
         f"  API docs              {base}/docs\n"
         f"  health / metrics      {base}/healthz  {base}/metrics\n",
         flush=True,
@@ -162,13 +175,17 @@ def _print_urls(host: str, port: int, operator_password: str) -> None:
 
 def _supervise(children: list[Child], stop: list[bool], duration: float | None) -> int:
     deadline = time.monotonic() + duration if duration else None
+    running = list(children)
     while not stop[0] and (deadline is None or time.monotonic() < deadline):
-        for child in children:
+        for child in list(running):
             assert child.proc is not None
             if child.proc.poll() is not None:
                 print(f"demo: {child.name} exited with {child.proc.returncode}; last log lines:")
                 print(_tail(child.log), file=sys.stderr)
-                return 1
+                if child.required:
+                    return 1
+                running.remove(child)
+                print(f"demo: continuing without {child.name}")
         time.sleep(0.5)
     return 0
 
