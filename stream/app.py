@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import faust
 
 from infra.settings import Settings
+from stream.faust_batch import batch_app
 from stream.wifi.agent import register_occupancy
 from stream.wifi.processor import OccupancyProcessor, ProcessorConfig
 
@@ -44,20 +45,14 @@ class WorkerOptions:
 
 def create_app(settings: Settings, options: WorkerOptions) -> tuple[faust.App, OccupancyProcessor]:
     """Build the app (not started) and the occupancy processor its agent feeds."""
-    app = faust.App(
-        settings.kafka_topic(APP_NAME),
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        topic_partitions=options.partitions,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=options.rebalance_timeout,
-        broker_session_timeout=options.group_session_timeout,
-        broker_heartbeat_interval=options.heartbeat_interval,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
-        stream_buffer_maxsize=max(4096, options.batch_size * 2),
+    app = batch_app(
+        settings,
+        APP_NAME,
+        batch_size=options.batch_size,
+        rebalance_timeout=options.rebalance_timeout,
+        group_session_timeout=options.group_session_timeout,
+        heartbeat_interval=options.heartbeat_interval,
+        partitions=options.partitions,
     )
     processor = register_occupancy(app, settings, options)
     return app, processor

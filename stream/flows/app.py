@@ -25,6 +25,7 @@ from device_configs import DeviceConfigs
 from infra.observability import Health
 from infra.settings import Settings
 from schemas.topics import KafkaTopic
+from stream.faust_batch import batch_app
 from stream.flows import metrics
 from stream.flows.sink import FlowsConfig
 from stream.flows.worker import FlowsWorker
@@ -93,19 +94,13 @@ class FlowsService:
 def build_app(
     settings: Settings, configs: DeviceConfigs, options: FlowsOptions
 ) -> tuple[faust.App, FlowsService]:
-    app = faust.App(
-        settings.kafka_topic(APP_NAME),
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        web_enabled=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_rebalance_timeout=options.rebalance_timeout,
-        broker_session_timeout=options.group_session_timeout,
-        broker_heartbeat_interval=options.heartbeat_interval,
-        broker_commit_interval=1.0,
-        stream_wait_empty=False,
-        stream_buffer_maxsize=max(4096, options.batch_size * 2),
+    app = batch_app(
+        settings,
+        APP_NAME,
+        batch_size=options.batch_size,
+        rebalance_timeout=options.rebalance_timeout,
+        group_session_timeout=options.group_session_timeout,
+        heartbeat_interval=options.heartbeat_interval,
     )
     service = FlowsService(settings, configs, options)
     updates = _raw_topic(app, settings.kafka_topic(KafkaTopic.FLOWS_HOURLY))
