@@ -11,15 +11,13 @@ MQTT -> gateway -> worker path is what ``tourpulse bench alerts`` measures.
 from __future__ import annotations
 
 import asyncio
-import os
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from browser_support import requires_chromium
 from psycopg_pool import AsyncConnectionPool
 from test_api_support import until, uvicorn_server
 
@@ -33,32 +31,14 @@ from schemas.topics import KafkaTopic
 from stream.alerts.engine import AlertEngine
 from stream.alerts.store import AlertStore
 
-CHROMIUM = Path(os.environ.get("TP_CHROMIUM", "/usr/bin/chromium"))
 SITE = "ben-thanh-market"
 DEVICE = "ben-thanh-market-ap01"
 PASSWORD = "operator password 1"
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} absent: apt-get install chromium"
-    ),
+    requires_chromium,
 ]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def _feed_occupancy(producer: AIOKafkaProducer, settings: Settings) -> None:

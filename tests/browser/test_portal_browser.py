@@ -8,15 +8,14 @@ checked separately (axe needs JavaScript) on every page in every language.
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import requires_chromium
 from portal_stubs import StubControllers, free_port, portal_app, portal_settings, serve
 
-CHROMIUM = Path(os.environ.get("TP_CHROMIUM", "/usr/bin/chromium"))
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {
     "viewport": {"width": 390, "height": 844},
@@ -28,25 +27,8 @@ MAC = "f2:11:22:33:44:55"
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason=f"{CHROMIUM} absent: apt-get install chromium"
-    ),
+    requires_chromium,
 ]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @pytest.fixture

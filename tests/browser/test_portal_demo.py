@@ -22,14 +22,15 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_support import requires_chromium
 from portal_stubs import free_port, serve
-from test_portal_browser import CHROMIUM, PHONE, browser  # noqa: F401 (fixture)
+from test_portal_browser import PHONE
 
 from api.app import create_app
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} absent"),
+    requires_chromium,
 ]
 SITE = "ben-thanh-market"
 _OFF_BOX = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
@@ -84,7 +85,7 @@ async def demo(
 
 
 async def test_phone_joins_accepts_is_granted_and_the_funnel_moves(
-    browser: Any,  # noqa: F811 (fixture)
+    browser: Any,
     demo: dict[str, str],
 ) -> None:
     async with httpx.AsyncClient(base_url=demo["api"], timeout=30) as http:
