@@ -74,5 +74,6 @@ def test_alert_rule_without_hysteresis_is_refused(tmp_path: Path) -> None:
         "alerting",
         "alerting:\n  defaults:\n    occupancy_high: {raise_ratio: 0.8, clear_ratio: 0.9}\n",
     )
-    with pytest.raises(ConfigError, match=r"alerting.yaml:3: alerting.defaults.occupancy_high: .*hysteresis"):
+    expected = r"alerting.yaml:3: alerting.defaults.occupancy_high: .*hysteresis"
+    with pytest.raises(ConfigError, match=expected):
         load_device_configs(tmp_path)
