@@ -50,9 +50,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="seconds between closing minutes of sites without events")  # fmt: skip
     p.add_argument("--live-interval", type=float, default=1.0,
                    help="min seconds between live updates of one site")  # fmt: skip
-    p.add_argument("--rollup-interval", type=float, default=1.0,
-                   help="min seconds between recomputing a site's queued minute rollups "
-                        "(0: after every batch; each recompute counts every connected client)")
+    p.add_argument(
+        "--rollup-interval",
+        type=float,
+        default=1.0,
+        help="min seconds between recomputing a site's queued minute rollups "
+        "(0: after every batch; each recompute counts every connected client)",
+    )
     p.add_argument("--rebalance-timeout", type=float, default=20.0, help="Kafka group, seconds")
     p.add_argument("--group-session-timeout", type=float, default=30.0,
                    help="seconds before Kafka evicts a dead worker")  # fmt: skip

@@ -34,11 +34,13 @@ def spine_events(site: str, device: str = "edge-1") -> list[EventBase]:
 
 
 def session_start(site: str, n: int, device: str = "edge-1") -> WifiSessionStartV1:
-    return WifiSessionStartV1(site=site, device=device, source="test", event_time=EVENT_TIME,
-                              data=wifi_data(n))
+    return WifiSessionStartV1(
+        site=site, device=device, source="test", event_time=EVENT_TIME, data=wifi_data(n)
+    )
 
 
 def topic_for(event: EventBase, kind: DeviceKind = DeviceKind.WIFI) -> str:
     """The MQTT topic a well-behaved device publishes ``event`` on."""
-    return str(MqttTopic.build(event.site, event.device_kind or kind, event.device,
-                               event.mqtt_stream))
+    return str(
+        MqttTopic.build(event.site, event.device_kind or kind, event.device, event.mqtt_stream)
+    )

@@ -36,8 +36,9 @@ DLQ = KafkaTopic.DEAD_LETTER
 
 async def start_gateway(settings: Settings, client_id: str, **options: Any) -> Gateway:
     ns = settings.topic_namespace or "x"
-    config = GatewayConfig(client_id=client_id, share_group=ns, site=ns,
-                           session_expiry_s=60, metrics_port=0, **options)
+    config = GatewayConfig(
+        client_id=client_id, share_group=ns, site=ns, session_expiry_s=60, metrics_port=0, **options
+    )
     gateway = Gateway(settings, config)
     await asyncio.to_thread(gateway.start)
     assert await asyncio.to_thread(gateway.wait_subscribed, 30), "gateway never subscribed"
@@ -63,7 +64,11 @@ async def until(condition: Callable[[], bool], what: str, within_s: float = 60.0
 
 
 async def test_each_event_type_reaches_its_topic_keyed_by_site_with_ingest_time(
-    gateway: Gateway, settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any,
+    gateway: Gateway,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
 ) -> None:
     events = spine_events(namespace)
     for event in events:
@@ -81,14 +86,20 @@ async def test_each_event_type_reaches_its_topic_keyed_by_site_with_ingest_time(
             assert forwarded.type == event.type
             assert forwarded.ingest_time is not None
             assert forwarded.model_copy(update={"ingest_time": None}) == event
-    await until(lambda: gateway.metrics.value("tp_gateway_forwarded_total") == len(events),
-                what="forwarded counter")
+    await until(
+        lambda: gateway.metrics.value("tp_gateway_forwarded_total") == len(events),
+        what="forwarded counter",
+    )
     assert gateway.metrics.value("tp_gateway_in_flight") == 0
     assert gateway.health().ok
 
 
 async def test_bad_inputs_are_dead_lettered_and_the_gateway_keeps_working(
-    gateway: Gateway, settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any,
+    gateway: Gateway,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
 ) -> None:
     good = session_start(namespace, 1)
     topic = topic_for(good)
@@ -108,14 +119,18 @@ async def test_bad_inputs_are_dead_lettered_and_the_gateway_keeps_working(
     after = session_start(namespace, 2)
     await mqtt_publish(topic, [encode_event(after)])
 
-    letters = [DeadLetterV1.model_validate_json(r.value)
-               for r in await kafka_admin.consume_all(settings.kafka_topic(DLQ), len(bad))]
+    letters = [
+        DeadLetterV1.model_validate_json(r.value)
+        for r in await kafka_admin.consume_all(settings.kafka_topic(DLQ), len(bad))
+    ]
     assert sorted(x.reason for x in letters) == sorted(reason for _, _, reason in bad)
     for letter in letters:
         payload = next(p for t, p, r in bad if r == letter.reason)
         assert letter.payload_size == len(payload)
-        assert base64.b64decode(letter.payload_b64) == payload[: len(base64.b64decode(
-            letter.payload_b64))]
+        assert (
+            base64.b64decode(letter.payload_b64)
+            == payload[: len(base64.b64decode(letter.payload_b64))]
+        )
         assert letter.payload_truncated == (letter.reason == "payload_too_large")
     forwarded = await kafka_admin.consume_all(settings.kafka_topic(KafkaTopic.WIFI_SESSION), 1)
     assert [decode_event(r.value).id for r in forwarded] == [after.id]
@@ -129,26 +144,40 @@ async def test_bad_inputs_are_dead_lettered_and_the_gateway_keeps_working(
 
 
 async def test_topic_that_disagrees_with_the_envelope_is_dead_lettered(
-    gateway: Gateway, settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any,
+    gateway: Gateway,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
 ) -> None:
     payload = encode_event(session_start(namespace, 3))
     claims_other_site = encode_event(session_start(f"{namespace}x", 3))
     await mqtt_publish(f"tp/v1/{namespace}/wifi/edge-1/session", [claims_other_site])
     await mqtt_publish(f"tp/v1/{namespace}/wifi/edge-9/session", [payload])  # another device
     await mqtt_publish(f"tp/v1/{namespace}/camera/edge-1/session", [payload])  # wrong kind
-    letters = [DeadLetterV1.model_validate_json(r.value)
-               for r in await kafka_admin.consume_all(settings.kafka_topic(DLQ), 3)]
+    letters = [
+        DeadLetterV1.model_validate_json(r.value)
+        for r in await kafka_admin.consume_all(settings.kafka_topic(DLQ), 3)
+    ]
     assert [x.reason for x in letters] == ["topic_mismatch"] * 3
     details = " | ".join(x.detail for x in letters)
     for expected in ("topic site", "topic device", "needs device kind"):
         assert expected in details
-    await until(lambda: gateway.metrics.value(
-        "tp_gateway_dead_lettered_total", {"reason": "topic_mismatch"}) == 3, what="counter")
+    await until(
+        lambda: (
+            gateway.metrics.value("tp_gateway_dead_lettered_total", {"reason": "topic_mismatch"})
+            == 3
+        ),
+        what="counter",
+    )
     assert gateway.metrics.value("tp_gateway_forwarded_total") == 0
 
 
 async def test_two_gateways_in_one_share_group_split_the_messages(
-    settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
 ) -> None:
     first = await start_gateway(settings, f"gw-{namespace}-a")
     second = await start_gateway(settings, f"gw-{namespace}-b")
@@ -156,7 +185,8 @@ async def test_two_gateways_in_one_share_group_split_the_messages(
         events = [session_start(namespace, n) for n in range(200)]
         await mqtt_publish(topic_for(events[0]), [encode_event(e) for e in events])
         records = await kafka_admin.consume_all(
-            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events))
+            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events)
+        )
         ids = [decode_event(r.value).id for r in records]
         assert sorted(ids) == sorted(e.id for e in events)  # each one exactly once
 
@@ -190,18 +220,24 @@ class CrashesBeforeKafkaConfirms(Gateway):
 
 
 async def test_unconfirmed_messages_are_redelivered_after_a_crash(
-    settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
 ) -> None:
     client_id = f"gw-{namespace}-crash"
-    config = GatewayConfig(client_id=client_id, share_group=namespace, site=namespace,
-                           session_expiry_s=60)
+    config = GatewayConfig(
+        client_id=client_id, share_group=namespace, site=namespace, session_expiry_s=60
+    )
     doomed = CrashesBeforeKafkaConfirms(settings, config)
     await asyncio.to_thread(doomed.start)
     assert await asyncio.to_thread(doomed.wait_subscribed, 30)
     events = [session_start(namespace, n) for n in range(20)]
     await mqtt_publish(topic_for(events[0]), [encode_event(e) for e in events])
-    await until(lambda: doomed.metrics.value("tp_gateway_received_total") == len(events),
-                what="crashing gateway received all")
+    await until(
+        lambda: doomed.metrics.value("tp_gateway_received_total") == len(events),
+        what="crashing gateway received all",
+    )
     doomed.crash()
     # Published while no gateway runs: the broker queues them in the persistent session.
     late = [session_start(namespace, n) for n in range(100, 105)]
@@ -209,10 +245,15 @@ async def test_unconfirmed_messages_are_redelivered_after_a_crash(
 
     restarted = await start_gateway(settings, client_id)
     try:
-        await until(lambda: restarted.metrics.value("tp_gateway_forwarded_total")
-                    >= len(events) + len(late), what="redelivery after restart")
+        await until(
+            lambda: (
+                restarted.metrics.value("tp_gateway_forwarded_total") >= len(events) + len(late)
+            ),
+            what="redelivery after restart",
+        )
         records = await kafka_admin.consume_all(
-            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events) + len(late))
+            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events) + len(late)
+        )
         assert {decode_event(r.value).id for r in records} == {e.id for e in events + late}
     finally:
         await asyncio.to_thread(restarted.stop)
@@ -220,14 +261,17 @@ async def test_unconfirmed_messages_are_redelivered_after_a_crash(
 
 
 async def test_graceful_stop_acknowledges_everything_it_forwarded(
-    settings: Settings, namespace: str, mqtt_publish: Any,
+    settings: Settings,
+    namespace: str,
+    mqtt_publish: Any,
 ) -> None:
     client_id = f"gw-{namespace}-drain"
     first = await start_gateway(settings, client_id)
     events = [session_start(namespace, n) for n in range(50)]
     await mqtt_publish(topic_for(events[0]), [encode_event(e) for e in events])
-    await until(lambda: first.metrics.value("tp_gateway_received_total") == len(events),
-                what="all received")
+    await until(
+        lambda: first.metrics.value("tp_gateway_received_total") == len(events), what="all received"
+    )
     await asyncio.to_thread(first.stop)  # drains: flush Kafka, PUBACK, then DISCONNECT
     assert first.metrics.value("tp_gateway_forwarded_total") == len(events)
 
@@ -235,8 +279,9 @@ async def test_graceful_stop_acknowledges_everything_it_forwarded(
     try:
         marker = session_start(namespace, 999)
         await mqtt_publish(topic_for(marker), [encode_event(marker)])
-        await until(lambda: second.metrics.value("tp_gateway_forwarded_total") >= 1,
-                    what="marker forwarded")
+        await until(
+            lambda: second.metrics.value("tp_gateway_forwarded_total") >= 1, what="marker forwarded"
+        )
         # The broker resends unacknowledged messages before newer ones: none came back.
         assert second.metrics.value("tp_gateway_received_total") == 1
     finally:
@@ -267,12 +312,20 @@ def free_port() -> int:
 
 
 def run_cli(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "TP_MQTT_HOST": settings.mqtt_host,
-           "TP_MQTT_PORT": str(settings.mqtt_port), "TP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-           "TP_TOPIC_NAMESPACE": settings.topic_namespace or ""}
+    env = {
+        **os.environ,
+        "TP_MQTT_HOST": settings.mqtt_host,
+        "TP_MQTT_PORT": str(settings.mqtt_port),
+        "TP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+        "TP_TOPIC_NAMESPACE": settings.topic_namespace or "",
+    }
     with log_path.open("wb") as log:
-        return subprocess.Popen([sys.executable, "-m", "infra.cli", "gateway", *args],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "gateway", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 async def stop_cli(proc: subprocess.Popen[bytes]) -> int:
@@ -286,15 +339,33 @@ async def stop_cli(proc: subprocess.Popen[bytes]) -> int:
 
 
 async def test_cli_forwards_serves_health_and_stops_cleanly_on_sigterm(
-    settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any, tmp_path: Path,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
+    tmp_path: Path,
 ) -> None:
     port = free_port()
     log_path = tmp_path / "gateway.log"
-    proc = run_cli(settings, log_path, "--client-id", f"gw-{namespace}-cli", "--share-group",
-                   namespace, "--site", namespace, "--metrics-port", str(port),
-                   "--session-expiry", "60", "--stats-every", "1")
+    proc = run_cli(
+        settings,
+        log_path,
+        "--client-id",
+        f"gw-{namespace}-cli",
+        "--share-group",
+        namespace,
+        "--site",
+        namespace,
+        "--metrics-port",
+        str(port),
+        "--session-expiry",
+        "60",
+        "--stats-every",
+        "1",
+    )
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
+
             async def healthy() -> bool:
                 try:
                     return (await http.get("/healthz")).status_code == 200
@@ -309,7 +380,8 @@ async def test_cli_forwards_serves_health_and_stops_cleanly_on_sigterm(
             event = session_start(namespace, 42)
             await mqtt_publish(topic_for(event), [encode_event(event)])
             records = await kafka_admin.consume_all(
-                settings.kafka_topic(KafkaTopic.WIFI_SESSION), 1)
+                settings.kafka_topic(KafkaTopic.WIFI_SESSION), 1
+            )
             assert decode_event(records[0].value).id == event.id
             deadline = time.monotonic() + 30
             while "tp_gateway_forwarded_total 1.0" not in (await http.get("/metrics")).text:
@@ -325,12 +397,22 @@ async def test_cli_forwards_serves_health_and_stops_cleanly_on_sigterm(
 
 
 async def test_cli_with_kafka_unreachable_retries_with_a_clear_message(
-    settings: Settings, namespace: str, tmp_path: Path,
+    settings: Settings,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
     nowhere = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
     log_path = tmp_path / "gateway.log"
-    proc = run_cli(nowhere, log_path, "--client-id", f"gw-{namespace}-nok",
-                   "--metrics-port", "0", "--site", namespace)
+    proc = run_cli(
+        nowhere,
+        log_path,
+        "--client-id",
+        f"gw-{namespace}-nok",
+        "--metrics-port",
+        "0",
+        "--site",
+        namespace,
+    )
     try:
         deadline = time.monotonic() + 60
         while "retrying" not in log_path.read_text():

@@ -46,14 +46,30 @@ def test_mixed_batch_dead_letters_each_bad_element_with_its_index_and_reason() -
     wrong_types["data"]["signal_dbm"] = "strong"
     unknown = {**json.loads(good[0]), "type": "wifi.session.teleport"}
     other_device = encode_event(session_start(SITE, 9, device="edge-2"))
-    payload = _batch(good[0], json.dumps(wrong_types).encode(), good[1], b"17",
-                     json.dumps(unknown).encode(), good[2], other_device, good[3])
+    payload = _batch(
+        good[0],
+        json.dumps(wrong_types).encode(),
+        good[1],
+        b"17",
+        json.dumps(unknown).encode(),
+        good[2],
+        other_device,
+        good[3],
+    )
     records = route(TOPIC, payload, NOW)
     assert [r.reason for r in records] == [
-        None, "schema_violation", None, "not_an_object", "unknown_event_type", None,
-        "topic_mismatch", None]
-    letters = {i: DeadLetterV1.model_validate_json(r.value)
-               for i, r in enumerate(records) if r.reason}
+        None,
+        "schema_violation",
+        None,
+        "not_an_object",
+        "unknown_event_type",
+        None,
+        "topic_mismatch",
+        None,
+    ]
+    letters = {
+        i: DeadLetterV1.model_validate_json(r.value) for i, r in enumerate(records) if r.reason
+    }
     for index, letter in letters.items():
         assert letter.batch_index == index
         assert letter.detail.startswith(f"batch element {index}: ")
@@ -85,7 +101,8 @@ def test_a_batch_over_the_event_limit_is_refused_whole() -> None:
 
 def test_device_supplied_ingest_time_is_overwritten() -> None:
     event = session_start(SITE, 1).model_copy(
-        update={"ingest_time": datetime(2020, 1, 1, tzinfo=UTC)})
+        update={"ingest_time": datetime(2020, 1, 1, tzinfo=UTC)}
+    )
     [record] = route(TOPIC, encode_event(event), NOW)
     assert decode_event(record.value).ingest_time == NOW
 

@@ -56,11 +56,13 @@ class HoldsOneConfirmation(Gateway):
 
 
 async def test_batch_is_acknowledged_only_after_every_record_is_confirmed(
-    settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
 ) -> None:
     ns = namespace
-    config = GatewayConfig(client_id=f"gw-{ns}-hold", share_group=ns, site=ns,
-                           session_expiry_s=60)
+    config = GatewayConfig(client_id=f"gw-{ns}-hold", share_group=ns, site=ns, session_expiry_s=60)
     gateway = HoldsOneConfirmation(settings, config)
     events = [session_start(ns, n) for n in range(30)]
     gateway.held_id = events[-1].id.encode()
@@ -72,10 +74,13 @@ async def test_batch_is_acknowledged_only_after_every_record_is_confirmed(
         await mqtt_publish(topic_for(events[0]), [join_batch(parts)])
 
         m = gateway.metrics
-        await until(lambda: m.value("tp_gateway_forwarded_total") == len(events) - 1
-                    and m.value("tp_gateway_dead_lettered_total",
-                                {"reason": "unknown_event_type"}) == 1,
-                    what="all but the held record confirmed")
+        await until(
+            lambda: (
+                m.value("tp_gateway_forwarded_total") == len(events) - 1
+                and m.value("tp_gateway_dead_lettered_total", {"reason": "unknown_event_type"}) == 1
+            ),
+            what="all but the held record confirmed",
+        )
         assert len(gateway.held) == 1
         assert gateway.acked == []  # one record unconfirmed: the message stays unacked
         assert gateway.in_flight == 1
@@ -87,7 +92,8 @@ async def test_batch_is_acknowledged_only_after_every_record_is_confirmed(
         assert gateway.in_flight == 0
 
         records = await kafka_admin.consume_all(
-            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events))
+            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events)
+        )
         # One key (the site) = one partition, so Kafka keeps the batch's order.
         assert [decode_event(r.value).id for r in records] == [e.id for e in events]
         [letter] = await kafka_admin.consume_all(settings.kafka_topic(KafkaTopic.DEAD_LETTER), 1)
@@ -98,28 +104,42 @@ async def test_batch_is_acknowledged_only_after_every_record_is_confirmed(
 
 
 async def test_unconfirmed_batches_are_redelivered_whole_after_a_crash(
-    settings: Settings, namespace: str, kafka_admin: Any, mqtt_publish: Any,
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
 ) -> None:
     client_id = f"gw-{namespace}-bcrash"
-    config = GatewayConfig(client_id=client_id, share_group=namespace, site=namespace,
-                           session_expiry_s=60)
+    config = GatewayConfig(
+        client_id=client_id, share_group=namespace, site=namespace, session_expiry_s=60
+    )
     doomed = CrashesBeforeKafkaConfirms(settings, config)
     await asyncio.to_thread(doomed.start)
     assert await asyncio.to_thread(doomed.wait_subscribed, 30)
     events = [session_start(namespace, n) for n in range(60)]
     topic = topic_for(events[0])
-    await mqtt_publish(topic, [join_batch([encode_event(e) for e in events[i:i + 20]])
-                               for i in range(0, len(events), 20)])
-    await until(lambda: doomed.metrics.value("tp_gateway_received_total") == len(events),
-                what="crashing gateway received every element")
+    await mqtt_publish(
+        topic,
+        [
+            join_batch([encode_event(e) for e in events[i : i + 20]])
+            for i in range(0, len(events), 20)
+        ],
+    )
+    await until(
+        lambda: doomed.metrics.value("tp_gateway_received_total") == len(events),
+        what="crashing gateway received every element",
+    )
     doomed.crash()
 
     restarted = await start_gateway(settings, client_id)
     try:
-        await until(lambda: restarted.metrics.value("tp_gateway_forwarded_total")
-                    >= len(events), what="redelivery after restart")
+        await until(
+            lambda: restarted.metrics.value("tp_gateway_forwarded_total") >= len(events),
+            what="redelivery after restart",
+        )
         records = await kafka_admin.consume_all(
-            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events))
+            settings.kafka_topic(KafkaTopic.WIFI_SESSION), len(events)
+        )
         assert {decode_event(r.value).id for r in records} == {e.id for e in events}
     finally:
         await asyncio.to_thread(restarted.stop)

@@ -110,16 +110,18 @@ def test_topic_and_envelope_must_agree(topic: str, expected: str) -> None:
 
 
 def test_event_without_device_kind_is_accepted_under_any_kind() -> None:
-    beat = DeviceHeartbeatV1(site=SITE, device="cam-1", source="test", event_time=NOW,
-                             data=HeartbeatData(uptime_s=1))
+    beat = DeviceHeartbeatV1(
+        site=SITE, device="cam-1", source="test", event_time=NOW, data=HeartbeatData(uptime_s=1)
+    )
     [record] = route(f"tp/v1/{SITE}/camera/cam-1/heartbeat", encode_event(beat), NOW)
     assert record.reason is None
     assert record.topic is KafkaTopic.DEVICE_HEARTBEAT
 
 
 @settings(max_examples=300, deadline=None)
-@given(topic=st.one_of(st.text(max_size=80), st.binary(max_size=80)),
-       payload=st.binary(max_size=300))
+@given(
+    topic=st.one_of(st.text(max_size=80), st.binary(max_size=80)), payload=st.binary(max_size=300)
+)
 def test_arbitrary_bytes_never_raise(topic: str | bytes, payload: bytes) -> None:
     records = route(topic, payload, NOW)
     assert records
@@ -132,8 +134,10 @@ def test_arbitrary_bytes_never_raise(topic: str | bytes, payload: bytes) -> None
 
 
 def test_subscription_can_be_confined_to_one_site() -> None:
-    assert (mqtt_subscription(MqttStream.SESSION, "gw", site=SITE)
-            == f"$share/gw/tp/v1/{SITE}/+/+/session")
+    assert (
+        mqtt_subscription(MqttStream.SESSION, "gw", site=SITE)
+        == f"$share/gw/tp/v1/{SITE}/+/+/session"
+    )
     assert mqtt_subscription(MqttStream.HEARTBEAT) == "tp/v1/+/+/+/heartbeat"
     with pytest.raises(ValueError):
         mqtt_subscription(MqttStream.SESSION, site="#")

@@ -129,9 +129,7 @@ class Hub:
         client = LiveClient(asyncio.Queue(maxsize=self.client_queue), site)
         self._clients.add(client)
         self.metrics.sse_clients.set(len(self._clients))
-        latest = [
-            m for key, m in sorted(self._latest.items()) if site is None or key[1] == site
-        ]
+        latest = [m for key, m in sorted(self._latest.items()) if site is None or key[1] == site]
         return Subscription(
             client, dict(self.positions), list(self._ring), dict(self.ring_floor), latest
         )

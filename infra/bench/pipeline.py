@@ -214,8 +214,13 @@ def _publish(
     sent_at: dict[str, float] = {}
     sites = sorted({e.site for e in events})
     opts = PublishOptions(
-        host=settings.mqtt_host, port=settings.mqtt_port, speed=None, rate=rate, window=2000,
-        batch=PUBLISH.batch, linger_s=PUBLISH.linger_s,
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        speed=None,
+        rate=rate,
+        window=2000,
+        batch=PUBLISH.batch,
+        linger_s=PUBLISH.linger_s,
     )
     publisher = SimPublisher(
         sites, opts, progress=_log_progress, on_sent=lambda e, t: sent_at.__setitem__(e.id, t)
@@ -326,9 +331,12 @@ def _result(
         "cpu_bound_events_per_s": round(cores * 1000 / sum(ms_per_event.values()), 1),
         "busiest_stage": max(cpu_s, key=cpu_s.__getitem__),
         "payload_bytes": payload,
-        "batch": {"max_events": PUBLISH.batch, "linger_ms": round(PUBLISH.linger_s * 1000),
-                  # Saturated run, heartbeats included: how full the messages really were.
-                  "events_per_message": round(n / max(messages, 1), 1)},
+        "batch": {
+            "max_events": PUBLISH.batch,
+            "linger_ms": round(PUBLISH.linger_s * 1000),
+            # Saturated run, heartbeats included: how full the messages really were.
+            "events_per_message": round(n / max(messages, 1), 1),
+        },
         "workers": WORKERS,
         "cores": cores,
         "loadavg_before": round(load_before, 2),

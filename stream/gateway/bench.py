@@ -55,15 +55,28 @@ LEAD_CHECK_EVERY = 100
 def _payloads(site: str, device: str, n: int) -> list[bytes]:
     now = datetime.now(UTC)
     return [
-        encode_event(WifiSessionStartV1(
-            site=site, device=device, source="bench", event_time=now,
-            data=WifiSessionData(client_id=f"{i:032x}", session_id=f"b-{i}", ap="ap-01")))
+        encode_event(
+            WifiSessionStartV1(
+                site=site,
+                device=device,
+                source="bench",
+                event_time=now,
+                data=WifiSessionData(client_id=f"{i:032x}", session_id=f"b-{i}", ap="ap-01"),
+            )
+        )
         for i in range(n)
     ]
 
 
-def _publish(host: str, port: int, topic: str, payloads: list[bytes], per_message: int,
-             published: Synchronized[int], forwarded: Synchronized[int]) -> None:
+def _publish(
+    host: str,
+    port: int,
+    topic: str,
+    payloads: list[bytes],
+    per_message: int,
+    published: Synchronized[int],
+    forwarded: Synchronized[int],
+) -> None:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
     client.max_inflight_messages_set(1000)
     client.connect(host, port)
@@ -87,8 +100,9 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def measure(settings: Settings, events: int, publishers: int = PUBLISHERS,
-            batch: int = 1) -> dict[str, Any]:
+def measure(
+    settings: Settings, events: int, publishers: int = PUBLISHERS, batch: int = 1
+) -> dict[str, Any]:
     """Run one gateway and ``publishers`` publisher processes; return the figures.
 
     ``batch`` > 1 packs that many events per MQTT message (:mod:`schemas.batch`)."""
@@ -100,25 +114,33 @@ def measure(settings: Settings, events: int, publishers: int = PUBLISHERS,
     try:
         if not gateway.wait_subscribed(30):
             raise RuntimeError("gateway did not subscribe to MQTT within 30 s")
-        return _drive(gateway, settings, events // publishers // batch * batch, publishers,
-                      batch)
+        return _drive(gateway, settings, events // publishers // batch * batch, publishers, batch)
     finally:
         gateway.stop()
 
 
-def _drive(gateway: Gateway, settings: Settings, per: int, publishers: int,
-           batch: int) -> dict[str, Any]:
+def _drive(
+    gateway: Gateway, settings: Settings, per: int, publishers: int, batch: int
+) -> dict[str, Any]:
     fork = mp.get_context("fork")
     published, forwarded = fork.Value("q", 0), fork.Value("q", 0)
     procs = []
     for p in range(publishers):
         device = f"bench-{p}"
-        topic = str(MqttTopic.build(gateway.config.site or "", DeviceKind.WIFI, device,
-                                    MqttStream.SESSION))
+        topic = str(
+            MqttTopic.build(gateway.config.site or "", DeviceKind.WIFI, device, MqttStream.SESSION)
+        )
         events = _payloads(gateway.config.site or "", device, per)
-        payloads = [join_batch(events[i:i + batch]) for i in range(0, per, batch)]
-        args = (settings.mqtt_host, settings.mqtt_port, topic, payloads, batch, published,
-                forwarded)
+        payloads = [join_batch(events[i : i + batch]) for i in range(0, per, batch)]
+        args = (
+            settings.mqtt_host,
+            settings.mqtt_port,
+            topic,
+            payloads,
+            batch,
+            published,
+            forwarded,
+        )
         procs.append(fork.Process(target=_publish, args=args))
     total = per * publishers
     m = gateway.metrics
@@ -141,8 +163,12 @@ def _drive(gateway: Gateway, settings: Settings, per: int, publishers: int,
         "forwarded": done,
         "seconds": round(elapsed, 3),
         "events_per_s": round(done / elapsed, 1),
-        "mean_latency_ms": round(1000 * m.value("tp_gateway_latency_seconds_sum")
-                                 / max(m.value("tp_gateway_latency_seconds_count"), 1), 2),
+        "mean_latency_ms": round(
+            1000
+            * m.value("tp_gateway_latency_seconds_sum")
+            / max(m.value("tp_gateway_latency_seconds_count"), 1),
+            2,
+        ),
         "gateway_cpu_us_per_event": round(1e6 * cpu / max(done, 1), 1),
         "gateway_events_per_cpu_s": round(done / max(cpu, 1e-9), 1),
         "publishers": publishers,
@@ -164,8 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=DEFAULT_EVENTS)
     parser.add_argument("--publishers", type=int, default=PUBLISHERS)
-    parser.add_argument("--batch", type=int, default=1,
-                        help="events per MQTT message (default 1: no batching)")
+    parser.add_argument(
+        "--batch", type=int, default=1, help="events per MQTT message (default 1: no batching)"
+    )
     parser.add_argument("--out", type=Path, default=Path(".bench/gateway.json"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -29,25 +29,51 @@ def register(subparsers: Any) -> None:
         "ingest_time and produce it to Kafka keyed by site; invalid messages go to the "
         "dead-letter topic. Brokers come from TP_MQTT_HOST/TP_MQTT_PORT/TP_KAFKA_BOOTSTRAP.",
     )
-    p.add_argument("--client-id", default=f"tp-gateway-{socket.gethostname()}",
-                   help="MQTT client id; keep it stable across restarts so the broker's "
-                   "queued session is resumed (default: %(default)s)")
-    p.add_argument("--share-group", default=defaults.share_group,
-                   help="MQTT shared-subscription group; gateways in one group split the "
-                   "load (default: %(default)s)")
-    p.add_argument("--partitions", type=int, default=defaults.partitions,
-                   help="partitions for Kafka topics created at start-up (default: %(default)s)")
-    p.add_argument("--metrics-port", type=int, default=9102,
-                   help="loopback port for /metrics and /healthz, 0 = any (default: %(default)s)")
-    p.add_argument("--session-expiry", type=int, default=defaults.session_expiry_s,
-                   help="seconds the broker queues messages while this gateway is away "
-                   "(default: %(default)s)")
-    p.add_argument("--receive-maximum", type=int, default=defaults.receive_maximum,
-                   help="unacknowledged MQTT messages in flight (default: %(default)s)")
-    p.add_argument("--site", default=None,
-                   help="only forward this site's topics (default: every site)")
-    p.add_argument("--stats-every", type=float, default=10.0,
-                   help="seconds between progress lines, 0 = none (default: %(default)s)")
+    p.add_argument(
+        "--client-id",
+        default=f"tp-gateway-{socket.gethostname()}",
+        help="MQTT client id; keep it stable across restarts so the broker's "
+        "queued session is resumed (default: %(default)s)",
+    )
+    p.add_argument(
+        "--share-group",
+        default=defaults.share_group,
+        help="MQTT shared-subscription group; gateways in one group split the "
+        "load (default: %(default)s)",
+    )
+    p.add_argument(
+        "--partitions",
+        type=int,
+        default=defaults.partitions,
+        help="partitions for Kafka topics created at start-up (default: %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=9102,
+        help="loopback port for /metrics and /healthz, 0 = any (default: %(default)s)",
+    )
+    p.add_argument(
+        "--session-expiry",
+        type=int,
+        default=defaults.session_expiry_s,
+        help="seconds the broker queues messages while this gateway is away (default: %(default)s)",
+    )
+    p.add_argument(
+        "--receive-maximum",
+        type=int,
+        default=defaults.receive_maximum,
+        help="unacknowledged MQTT messages in flight (default: %(default)s)",
+    )
+    p.add_argument(
+        "--site", default=None, help="only forward this site's topics (default: every site)"
+    )
+    p.add_argument(
+        "--stats-every",
+        type=float,
+        default=10.0,
+        help="seconds between progress lines, 0 = none (default: %(default)s)",
+    )
     p.set_defaults(func=run)
 
 
@@ -93,16 +119,25 @@ def _report_until(stop: threading.Event, gateway: Gateway, every: float) -> None
     last_t, last_fwd = time.monotonic(), 0.0
     while not stop.wait(every if every > 0 else None):
         now, fwd = time.monotonic(), gateway.metrics.value("tp_gateway_forwarded_total")
-        log.info("%s (%.0f/s), health %s", _totals(gateway),
-                 (fwd - last_fwd) / max(now - last_t, 1e-9),
-                 "ok" if gateway.health().ok else "UNHEALTHY")
+        log.info(
+            "%s (%.0f/s), health %s",
+            _totals(gateway),
+            (fwd - last_fwd) / max(now - last_t, 1e-9),
+            "ok" if gateway.health().ok else "UNHEALTHY",
+        )
         last_t, last_fwd = now, fwd
 
 
 def _totals(gateway: Gateway) -> str:
     m = gateway.metrics
-    dead = sum(s.value for metric in m.dead_lettered.collect() for s in metric.samples
-               if s.name.endswith("_total"))
-    return (f"received {m.value('tp_gateway_received_total'):.0f}, "
-            f"forwarded {m.value('tp_gateway_forwarded_total'):.0f}, "
-            f"dead-lettered {dead:.0f}, in flight {gateway.in_flight}")
+    dead = sum(
+        s.value
+        for metric in m.dead_lettered.collect()
+        for s in metric.samples
+        if s.name.endswith("_total")
+    )
+    return (
+        f"received {m.value('tp_gateway_received_total'):.0f}, "
+        f"forwarded {m.value('tp_gateway_forwarded_total'):.0f}, "
+        f"dead-lettered {dead:.0f}, in flight {gateway.in_flight}"
+    )

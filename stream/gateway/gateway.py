@@ -93,8 +93,9 @@ class _Pending:
 class Gateway:
     """One gateway instance with a start/stop lifecycle (used by the CLI and by tests)."""
 
-    def __init__(self, settings: Settings, config: GatewayConfig,
-                 metrics: GatewayMetrics | None = None) -> None:
+    def __init__(
+        self, settings: Settings, config: GatewayConfig, metrics: GatewayMetrics | None = None
+    ) -> None:
         self.settings = settings
         self.config = config
         self.metrics = metrics or GatewayMetrics()
@@ -125,21 +126,36 @@ class Gateway:
         """
         if self.config.metrics_port is not None:
             self._http = ObservabilityServer(
-                self.config.metrics_port, self.health, self.metrics.registry).start()
+                self.config.metrics_port, self.health, self.metrics.registry
+            ).start()
         s = self.settings
-        ensure_topics(s.kafka_bootstrap, self._topics.values(), self.config.partitions,
-                      stop=self._stop)
-        self._producer = new_producer(s.kafka_bootstrap, self.config.client_id,
-                                      error_cb=self._on_kafka_error)
+        ensure_topics(
+            s.kafka_bootstrap, self._topics.values(), self.config.partitions, stop=self._stop
+        )
+        self._producer = new_producer(
+            s.kafka_bootstrap, self.config.client_id, error_cb=self._on_kafka_error
+        )
         self._mark_kafka(True)
-        self._poller = threading.Thread(target=self._poll_loop, name="gateway-kafka-poll",
-                                        daemon=True)
+        self._poller = threading.Thread(
+            target=self._poll_loop, name="gateway-kafka-poll", daemon=True
+        )
         self._poller.start()
-        self._client.connect_async(s.mqtt_host, s.mqtt_port, self.config.keepalive_s,
-                                   clean_start=False, properties=self._connect_properties())
+        self._client.connect_async(
+            s.mqtt_host,
+            s.mqtt_port,
+            self.config.keepalive_s,
+            clean_start=False,
+            properties=self._connect_properties(),
+        )
         self._client.loop_start()
-        log.info("gateway %s: MQTT %s:%d -> Kafka %s (namespace %s)", self.config.client_id,
-                 s.mqtt_host, s.mqtt_port, s.kafka_bootstrap, s.topic_namespace or "-")
+        log.info(
+            "gateway %s: MQTT %s:%d -> Kafka %s (namespace %s)",
+            self.config.client_id,
+            s.mqtt_host,
+            s.mqtt_port,
+            s.kafka_bootstrap,
+            s.topic_namespace or "-",
+        )
 
     def wait_subscribed(self, timeout: float) -> bool:
         """True once subscribed to every ingest stream (for tests and readiness)."""
@@ -163,8 +179,11 @@ class Gateway:
                 self._producer.flush(0.2)
                 self._retry_due(force=True)
             if self.in_flight:
-                log.warning("stopping with %d messages unconfirmed by Kafka; the broker "
-                            "will redeliver them", self.in_flight)
+                log.warning(
+                    "stopping with %d messages unconfirmed by Kafka; the broker "
+                    "will redeliver them",
+                    self.in_flight,
+                )
         self._client.disconnect()
         self._client.loop_stop()
         if self._poller is not None:
@@ -182,17 +201,24 @@ class Gateway:
     def health(self) -> Health:
         """Healthy when connected and subscribed to MQTT and Kafka is reachable."""
         mqtt_ok = self._connected and self._subscribed.is_set()
-        return Health(mqtt_ok and self._kafka_ok, {
-            "mqtt": "connected" if mqtt_ok else "disconnected",
-            "kafka": "ok" if self._kafka_ok else "unreachable",
-            "in_flight": self.in_flight,
-            "client_id": self.config.client_id,
-        })
+        return Health(
+            mqtt_ok and self._kafka_ok,
+            {
+                "mqtt": "connected" if mqtt_ok else "disconnected",
+                "kafka": "ok" if self._kafka_ok else "unreachable",
+                "in_flight": self.in_flight,
+                "client_id": self.config.client_id,
+            },
+        )
 
     # ----------------------------------------------------------------- MQTT side
     def _new_mqtt_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.config.client_id,
-                             protocol=mqtt.MQTTv5, manual_ack=True)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.config.client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
         s = self.settings
         if s.mqtt_username:
             client.username_pw_set(s.mqtt_username, s.mqtt_password)
@@ -212,8 +238,14 @@ class Gateway:
         props.ReceiveMaximum = self.config.receive_maximum
         return props
 
-    def _on_connect(self, client: mqtt.Client, _userdata: Any, flags: mqtt.ConnectFlags,
-                    reason: ReasonCode, _props: Properties | None) -> None:
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
         if reason.is_failure:
             log.error("MQTT broker refused the connection: %s", reason)
             return
@@ -221,14 +253,19 @@ class Gateway:
             self._generation += 1
         self._connected = True
         self.metrics.mqtt_connected.set(1)
-        log.info("MQTT connected (session %s)",
-                 "resumed" if flags.session_present else "new")
+        log.info("MQTT connected (session %s)", "resumed" if flags.session_present else "new")
         options = SubscribeOptions(qos=1)
         group, site = self.config.share_group, self.config.site
         client.subscribe([(mqtt_subscription(s, group, site), options) for s in INGEST_STREAMS])
 
-    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
-                      codes: list[ReasonCode], _props: Properties | None) -> None:
+    def _on_subscribe(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _mid: int,
+        codes: list[ReasonCode],
+        _props: Properties | None,
+    ) -> None:
         refused = [str(c) for c in codes if c.is_failure]
         if refused:
             log.error("MQTT broker refused subscriptions: %s", ", ".join(refused))
@@ -239,17 +276,21 @@ class Gateway:
         s = self.settings
         log.warning("MQTT broker at %s:%d unreachable; retrying", s.mqtt_host, s.mqtt_port)
 
-    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any,
-                       _flags: mqtt.DisconnectFlags, reason: ReasonCode,
-                       _props: Properties | None) -> None:
+    def _on_disconnect(
+        self,
+        _client: mqtt.Client,
+        _userdata: Any,
+        _flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
         self._connected = False
         self._subscribed.clear()
         self.metrics.mqtt_connected.set(0)
         if not self._draining:
             log.warning("MQTT connection lost (%s); reconnecting", reason)
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any,
-                    msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if self._draining:
             return  # unacknowledged: redelivered from the session after restart
         received = time.monotonic()
@@ -286,8 +327,9 @@ class Gateway:
         on_delivery = partial(self._on_delivery, record, pending)
         while True:
             try:
-                self._producer.produce(self._topics[record.topic], record.value, record.key,
-                                       on_delivery=on_delivery)
+                self._producer.produce(
+                    self._topics[record.topic], record.value, record.key, on_delivery=on_delivery
+                )
                 return
             except BufferError:  # librdkafka's queue is full: serve callbacks, then retry
                 self._producer.poll(0.05)
@@ -295,8 +337,9 @@ class Gateway:
                 self._delivery_failed(record, pending, exc.args[0] if exc.args else None)
                 return
 
-    def _on_delivery(self, record: Record, pending: _Pending,
-                     err: KafkaError | None, _msg: Message) -> None:
+    def _on_delivery(
+        self, record: Record, pending: _Pending, err: KafkaError | None, _msg: Message
+    ) -> None:
         if err is not None:
             self._delivery_failed(record, pending, err)
             return
@@ -320,11 +363,17 @@ class Gateway:
         now = time.monotonic()
         if now - self._last_failure_log > FAILURE_LOG_EVERY_S:  # one line, not one per event
             self._last_failure_log = now
-            log.warning("Kafka delivery to %s failed (%s); retrying every %.0f s",
-                        self._topics[record.topic], err, RETRY_DELAY_S)
+            log.warning(
+                "Kafka delivery to %s failed (%s); retrying every %.0f s",
+                self._topics[record.topic],
+                err,
+                RETRY_DELAY_S,
+            )
         with self._lock:
-            heapq.heappush(self._retries, (time.monotonic() + RETRY_DELAY_S,
-                                           next(self._retry_seq), record, pending))
+            heapq.heappush(
+                self._retries,
+                (time.monotonic() + RETRY_DELAY_S, next(self._retry_seq), record, pending),
+            )
 
     def _retry_due(self, force: bool = False) -> None:
         now = time.monotonic()

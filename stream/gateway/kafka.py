@@ -58,8 +58,9 @@ def ensure_topics(
     Raises ``KafkaException`` only for errors retrying cannot fix (e.g. an invalid name).
     """
     wanted = sorted(set(names))
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3,
-                         "socket.connection.setup.timeout.ms": 5000})
+    admin = AdminClient(
+        {"bootstrap.servers": bootstrap, "log_level": 3, "socket.connection.setup.timeout.ms": 5000}
+    )
     waiter = stop or threading.Event()
     delay = BACKOFF_START_S
     while True:
@@ -82,8 +83,7 @@ def _create(admin: AdminClient, names: list[str], partitions: int, replication: 
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(n, num_partitions=partitions, replication_factor=replication)
-         for n in missing],
+        [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing],
         request_timeout=ADMIN_TIMEOUT_S,
     )
     for name, fut in futures.items():
@@ -99,7 +99,9 @@ def _create(admin: AdminClient, names: list[str], partitions: int, replication: 
 
 def _is_transport(err: KafkaError) -> bool:
     return err.code() in (
-        KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._TIMED_OUT,
         KafkaError._RESOLVE,
     )
 

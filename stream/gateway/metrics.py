@@ -23,31 +23,43 @@ class GatewayMetrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.messages = Counter(
-            "tp_gateway_messages", "MQTT messages received (one may carry a batch)",
-            registry=r)
+            "tp_gateway_messages", "MQTT messages received (one may carry a batch)", registry=r
+        )
         self.received = Counter(
             "tp_gateway_received",
             "Events received: batch elements, or 1 per message that is not a batch",
-            registry=r)
+            registry=r,
+        )
         self.forwarded = Counter(
-            "tp_gateway_forwarded", "Valid events confirmed by Kafka", registry=r)
+            "tp_gateway_forwarded", "Valid events confirmed by Kafka", registry=r
+        )
         self.dead_lettered = Counter(
-            "tp_gateway_dead_lettered", "Messages confirmed in the dead-letter topic",
-            ["reason"], registry=r)
+            "tp_gateway_dead_lettered",
+            "Messages confirmed in the dead-letter topic",
+            ["reason"],
+            registry=r,
+        )
         self.produce_errors = Counter(
-            "tp_gateway_produce_errors", "Kafka produce or delivery failures (retried)",
-            ["error"], registry=r)
+            "tp_gateway_produce_errors",
+            "Kafka produce or delivery failures (retried)",
+            ["error"],
+            registry=r,
+        )
         self.in_flight = Gauge(
-            "tp_gateway_in_flight", "Records received but not yet confirmed by Kafka",
-            registry=r)
+            "tp_gateway_in_flight", "Records received but not yet confirmed by Kafka", registry=r
+        )
         self.latency = Histogram(
             "tp_gateway_latency_seconds",
             "MQTT receive to Kafka confirmation of the message's last record",
-            buckets=_LATENCY_BUCKETS, registry=r)
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
         self.mqtt_connected = Gauge(
-            "tp_gateway_mqtt_connected", "1 while connected to the MQTT broker", registry=r)
+            "tp_gateway_mqtt_connected", "1 while connected to the MQTT broker", registry=r
+        )
         self.kafka_ok = Gauge(
-            "tp_gateway_kafka_ok", "1 while the Kafka producer reaches a broker", registry=r)
+            "tp_gateway_kafka_ok", "1 while the Kafka producer reaches a broker", registry=r
+        )
         self._dead = {r.value: self.dead_lettered.labels(r.value) for r in DeadLetterReason}
 
     def dead(self, reason: str) -> Counter:

@@ -67,8 +67,15 @@ def route(raw_topic: bytes | str, payload: bytes, now: datetime) -> list[Record]
     """
     topic_text = raw_topic if isinstance(raw_topic, str) else _topic_text(raw_topic)
     if topic_text is None:
-        return [dead_letter(DeadLetterReason.BAD_TOPIC, "topic is not valid UTF-8",
-                            repr(raw_topic), payload, now)]
+        return [
+            dead_letter(
+                DeadLetterReason.BAD_TOPIC,
+                "topic is not valid UTF-8",
+                repr(raw_topic),
+                payload,
+                now,
+            )
+        ]
     try:
         topic = _parse_topic(topic_text)
     except ValueError as exc:
@@ -77,28 +84,46 @@ def route(raw_topic: bytes | str, payload: bytes, now: datetime) -> list[Record]
         batch = is_batch(payload)
         limit = MAX_BATCH_BYTES if batch else MAX_EVENT_BYTES
         if len(payload) > limit:
-            raise ContractError(DeadLetterReason.PAYLOAD_TOO_LARGE,
-                                f"{len(payload)} bytes > limit {limit}")
+            raise ContractError(
+                DeadLetterReason.PAYLOAD_TOO_LARGE, f"{len(payload)} bytes > limit {limit}"
+            )
         doc = parse_json(payload)
         if not batch:
             return [_event_record(topic, topic_text, doc, payload, now)]
         if not doc or len(doc) > MAX_BATCH_EVENTS:
-            raise ContractError(DeadLetterReason.SCHEMA_VIOLATION,
-                                f"a batch holds 1 to {MAX_BATCH_EVENTS} events, got {len(doc)}")
+            raise ContractError(
+                DeadLetterReason.SCHEMA_VIOLATION,
+                f"a batch holds 1 to {MAX_BATCH_EVENTS} events, got {len(doc)}",
+            )
         stamp = _ingest_time_field(now)
-        return [_event_record(topic, topic_text, item, None, now, i, stamp)
-                for i, item in enumerate(doc)]
+        return [
+            _event_record(topic, topic_text, item, None, now, i, stamp)
+            for i, item in enumerate(doc)
+        ]
     except ContractError as exc:
         return [dead_letter(exc.reason, exc.detail, topic_text, payload, now, key=topic.site)]
     except Exception as exc:  # a decoder bug must not stop the gateway; keep the evidence
-        return [dead_letter(DeadLetterReason.SCHEMA_VIOLATION,
-                            f"unexpected {type(exc).__name__}: {exc}", topic_text, payload, now,
-                            key=topic.site)]
+        return [
+            dead_letter(
+                DeadLetterReason.SCHEMA_VIOLATION,
+                f"unexpected {type(exc).__name__}: {exc}",
+                topic_text,
+                payload,
+                now,
+                key=topic.site,
+            )
+        ]
 
 
-def _event_record(topic: MqttTopic, topic_text: str, doc: Any, payload: bytes | None,
-                  now: datetime, index: int | None = None, stamp: bytes | None = None,
-                  ) -> Record:
+def _event_record(
+    topic: MqttTopic,
+    topic_text: str,
+    doc: Any,
+    payload: bytes | None,
+    now: datetime,
+    index: int | None = None,
+    stamp: bytes | None = None,
+) -> Record:
     """One parsed JSON value as an event record or a dead letter; never raises.
 
     ``payload`` is the raw message for a single event; for a batch element it is None and
@@ -109,8 +134,11 @@ def _event_record(topic: MqttTopic, topic_text: str, doc: Any, payload: bytes | 
         mismatch = topic_mismatch(topic, event)
         if mismatch:
             raise ContractError(DeadLetterReason.TOPIC_MISMATCH, mismatch)
-        return Record(event.kafka_topic, event.partition_key(),
-                      _stamped(event, stamp or _ingest_time_field(now), now))
+        return Record(
+            event.kafka_topic,
+            event.partition_key(),
+            _stamped(event, stamp or _ingest_time_field(now), now),
+        )
     except Exception as exc:  # ContractError, or a bug: the evidence goes to the DLQ
         if isinstance(exc, ContractError):
             reason, detail = exc.reason, exc.detail
@@ -120,8 +148,9 @@ def _event_record(topic: MqttTopic, topic_text: str, doc: Any, payload: bytes | 
         if payload is None:
             detail = f"batch element {index}: {detail}"
             payload = _element_bytes(doc)
-        return dead_letter(reason, detail, topic_text, payload, now, key=topic.site,
-                           batch_index=index)
+        return dead_letter(
+            reason, detail, topic_text, payload, now, key=topic.site, batch_index=index
+        )
 
 
 def _ingest_time_field(now: datetime) -> bytes:
@@ -162,11 +191,15 @@ def topic_mismatch(topic: MqttTopic, event: EventBase) -> str | None:
     if topic.device != event.device:
         problems.append(f"device {event.device!r} != topic device {topic.device!r}")
     if event.device_kind is not None and topic.kind != event.device_kind:
-        problems.append(f"{event.type} needs device kind {event.device_kind.value!r}, "
-                        f"topic has {topic.kind.value!r}")
+        problems.append(
+            f"{event.type} needs device kind {event.device_kind.value!r}, "
+            f"topic has {topic.kind.value!r}"
+        )
     if topic.stream != event.mqtt_stream:
-        problems.append(f"{event.type} belongs on stream {event.mqtt_stream.value!r}, "
-                        f"topic has {topic.stream.value!r}")
+        problems.append(
+            f"{event.type} belongs on stream {event.mqtt_stream.value!r}, "
+            f"topic has {topic.stream.value!r}"
+        )
     return "; ".join(problems) or None
 
 

@@ -119,10 +119,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sites", type=int, default=20)
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=2000)
-    p.add_argument("--source", choices=("synthetic", "sim"), default="synthetic",
-                   help="sparse synthetic sessions or the Wi-Fi simulator's HCMC traffic")
-    p.add_argument("--rate", type=float, default=0.0,
-                   help="produce at this many events/s while the worker runs (0: backlog)")
+    p.add_argument(
+        "--source",
+        choices=("synthetic", "sim"),
+        default="synthetic",
+        help="sparse synthetic sessions or the Wi-Fi simulator's HCMC traffic",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="produce at this many events/s while the worker runs (0: backlog)",
+    )
     p.add_argument("--out", type=Path, default=Path(".bench/worker.json"))
     args = p.parse_args(argv)
     settings = get_settings()
