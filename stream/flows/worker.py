@@ -14,20 +14,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
-import psycopg
-
 from schemas.codec import ContractError, decode_event
 from schemas.flows import FlowsHourlyV1, OdInflow
 from stream.flows import metrics
 from stream.flows.presence import publishable
 from stream.flows.sink import FlowsConfig, FlowsSink, HourlyUpdate
+from stream.storage.reconnect import RetryingSink
 from stream.wifi.batch import WIFI_SESSION_TYPES, WifiSessionEvent
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Send = Callable[[bytes | None, bytes], Awaitable[None]]
-RETRY_FIRST, RETRY_MAX = 0.5, 10.0
 
 
 class FlowsWorker:
@@ -35,9 +33,9 @@ class FlowsWorker:
         self.database_url = database_url
         self.config = config
         self._send = send_update
-        self._sink: FlowsSink | None = None
-        self._lock = asyncio.Lock()  # one transaction at a time on the connection
-        self.db_ok = True
+        self._db = RetryingSink(
+            database_url, "tp-flows", lambda conn: FlowsSink(conn, config), metrics.DB_ERRORS
+        )
         self.last_batch_at: datetime | None = None
         self.last_recompute_at: datetime | None = None
 
@@ -94,40 +92,13 @@ class FlowsWorker:
             return None
         return event
 
+    @property
+    def db_ok(self) -> bool:
+        return self._db.ok
+
     async def with_db(self, work: Callable[[FlowsSink], Awaitable[T]]) -> T:
-        """Run ``work``, reconnecting and retrying until it succeeds (never ack unstored)."""
-        delay = RETRY_FIRST
-        async with self._lock:
-            while True:
-                try:
-                    result = await work(await self._connect())
-                    self.db_ok = True
-                    return result
-                except Exception as exc:  # any failure: retry, never lose a batch
-                    self.db_ok = False
-                    metrics.DB_ERRORS.inc()
-                    log.warning("flows transaction failed (%s), retrying in %.1fs", exc, delay)
-                    await self._drop()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
-
-    async def _connect(self) -> FlowsSink:
-        if self._sink is None or self._sink.conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
-                self.database_url,
-                autocommit=True,  # transaction() blocks then really commit, stray reads too
-                options="-c timezone=UTC",
-                application_name="tp-flows",
-            )
-            self._sink = FlowsSink(conn, self.config)
-        return self._sink
-
-    async def _drop(self) -> None:
-        if self._sink is not None:
-            try:
-                await self._sink.conn.close()
-            finally:
-                self._sink = None
+        """Run ``work`` in the sink until it succeeds (never ack unstored events)."""
+        return await self._db.run(work)
 
     async def close(self) -> None:
-        await self._drop()
+        await self._db.close()

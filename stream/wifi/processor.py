@@ -7,7 +7,6 @@ committed it: the caller (``stream.take``) acks the Kafka offsets after that, ne
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from schemas.codec import ContractError, DeadLetterReason, decode_event
 from schemas.stream_out import OccupancyUpdateV1
 from stream.gateway.routing import dead_letter
 from stream.storage.partitions import ensure_event_partitions
+from stream.storage.reconnect import RetryingSink
 from stream.wifi import metrics
 from stream.wifi.batch import WIFI_SESSION_TYPES, WifiSessionEvent
 from stream.wifi.live import LiveThrottle
@@ -29,8 +29,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Send = Callable[[bytes | None, bytes], Awaitable[None]]
-#: Backoff between retries of a failed batch transaction (doubling, capped).
-RETRY_FIRST, RETRY_MAX = 0.5, 10.0
 
 
 @dataclass(frozen=True)
@@ -49,10 +47,18 @@ class OccupancyProcessor:
         self.config = config
         self._send_live = send_live
         self._send_dead = send_dead
-        self._sink: OccupancySink | None = None
-        self._lock = asyncio.Lock()  # one transaction at a time on the connection
+        self._db = RetryingSink(
+            config.database_url,
+            "tp-worker",
+            lambda conn: OccupancySink(
+                conn,
+                config.session_timeout,
+                raw_writer=config.raw_writer,
+                rollup_interval=config.rollup_interval,
+            ),
+            metrics.DB_ERRORS,
+        )
         self.throttle = LiveThrottle(config.live_interval)
-        self.db_ok = True
         self.last_batch_at: datetime | None = None
 
     async def process(self, values: Sequence[bytes]) -> BatchResult:
@@ -98,13 +104,12 @@ class OccupancyProcessor:
     async def close(self) -> None:
         """Recompute this worker's queued minutes (best effort: any worker's sweep would
         do it later) and disconnect."""
-        if self._sink is not None:
+        if self._db.current is not None:
             try:
-                await self._sink.flush()
+                await self._db.current.flush()
             except psycopg.Error as exc:
                 log.warning("final rollup flush failed (%s); the next sweep redoes it", exc)
-            await self._sink.conn.close()
-            self._sink = None
+        await self._db.close()
 
     async def _decode(self, raw: bytes) -> WifiSessionEvent | None:
         try:
@@ -132,50 +137,13 @@ class OccupancyProcessor:
         await self._send_live(update.site.encode(), msg.model_dump_json().encode())
         metrics.LIVE_UPDATES.inc()
 
+    @property
+    def db_ok(self) -> bool:
+        return self._db.ok
+
     async def _with_db(self, work: Callable[[OccupancySink], Awaitable[T]]) -> T:
-        """Run ``work`` in the sink, reconnecting and retrying until it succeeds.
-
-        Giving up would mean acking events that were never stored (``take`` acks a batch
-        when the agent moves on, even after an error), so a broken database stalls the
-        worker (visible in /healthz and tp_worker_db_errors_total) instead of losing data.
-        """
-        delay = RETRY_FIRST
-        async with self._lock:
-            while True:
-                try:
-                    result = await work(await self._connect())
-                    self.db_ok = True
-                    return result
-                except Exception as exc:  # any failure: retry, never ack unstored events
-                    self.db_ok = False
-                    metrics.DB_ERRORS.inc()
-                    log.warning("database write failed (%s), retrying in %.1fs", exc, delay)
-                    await self._drop_connection()
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RETRY_MAX)
-
-    async def _connect(self) -> OccupancySink:
-        if self._sink is None or self._sink.conn.closed:
-            conn = await psycopg.AsyncConnection.connect(
-                self.config.database_url,
-                autocommit=True,
-                options="-c timezone=UTC",
-                application_name="tp-worker",
-            )
-            self._sink = OccupancySink(
-                conn,
-                self.config.session_timeout,
-                raw_writer=self.config.raw_writer,
-                rollup_interval=self.config.rollup_interval,
-            )
-        return self._sink
-
-    async def _drop_connection(self) -> None:
-        if self._sink is not None:
-            try:
-                await self._sink.conn.close()
-            finally:
-                self._sink = None
+        """Run ``work`` in the sink until it succeeds (see :class:`RetryingSink`)."""
+        return await self._db.run(work)
 
 
 def _now() -> datetime:
