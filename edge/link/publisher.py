@@ -57,6 +57,16 @@ CONNECT_ERRORS = (OSError, ssl.SSLError, ValueError)
 CONNACK_TIMEOUT_S = 15.0
 #: How often the outbox is checked for expired rows.
 EXPIRE_EVERY_S = 10.0
+#: PUBACK reason codes that mean "accepted on the wire but not passed on; the same message
+#: can succeed later": 0x10 No matching subscribers (after a broker restart, until the
+#: gateway has subscribed again the broker drops what it acknowledges with this code),
+#: 0x80 Unspecified error, 0x89 Server busy, 0x97 Quota exceeded. Such events stay in the
+#: outbox and are sent again after a back-off; every other failure is permanent.
+RETRY_REASONS = frozenset({0x10, 0x80, 0x89, 0x97})
+#: Back-off before re-sending events the broker did not deliver (doubles up to the max):
+#: short, because a gateway re-subscribes within a second or two of a broker restart.
+RETRY_MIN_S = 0.5
+RETRY_MAX_S = 5.0
 
 OUTBOX_DEPTH = Gauge("tp_edge_outbox_depth", "Events waiting in the outbox")
 OUTBOX_OLDEST = Gauge("tp_edge_outbox_oldest_seconds", "Age of the oldest queued event")
@@ -64,6 +74,11 @@ OUTBOX_DROPPED = Counter("tp_edge_outbox_dropped_total", "Events dropped: outbox
 PUBLISHED = Counter("tp_edge_mqtt_acked_total", "Events acknowledged by the broker (PUBACK)")
 CONNECTED = Gauge("tp_edge_mqtt_connected", "1 while the broker connection is up")
 LINK_ERRORS = Counter("tp_edge_link_errors_total", "Uplink errors by reason", ["reason"])
+NOT_DELIVERED = Counter(
+    "tp_edge_mqtt_not_delivered_total",
+    "PUBACKs saying the broker did not deliver the event (kept in the outbox, sent again)",
+    ["reason"],
+)
 
 
 class MqttLink:
@@ -93,6 +108,11 @@ class MqttLink:
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
         self._acked: list[int] = []
+        #: Set when the broker answered a PUBACK with a RETRY_REASONS code: sending pauses,
+        #: in-flight acks drain, and after the back-off the outbox is re-read from its head.
+        self._resend_at: float | None = None
+        self._retry_backoff = RETRY_MIN_S
+        self.not_delivered_total = 0
         self._window = cfg.max_inflight  # lowered to the broker's Receive Maximum on CONNACK
         self._conn_state: str = "idle"  # idle | connecting | up | down
         self._dropped_seen = 0
@@ -153,6 +173,7 @@ class MqttLink:
                 CONNECTED.set(0)
                 self._inflight.clear()
                 self._acked.clear()
+                self._resend_at = None  # a new connection replays the outbox from its head
                 client.disconnect()
                 client.loop(timeout=0.01)  # lets paho close the socket
             self._stop.wait(backoff)
@@ -210,8 +231,15 @@ class MqttLink:
             if self._stop.is_set():
                 self._goodbye(client)
                 return
+            if self._resend_at is not None and not self._inflight:
+                if time.monotonic() < self._resend_at:
+                    client.loop(timeout=0.05)
+                    self._flush_acks()
+                    continue
+                self._resend_at = None
+                last_sent = 0  # kept rows are the oldest: replay from the head, in order
             room = self._window - len(self._inflight)
-            if room > 0:
+            if room > 0 and self._resend_at is None:
                 for row in self.outbox.peek(after=last_sent, limit=room):
                     info = client.publish(row.topic, row.payload, qos=1)
                     if info.rc != mqtt.MQTT_ERR_SUCCESS:
@@ -313,6 +341,20 @@ class MqttLink:
         seq = self._inflight.pop(mid, None)
         if seq is None:
             return  # availability / heartbeat
+        if rc.value in RETRY_REASONS:
+            # Not delivered although acknowledged: the event stays in the outbox. Acking it
+            # here lost every event sent between a broker restart and the gateway's
+            # re-subscription (reason 0x10); now it is re-sent after a back-off.
+            reason = f"puback_{_slug(rc.getName())}"
+            NOT_DELIVERED.labels(reason=reason).inc()
+            self.not_delivered_total += 1
+            if self._resend_at is None:
+                self._resend_at = time.monotonic() + self._retry_backoff
+                self._retry_backoff = min(self._retry_backoff * 2, RETRY_MAX_S)
+                log.warning("broker did not deliver (%s): events kept, re-sent later", reason)
+            return
+        if self._resend_at is None:
+            self._retry_backoff = RETRY_MIN_S
         if rc.is_failure:
             # The broker refused this message (e.g. not authorised): retrying cannot help,
             # so it leaves the queue, counted by reason, rather than blocking it forever.
