@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -203,3 +205,54 @@ async def test_a_killed_simulator_is_announced_offline_by_its_last_will(
             proc.kill()
         await asyncio.wait_for(proc.wait(), 30)
         recorder.close()
+
+
+@pytest.mark.integration
+def test_simulator_resends_what_the_broker_acknowledged_without_delivering(
+    tmp_path: Path,
+) -> None:
+    """No subscriber (a broker just restarted, gateway not back): PUBACK 0x10, message gone.
+
+    The simulator is no durable sender, but it must not count those as delivered: it keeps
+    them in memory and publishes them again, so the demo and benchmarks lose nothing here.
+    """
+    from edge_wifi_support import Collector, PrivateMosquitto, wait_until
+
+    from edge.simulator.generator import SimConfig, WifiSessionGenerator
+    from edge.simulator.identity import SimulatedClockPseudonymiser
+    from edge.simulator.publisher import PublishOptions, SimPublisher
+
+    broker = PrivateMosquitto(tmp_path).start()
+    configs = load_device_configs(DEVICE_CONFIG_DIR)
+    configs = configs.model_copy(update={"sites": configs.sites[:2]})
+    start = datetime.fromisoformat(START)
+    sim = SimConfig(start=start, seed=7)
+    events = list(
+        itertools.islice(
+            WifiSessionGenerator(configs, sim, SimulatedClockPseudonymiser(tmp_path)), 300
+        )
+    )
+    opts = PublishOptions(port=broker.port, speed=None, max_events=len(events), progress_s=60)
+    publisher = SimPublisher({e.site for e in events}, opts)
+    collector: Collector | None = None
+    try:
+        publisher.connect(start)
+        runner = threading.Thread(target=publisher.run, args=(events,), daemon=True)
+        runner.start()
+        wait_until(lambda: publisher.stats.not_delivered > 0, 30, "a 0x10 PUBACK")
+        collector = Collector(broker.port, "tp/+/+/+/+/session")
+        runner.join(60)
+        assert not runner.is_alive()
+        want = {e.id for e in events}
+
+        def got() -> set[str]:
+            assert collector is not None
+            return {ev.id for p in collector.payloads("/session") for ev in decode_events(p)}
+
+        wait_until(lambda: got() >= want, 30, "every event delivered")
+        assert got() == want
+    finally:
+        publisher.close(graceful=False)
+        if collector is not None:
+            collector.close()
+        broker.stop()

@@ -220,6 +220,7 @@ def _print_progress(stats: PublishStats, final: bool = False) -> None:
     print(
         f"{label}: {stats.sent} session events ({stats.rate:,.0f}/s), "
         f"{stats.heartbeats} heartbeats, {stats.acked} acked, {stats.failed} rejected, "
+        f"{stats.not_delivered} re-sent (not delivered), "
         f"simulated time {sim}",
         file=sys.stderr,
         flush=True,

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.link.publisher import RETRY_MAX_S, RETRY_MIN_S, RETRY_REASONS
 from edge.simulator.generator import SOURCE, WifiEvent, edge_device_id
 from schemas.batch import MAX_BATCH_EVENTS, join_batch
 from schemas.codec import encode_event
@@ -80,6 +81,9 @@ class PublishStats:
     published: int = 0  # every message handed to paho: events, heartbeats, availability
     acked: int = 0
     failed: int = 0
+    #: PUBACKs saying "not delivered" (0x10 no subscriber after a broker restart, busy):
+    #: those messages are published again after a back-off, so ``acked`` stays honest.
+    not_delivered: int = 0
     started: float = field(default_factory=time.monotonic)
     sim_time: datetime | None = None
 
@@ -110,6 +114,13 @@ class _EdgeLink:
         self._batch: list[bytes] = []
         self._last_batch = float("-inf")  # monotonic time the last session message left
         self.refused: str | None = None
+        #: In-memory copy of each unacknowledged message (mid -> topic, payload, retain),
+        #: bounded by the in-flight window, to re-send what the broker did not deliver.
+        #: Not durable: a killed simulator loses what it held (it is no edge agent).
+        self._unacked: dict[int, tuple[str, bytes, bool]] = {}
+        self._resend: list[tuple[str, bytes, bool]] = []
+        self._resend_at = 0.0
+        self._backoff = RETRY_MIN_S
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"tp-sim-{self.device}-{os.getpid()}"[:64],
@@ -136,9 +147,28 @@ class _EdgeLink:
         self.client.connect(opts.host, opts.port, keepalive=30)
 
     def publish(self, stream: MqttStream, payload: bytes, retain: bool = False) -> None:
+        # Only events are worth re-sending: a heartbeat is telemetry (the next one
+        # supersedes it) and a retained availability is kept by the broker regardless.
+        self._send(self.topic(stream), payload, retain, durable=stream is MqttStream.SESSION)
+
+    def _send(self, topic: str, payload: bytes, retain: bool, durable: bool = True) -> None:
         self._stats.published += 1
         self._cork()
-        self.client.publish(self.topic(stream), payload, qos=1, retain=retain)
+        info = self.client.publish(topic, payload, qos=1, retain=retain)
+        if durable:
+            self._unacked[info.mid] = (topic, payload, retain)
+
+    @property
+    def waiting(self) -> int:
+        """Messages the broker did not deliver, waiting for their re-send."""
+        return len(self._resend)
+
+    def resend_due(self, now: float) -> None:
+        """Publish again what the broker acknowledged without delivering, once backed off."""
+        if self._resend and now >= self._resend_at and self.connected:
+            again, self._resend = self._resend, []
+            for topic, payload, retain in again:
+                self._send(topic, payload, retain)
 
     def add_session(self, payload: bytes, now: float, opts: PublishOptions) -> None:
         """Queue one session event; send the batch when full or the device was quiet."""
@@ -185,7 +215,16 @@ class _EdgeLink:
         else:
             self.connected = True
 
-    def _on_publish(self, _c: Any, _u: Any, _mid: int, reason: Any, _p: Any) -> None:
+    def _on_publish(self, _c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        message = self._unacked.pop(mid, None)
+        if reason.value in RETRY_REASONS and message is not None:
+            self._stats.not_delivered += 1
+            if not self._resend:
+                self._resend_at = time.monotonic() + self._backoff
+                self._backoff = min(self._backoff * 2, RETRY_MAX_S)
+            self._resend.append(message)
+        elif not self._resend:
+            self._backoff = RETRY_MIN_S
         if reason.is_failure:
             self._stats.failed += 1
             log.warning("%s: broker rejected a message: %s", self.device, reason)
@@ -221,7 +260,8 @@ class SimPublisher:
 
     @property
     def in_flight(self) -> int:
-        return self.stats.published - self.stats.acked
+        waiting = sum(link.waiting for link in self._links.values())
+        return self.stats.published - self.stats.acked + waiting
 
     def connect(self, sim_now: datetime) -> None:
         """Connect every link; each says ``online`` only after the broker accepted it."""
@@ -293,7 +333,9 @@ class SimPublisher:
         reconnect. Waits at most ``timeout`` seconds, less when a batch falls due sooner."""
         readers, writers = {}, {}
         timeout = self._send_due_batches(timeout)
+        now = time.monotonic()
         for link in self._links.values():
+            link.resend_due(now)
             link.flush()
             sock = link.client.socket()
             if sock is None:
