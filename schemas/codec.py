@@ -28,6 +28,7 @@ class DeadLetterReason(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
     TOPIC_MISMATCH = "topic_mismatch"
     BAD_TOPIC = "bad_topic"
+    UNKNOWN_SITE = "unknown_site"
 
 
 class ContractError(ValueError):

@@ -11,6 +11,8 @@ from enum import StrEnum
 from typing import NamedTuple
 
 MQTT_PREFIX = "tp/v1"
+#: The first level of every TourPulse topic, whatever its version.
+MQTT_ROOT = MQTT_PREFIX.split("/")[0]
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 
@@ -90,6 +92,20 @@ class MqttTopic(NamedTuple):
             return cls.build(parts[2], DeviceKind(parts[3]), parts[4], MqttStream(parts[5]))
         except ValueError as exc:
             raise ValueError(f"malformed TourPulse topic {topic!r}: {exc}") from None
+
+
+def mqtt_catch_all(share_group: str | None = None, site: str | None = None) -> str:
+    """Every topic under ``tp/`` (or every topic of one ``site``, whatever its shape).
+
+    The gateway subscribes to this rather than to the well-formed streams only: a message
+    on a wrong-shape topic (5 or 7 levels, ``tp/v2``, an unknown stream) then reaches it
+    and is dead-lettered with a reason, instead of being acknowledged by the broker with
+    "No matching subscribers" and vanishing without a trace.
+    """
+    if site is not None and not _SLUG.match(site):
+        raise ValueError(f"invalid site id for an MQTT subscription: {site!r}")
+    topic_filter = f"{MQTT_ROOT}/+/{site}/#" if site else f"{MQTT_ROOT}/#"
+    return f"$share/{share_group}/{topic_filter}" if share_group else topic_filter
 
 
 def mqtt_subscription(

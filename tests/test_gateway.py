@@ -143,6 +143,43 @@ async def test_bad_inputs_are_dead_lettered_and_the_gateway_keeps_working(
     assert gateway.health().ok
 
 
+async def test_wrong_shape_topics_and_unknown_sites_are_dead_lettered_not_vanished(
+    settings: Settings,
+    namespace: str,
+    kafka_admin: Any,
+    mqtt_publish: Any,
+) -> None:
+    """Before the catch-all subscription no subscription matched these: the broker answered
+    "No matching subscribers" and they appeared in no metric and no dead letter."""
+    gateway = await start_gateway(
+        settings, f"gw-{namespace}-shape", known_sites=frozenset({"somewhere-else"})
+    )
+    try:
+        event = session_start(namespace, 5)
+        payload = encode_event(event)
+        wrong = [
+            f"tp/v1/{namespace}/wifi/session",  # 5 levels
+            f"tp/v1/{namespace}/wifi/edge-1/session/extra",  # 7 levels
+            f"tp/v2/{namespace}/wifi/edge-1/session",  # unknown version
+            f"tp/v1/{namespace}/wifi/edge-1/gossip",  # unknown stream
+        ]
+        for topic in wrong:
+            await mqtt_publish(topic, [payload])
+        await mqtt_publish(topic_for(event), [payload])  # well formed, but not a known site
+        await mqtt_publish(f"tp/v1/{namespace}/wifi/edge-1/cmd", [b'{"command": "x"}'])
+        letters = [
+            DeadLetterV1.model_validate_json(r.value)
+            for r in await kafka_admin.consume_all(settings.kafka_topic(DLQ), len(wrong) + 1)
+        ]
+        assert sorted(x.reason for x in letters) == ["bad_topic"] * len(wrong) + ["unknown_site"]
+        assert {x.mqtt_topic for x in letters} == {*wrong, topic_for(event)}
+        m = gateway.metrics
+        await until(lambda: m.value("tp_gateway_commands_skipped_total") == 1, "cmd skipped")
+        assert m.value("tp_gateway_forwarded_total") == 0
+    finally:
+        await asyncio.to_thread(gateway.stop)
+
+
 async def test_topic_that_disagrees_with_the_envelope_is_dead_lettered(
     gateway: Gateway,
     settings: Settings,

@@ -13,7 +13,8 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
-from infra.settings import get_settings
+from device_configs import ConfigError, load_device_configs
+from infra.settings import Settings, get_settings
 from stream.gateway.gateway import Gateway, GatewayConfig
 
 log = logging.getLogger("tourpulse.gateway")
@@ -66,7 +67,10 @@ def register(subparsers: Any) -> None:
         help="unacknowledged MQTT messages in flight (default: %(default)s)",
     )
     p.add_argument(
-        "--site", default=None, help="only forward this site's topics (default: every site)"
+        "--site",
+        default=None,
+        help="only forward this site's topics, which need not be in the device configs "
+        "(default: every site listed in TP_DEVICE_CONFIGS; others are dead-lettered)",
     )
     p.add_argument(
         "--stats-every",
@@ -77,7 +81,22 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
+def _configured_sites(settings: Settings) -> frozenset[str]:
+    """Site ids of the device configs: events for any other site are dead-lettered.
+
+    An isolated deployment (``TP_TOPIC_NAMESPACE``: benchmarks, tests) also owns the same
+    sites prefixed ``<namespace>-``, as ``simulate wifi --site-prefix`` publishes them.
+    """
+    try:
+        ids = {s.id for s in load_device_configs(settings.device_configs).sites}
+    except ConfigError as exc:
+        raise SystemExit(f"error: device configs {settings.device_configs}: {exc}") from exc
+    ns = settings.topic_namespace
+    return frozenset(ids | {f"{ns}-{i}" for i in ids}) if ns else frozenset(ids)
+
+
 def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
     config = GatewayConfig(
         client_id=args.client_id,
         share_group=args.share_group,
@@ -86,8 +105,9 @@ def run(args: argparse.Namespace) -> int:
         receive_maximum=args.receive_maximum,
         metrics_port=args.metrics_port,
         site=args.site,
+        known_sites=frozenset({args.site}) if args.site else _configured_sites(settings),
     )
-    gateway = Gateway(get_settings(), config)
+    gateway = Gateway(settings, config)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

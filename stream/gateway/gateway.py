@@ -39,10 +39,10 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from infra.observability import Health, ObservabilityServer
 from infra.settings import Settings
 from schemas.registry import EVENT_MODELS
-from schemas.topics import KafkaTopic, MqttStream, mqtt_subscription
+from schemas.topics import KafkaTopic, MqttStream, mqtt_catch_all, mqtt_subscription
 from stream.gateway.kafka import ensure_topics, new_producer
 from stream.gateway.metrics import GatewayMetrics
-from stream.gateway.routing import Record, route
+from stream.gateway.routing import Record, is_command_topic, route
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,10 @@ RETRY_DELAY_S = 1.0
 FAILURE_LOG_EVERY_S = 10.0
 #: Without a delivery for this long, probe Kafka's metadata to keep the health verdict fresh.
 KAFKA_PROBE_EVERY_S = 5.0
+#: Longest wait between MQTT reconnect attempts. Devices retry within 1-5 s after a broker
+#: restart; a gateway backing off to paho's 30 s left them publishing into a broker with no
+#: subscriber (PUBACK 0x10) for up to half a minute.
+RECONNECT_MAX_S = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class GatewayConfig:
     keepalive_s: int = 30
     #: Only this site's topics (a per-site deployment, or test isolation); None: all sites.
     site: str | None = None
+    #: Sites of the deployment (device configs); events for others are dead-lettered.
+    #: None: no check (tests and tools with synthetic sites).
+    known_sites: frozenset[str] | None = None
     metrics_port: int | None = None  # None: no HTTP endpoint (0: any free port)
 
 
@@ -224,7 +231,7 @@ class Gateway:
             client.username_pw_set(s.mqtt_username, s.mqtt_password)
         if s.mqtt_tls_ca:
             client.tls_set(ca_certs=str(s.mqtt_tls_ca))
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
+        client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -254,9 +261,12 @@ class Gateway:
         self._connected = True
         self.metrics.mqtt_connected.set(1)
         log.info("MQTT connected (session %s)", "resumed" if flags.session_present else "new")
-        options = SubscribeOptions(qos=1)
         group, site = self.config.share_group, self.config.site
-        client.subscribe([(mqtt_subscription(s, group, site), options) for s in INGEST_STREAMS])
+        if flags.session_present:  # a session from before the catch-all: drop its filters
+            client.unsubscribe([mqtt_subscription(s, group, site) for s in INGEST_STREAMS])
+        # Subscribe on every connect, resumed session or not: Mosquitto 2.0 restores a
+        # persistent session after a restart without its $share subscriptions.
+        client.subscribe(mqtt_catch_all(group, site), options=SubscribeOptions(qos=1))
 
     def _on_subscribe(
         self,
@@ -307,7 +317,12 @@ class Gateway:
             topic: str | bytes = msg.topic
         except UnicodeDecodeError:  # paho decodes lazily; keep the raw bytes for the DLQ
             topic = bytes(getattr(msg, "_topic", b""))
-        records = route(topic, bytes(msg.payload), datetime.now(UTC))
+        if isinstance(topic, str) and is_command_topic(topic):
+            self.metrics.commands_skipped.inc()  # the platform's own commands to devices
+            if msg.qos:
+                self._client.ack(msg.mid, msg.qos)
+            return
+        records = route(topic, bytes(msg.payload), datetime.now(UTC), self.config.known_sites)
         n = len(records)
         self.metrics.received.inc(n)
         pending = _Pending(msg.mid, msg.qos, self._generation, received, n)

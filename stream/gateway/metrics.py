@@ -39,6 +39,11 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.commands_skipped = Counter(
+            "tp_gateway_commands_skipped",
+            "Platform-to-device commands seen on the catch-all subscription (not ingested)",
+            registry=r,
+        )
         self.produce_errors = Counter(
             "tp_gateway_produce_errors",
             "Kafka produce or delivery failures (retried)",

@@ -37,7 +37,7 @@ from schemas.codec import (
 )
 from schemas.envelope import EventBase
 from schemas.stream_out import DEAD_LETTER_PAYLOAD_CAP, DeadLetterV1
-from schemas.topics import KafkaTopic, MqttTopic
+from schemas.topics import KafkaTopic, MqttStream, MqttTopic
 
 _DETAIL_MAX = 2000
 _TOPIC_MAX = 512
@@ -60,9 +60,16 @@ class Record:
     reason: str | None = None
 
 
-def route(raw_topic: bytes | str, payload: bytes, now: datetime) -> list[Record]:
+def route(
+    raw_topic: bytes | str,
+    payload: bytes,
+    now: datetime,
+    known_sites: frozenset[str] | None = None,
+) -> list[Record]:
     """Validate one message against its topic and the contract; never raises.
 
+    ``known_sites``: the sites of the deployment's device configs; a message for any other
+    site is dead-lettered (None: no check, for tests and tools with synthetic sites).
     Returns at least one record, in the order of the events in the payload.
     """
     topic_text = raw_topic if isinstance(raw_topic, str) else _topic_text(raw_topic)
@@ -80,6 +87,9 @@ def route(raw_topic: bytes | str, payload: bytes, now: datetime) -> list[Record]
         topic = _parse_topic(topic_text)
     except ValueError as exc:
         return [dead_letter(DeadLetterReason.BAD_TOPIC, str(exc), topic_text, payload, now)]
+    if known_sites is not None and topic.site not in known_sites:
+        detail = f"site {topic.site!r} is not in the device configs"
+        return [dead_letter(DeadLetterReason.UNKNOWN_SITE, detail, topic_text, payload, now)]
     try:
         batch = is_batch(payload)
         limit = MAX_BATCH_BYTES if batch else MAX_EVENT_BYTES
@@ -113,6 +123,16 @@ def route(raw_topic: bytes | str, payload: bytes, now: datetime) -> list[Record]
                 key=topic.site,
             )
         ]
+
+
+def is_command_topic(topic: str) -> bool:
+    """A well-formed platform -> device command topic (the gateway never ingests those)."""
+    if not topic.endswith("/" + MqttStream.CMD.value):
+        return False
+    try:
+        return _parse_topic(topic).stream is MqttStream.CMD
+    except ValueError:
+        return False  # wrong shape: dead-lettered like any other bad topic
 
 
 def _event_record(
