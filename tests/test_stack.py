@@ -12,14 +12,21 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import mqtt_helpers
 import psycopg
 import pytest
+import paho.mqtt.client as paho
 from paho.mqtt.client import MQTTv311
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from infra.stack import kafka as stack_kafka
 from infra.stack import manager, mqtt, postgres
@@ -292,3 +299,47 @@ def test_tansu_fallback_without_java_warns_and_serves_kafka(
         assert "tp-test.fallback" in _topics(cfg.kafka_bootstrap)
     finally:
         assert manager.stop_component(comp) == "stopped"
+
+
+def _persistent_subscriber(port: int, client_id: str, topic: str) -> tuple[Any, list[bytes]]:
+    """An MQTT 5 client with a one-hour session: the broker queues QoS 1 while it is away."""
+    got: list[bytes] = []
+    subscribed = threading.Event()
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    props.SessionExpiryInterval = 3600
+    client.on_connect = lambda c, _u, flags, _rc, _p: (
+        subscribed.set() if flags.session_present else c.subscribe(topic, qos=1)
+    )
+    client.on_subscribe = lambda *_a: subscribed.set()
+    client.on_message = lambda _c, _u, msg: got.append(bytes(msg.payload))
+    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    client.loop_start()
+    assert subscribed.wait(20)
+    return client, got
+
+
+@pytest.mark.integration
+def test_queued_acknowledged_messages_survive_kill_9_of_the_broker(tmp_path: Path) -> None:
+    """With the default snapshot every 1,800 s, a kill -9 lost every queued message the
+    broker had already acknowledged; the generated config bounds that to AUTOSAVE_WINDOW_S."""
+    cfg = private_config(tmp_path)
+    comp = mqtt.ensure_mqtt(cfg, quiet)
+    client, _ = _persistent_subscriber(cfg.mqtt_port, "tp-gw-persist", "q/#")
+    client.disconnect()
+    client.loop_stop()
+    payloads = [f"m{i}".encode() for i in range(100)]
+    mqtt_helpers.publish_payloads(cfg.mqtt_host, cfg.mqtt_port, "q/x", payloads)  # PUBACKed
+    time.sleep(mqtt.AUTOSAVE_WINDOW_S + 1.5)
+    assert comp.process is not None
+    os.kill(comp.process.pid, signal.SIGKILL)
+    assert wait_until(lambda: not port_open(cfg.mqtt_host, cfg.mqtt_port, 0.2), 10)
+    comp = mqtt.ensure_mqtt(cfg, quiet)
+    try:
+        client, got = _persistent_subscriber(cfg.mqtt_port, "tp-gw-persist", "q/#")
+        wait_until(lambda: len(got) >= len(payloads), 20)
+        assert sorted(got) == sorted(payloads)
+        client.disconnect()
+        client.loop_stop()
+    finally:
+        manager.stop_component(comp)
