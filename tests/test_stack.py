@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import mqtt_helpers
+import paho.mqtt.client as paho
 import psycopg
 import pytest
-import paho.mqtt.client as paho
 from paho.mqtt.client import MQTTv311
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
