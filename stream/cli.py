@@ -57,10 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="min seconds between recomputing a site's queued minute rollups "
         "(0: after every batch; each recompute counts every connected client)",
     )
-    p.add_argument("--rebalance-timeout", type=float, default=20.0, help="Kafka group, seconds")
-    p.add_argument("--group-session-timeout", type=float, default=30.0,
-                   help="seconds before Kafka evicts a dead worker")  # fmt: skip
-    p.add_argument("--heartbeat-interval", type=float, default=3.0, help="Kafka group, seconds")
+    p.add_argument("--rebalance-timeout", type=float, default=10.0, help="Kafka group, seconds")
+    p.add_argument("--group-session-timeout", type=float, default=8.0,
+                   help="seconds before Kafka evicts a dead worker (takeover time)")  # fmt: skip
+    p.add_argument("--heartbeat-interval", type=float, default=1.0, help="Kafka group, seconds")
+    p.add_argument("--instance-id", default=None,
+                   help="static group membership (direct engine): a worker restarted with the "
+                        "same id resumes its partitions at once; unique per group, e.g. the "
+                        "systemd instance name")  # fmt: skip
     p.add_argument("--raw-writer", choices=RAW_WRITERS, default="unnest",
                    help="how raw events are inserted (unnest measured faster)")  # fmt: skip
     p.add_argument("--engine", choices=("direct", "faust"), default="direct",
@@ -152,6 +156,7 @@ async def _run_direct(
         rebalance_timeout=args.rebalance_timeout,
         group_session_timeout=args.group_session_timeout,
         heartbeat_interval=args.heartbeat_interval,
+        instance_id=args.instance_id,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -190,6 +195,8 @@ def _supervise(args: argparse.Namespace) -> int:
             str(args.metrics_port + i if args.metrics_port else 0),
         ]
         argv += _forwarded(args)
+        if args.instance_id:
+            argv += ["--instance-id", f"{args.instance_id}-{i}"]
         children.append(subprocess.Popen(argv))
         print(f"started worker {i + 1}/{args.workers} (pid {children[-1].pid})", flush=True)
 
