@@ -35,6 +35,11 @@ RETRY_MIN_S, RETRY_MAX_S = 1.0, 30.0
 ASSIGN_TIMEOUT_S = 30.0
 #: How often a feed missing some of its topics checks whether they exist now.
 MISSING_TOPIC_RECHECK_S = 15.0
+#: With no record for this long, ask the broker for metadata: aiokafka retries a lost
+#: connection silently, so silence alone cannot tell a quiet city from a dead broker.
+LIVENESS_PROBE_S = 3.0
+#: How long that probe may take before the feed is marked stale.
+LIVENESS_TIMEOUT_S = 3.0
 
 #: Validates a raw record: ``(site, compact JSON)`` or ``None`` if it is not valid.
 Parser = Callable[[bytes], "tuple[str, str] | None"]
@@ -137,6 +142,7 @@ class LiveFeed:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.metrics.live_consumer_errors.inc()
                 log.warning("live consumer failed (%s); retrying in %.0fs", exc, delay)
+                self.hub.set_stale(True, self.last_error)
                 self.hub.ready = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_S)
@@ -157,8 +163,15 @@ class LiveFeed:
             self.last_error = None
             recheck_at = time.monotonic() + MISSING_TOPIC_RECHECK_S
             topics = {t.name: t for t in self.topics}
+            self.hub.set_stale(False, "connected to Kafka")
+            heard_at = time.monotonic()
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=500)
+                if batches:
+                    heard_at = time.monotonic()
+                    self.hub.set_stale(False, "Kafka answers again")
+                elif time.monotonic() - heard_at > LIVENESS_PROBE_S:
+                    heard_at = await self._probe_liveness(consumer)
                 for tp, records in batches.items():
                     topic = topics[tp.topic]
                     partition = self.feed_partition(tp.topic, tp.partition)
@@ -182,6 +195,18 @@ class LiveFeed:
         finally:
             self._consumer = None
             await consumer.stop()
+
+    async def _probe_liveness(self, consumer: AIOKafkaConsumer) -> float:
+        """Mark the hub stale or live by a metadata request; returns when to probe next."""
+        try:
+            async with asyncio.timeout(LIVENESS_TIMEOUT_S):
+                await consumer.topics()
+        except (KafkaError, TimeoutError, OSError) as exc:
+            self.last_error = f"broker unreachable: {type(exc).__name__}: {exc}"
+            self.hub.set_stale(True, self.last_error)
+            return time.monotonic() - LIVENESS_PROBE_S + 1.0  # probe again in a second
+        self.hub.set_stale(False, "Kafka answers again")
+        return time.monotonic()
 
     async def _seek_start(self, consumer: AIOKafkaConsumer) -> bool:
         """Wait for the partitions, then start where the hub left off or a bit before the end.

@@ -14,9 +14,12 @@ new client's queue, never both and never neither.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from api.live.positions import LiveMetrics, Positions
 
@@ -42,6 +45,8 @@ class LiveMessage:
 
 #: Put in a client's queue to end its stream (dropped as too slow, or shutdown).
 END = None
+#: Feed partition of status messages: outside every Kafka position, never in an event id.
+STATUS_PARTITION = -1
 
 
 @dataclass(eq=False)
@@ -75,6 +80,9 @@ class Hub:
     #: Per site, per kind: Kafka timestamp of the newest message (feeds' freshness).
     freshness: dict[str, dict[str, float]] = field(default_factory=dict)
     _clients: set[LiveClient] = field(default_factory=set)
+    #: Wall time the Kafka connection was lost (None while live): the feed is stale.
+    stale_since: float | None = None
+    _status: LiveMessage | None = None
 
     def __post_init__(self) -> None:
         self._ring = deque(maxlen=self.ring_size)
@@ -115,6 +123,39 @@ class Hub:
                 continue
             self.metrics.live_fanned_out.inc()
         return True
+
+    def set_stale(self, stale: bool, detail: str) -> None:
+        """Tell every client when the feed stops being live and when it is live again.
+
+        Without this, a Kafka outage looked like a quiet city: connected clients got no
+        sign and new ones a snapshot of unknown age with 200 while /healthz said 503. The
+        ``status`` event says ``stale`` (since when, why) and later ``live`` with the
+        length of the gap; data produced meanwhile follows once Kafka is back.
+        """
+        if stale == (self.stale_since is not None):
+            return
+        now = time.time()
+        doc: dict[str, object] = {"state": "stale" if stale else "live", "detail": detail}
+        if stale:
+            self.stale_since = now
+            doc["since"] = datetime.fromtimestamp(now, UTC).isoformat()
+        else:
+            doc["gap_s"] = round(now - (self.stale_since or now), 1)
+            self.stale_since = None
+        log.warning("live feed %s: %s", doc["state"], detail)
+        self._status = LiveMessage(
+            STATUS_PARTITION, 0, "", json.dumps(doc), kind="status", keep_latest=False
+        )
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(self._status)
+            except asyncio.QueueFull:
+                self._drop(client)
+
+    @property
+    def status(self) -> LiveMessage | None:
+        """The stale marker a new client must see first, or None while the feed is live."""
+        return self._status if self.stale_since is not None else None
 
     def latest_of(self, kind: str) -> dict[str, LiveMessage]:
         """The newest message of ``kind`` per site (e.g. fused occupancy for exports)."""

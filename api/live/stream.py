@@ -18,7 +18,7 @@ from fastapi.sse import ServerSentEvent
 
 from api.config import ApiTuning
 from api.live.consumer import LiveFeed, earliest_offsets, read_range
-from api.live.hub import END, LiveMessage, Subscription
+from api.live.hub import END, STATUS_PARTITION, LiveMessage, Subscription
 from api.live.positions import BadEventId, Positions, decode_positions, encode_positions
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 Ticker = Callable[[str | None], ServerSentEvent]
 #: Longest a resume may spend replaying from Kafka before falling back to a snapshot.
 REPLAY_TIMEOUT_S = 30.0
+
+
+def _status_event(message: LiveMessage) -> ServerSentEvent:
+    """No id: a status is not a Kafka position and must not move the client's resume point."""
+    return ServerSentEvent(event=message.kind, raw_data=message.data)
 
 
 def _event(message: LiveMessage, sent: Positions) -> ServerSentEvent:
@@ -63,6 +68,8 @@ async def live_events(
                 if message.offset >= sent.get(message.partition, 0):
                     sent[message.partition] = message.offset + 1
                     yield _event(message, sent)
+        if (status := feed.hub.status) is not None:  # what came before is of unknown age
+            yield _status_event(status)
         next_tick = time.monotonic()
         while True:
             if ticker is not None and time.monotonic() >= next_tick:
@@ -77,6 +84,9 @@ async def live_events(
                 continue
             if queued is END:
                 return
+            if queued.partition == STATUS_PARTITION:
+                yield _status_event(queued)
+                continue
             if queued.offset < sent.get(queued.partition, 0):
                 continue
             sent[queued.partition] = queued.offset + 1
