@@ -59,7 +59,7 @@ BACKOFF_MAX_S = 30.0
 
 
 class Uplink(Protocol):
-    def submit(self, event: EventBase) -> int: ...
+    def submit(self, event: EventBase) -> object: ...
 
 
 class CameraAgent:

@@ -25,7 +25,16 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS recent_ids (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL
+);
 """
+#: How long an event id is remembered after it was queued. A RADIUS NAS retransmits an
+#: unanswered report for tens of seconds, also across a restart of the agent; without a
+#: durable memory the retransmission became a second event with the same id and a new
+#: arrival-based event time (stored twice, last-seen moved forward).
+RECENT_ID_TTL_S = 3600.0
 
 
 class Queued(NamedTuple):
@@ -66,32 +75,51 @@ class Outbox:
         self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         #: Events dropped because the outbox was full or too old (since this process started).
         self.dropped = 0
+        #: Submissions skipped because their event id was queued recently (retransmissions).
+        self.repeated = 0
 
     def put(self, topic: str, payload: bytes) -> int:
         """Append one message durably and return its sequence number."""
         return self.put_many([(topic, payload)])[-1]
 
-    def put_many(self, items: Iterable[tuple[str, bytes]]) -> list[int]:
-        """Append several messages in one transaction (one commit for a burst)."""
+    def put_many(
+        self, items: Iterable[tuple[str, bytes]], ids: Iterable[str] | None = None
+    ) -> list[int]:
+        """Append several messages in one transaction (one commit for a burst).
+
+        With ``ids`` (one event id per item), an item whose id was queued within
+        RECENT_ID_TTL_S is skipped and counted in :attr:`repeated`; the ids are recorded in
+        the same transaction as the rows, so a crash can never separate the two.
+        """
         now = self._clock()
+        pairs = list(items)
+        keys = list(ids) if ids is not None else None
+        if keys is not None and len(keys) != len(pairs):
+            raise ValueError("put_many: one id per item")
         with self._lock:
             self._db.execute("BEGIN")
-            seqs = [
-                int(
-                    self._db.execute(
-                        "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
-                        (topic, payload, now),
-                    ).lastrowid
-                    or 0
+            seqs = []
+            for i, (topic, payload) in enumerate(pairs):
+                if keys is not None and not self._first_time(keys[i], now):
+                    self.repeated += 1
+                    continue
+                cur = self._db.execute(
+                    "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
+                    (topic, payload, now),
                 )
-                for topic, payload in items
-            ]
+                seqs.append(int(cur.lastrowid or 0))
             self._depth += len(seqs)
             overflow = self._depth - self.max_events
             if overflow > 0:
                 self._drop_oldest(overflow)
             self._db.execute("COMMIT")
         return seqs
+
+    def _first_time(self, event_id: str, now: float) -> bool:
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO recent_ids (id, created) VALUES (?, ?)", (event_id, now)
+        )
+        return cur.rowcount == 1
 
     def peek(self, after: int = 0, limit: int = 100) -> list[Queued]:
         """The oldest ``limit`` messages with ``seq > after``, in order."""
@@ -121,6 +149,9 @@ class Outbox:
         """Drop messages older than ``max_age_s`` (counted in :attr:`dropped`)."""
         cutoff = self._clock() - self.max_age_s
         with self._lock:
+            self._db.execute(
+                "DELETE FROM recent_ids WHERE created < ?", (self._clock() - RECENT_ID_TTL_S,)
+            )
             cur = self._db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,))
             self._depth -= cur.rowcount
             self.dropped += cur.rowcount

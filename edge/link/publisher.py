@@ -131,12 +131,19 @@ class MqttLink:
                 self._topics[key] = topic
         return topic
 
-    def submit(self, event: EventBase) -> int:
-        """Write the event to the outbox (durable on return); the link thread publishes it."""
-        return self.outbox.put(self.topic_for(event), encode_event(event))
+    def submit(self, event: EventBase) -> bool:
+        """Write the event to the outbox (durable on return); the link thread publishes it.
+
+        An event whose id was queued recently (a RADIUS retransmission after a restart of
+        the agent) is not queued again: its first copy, with its first event time, stands.
+        Returns whether it was queued.
+        """
+        return bool(self.submit_many([event]))
 
     def submit_many(self, events: list[EventBase]) -> list[int]:
-        return self.outbox.put_many([(self.topic_for(e), encode_event(e)) for e in events])
+        return self.outbox.put_many(
+            [(self.topic_for(e), encode_event(e)) for e in events], ids=[e.id for e in events]
+        )
 
     @property
     def connected(self) -> bool:

@@ -26,7 +26,7 @@ EVENTS = Counter("tp_edge_wifi_events_total", "Events emitted per source", ["sou
 class EventSink(Protocol):
     """Where events go: :class:`edge.link.MqttLink` in production (durable on return)."""
 
-    def submit(self, event: EventBase) -> int: ...
+    def submit(self, event: EventBase) -> object: ...
 
 
 class SourceAdapter(Protocol):
