@@ -122,8 +122,7 @@ def test_migrations_apply_once(database_url: str, db_backend: str) -> None:
         assert migrate.backend_of(conn) == db_backend
         if db_backend == "plain":
             parts = conn.execute(
-                "SELECT count(*) FROM pg_inherits"
-                " WHERE inhparent = 'wifi_session_events'::regclass"
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'wifi_session_events'::regclass"
             ).fetchone()
             assert parts is not None and parts[0] >= 9  # default + yesterday .. today + 7
         else:

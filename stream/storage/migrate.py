@@ -49,9 +49,7 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
 BACKENDS = ("auto", "plain", "timescaledb")
 
 
-def apply(
-    database_url: str, directory: Path = MIGRATIONS_DIR, backend: str = "auto"
-) -> list[str]:
+def apply(database_url: str, directory: Path = MIGRATIONS_DIR, backend: str = "auto") -> list[str]:
     """Apply pending migrations; return the names of those applied by this call."""
     if backend not in BACKENDS:
         raise ValueError(f"storage backend must be one of {BACKENDS}, not {backend!r}")
