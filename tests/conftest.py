@@ -115,11 +115,24 @@ def _migrated_templates(
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
             names[backend] = name
             migrate.apply(_with_dbname(stack.database_url, name), backend=backend)
+            if backend == "timescaledb":
+                _pause_data_policies(_with_dbname(stack.database_url, name))
             _close_template(stack.database_url, name)
         yield names
     finally:
         for name in names.values():
             _drop_database(stack.database_url, name)
+
+
+def _pause_data_policies(url: str) -> None:
+    """Tests write data stamped in 2025: a retention or compression job starting on its own
+    in the middle of a test would drop or compress it. Tests that check a policy run its
+    job explicitly (``CALL run_job``); the continuous aggregate's refresh stays scheduled."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+            " WHERE proc_name IN ('policy_retention', 'policy_compression')"
+        )
 
 
 def _close_template(server_url: str, name: str) -> None:
