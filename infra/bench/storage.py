@@ -63,7 +63,7 @@ SELECT gen_random_uuid()::text, t, t + interval '80 milliseconds', s, s || '-edg
        s || '-ap0' || (g %% 6), 'HCMC Free WiFi', g %% 5 < 2, -40 - (g %% 50),
        (g * 7919) %% 50000000, (g * 104729) %% 5000000, (g * 13) %% 7200
 FROM unnest(%(sites)s::text[]) s,
-     generate_series(1, %(per_site)s) g,
+     generate_series(1::bigint, %(per_site)s) g,
      LATERAL (SELECT %(start)s::timestamptz
                      + (g::float8 / %(per_site)s) * (%(end)s::timestamptz - %(start)s)) AS x(t)
 """
