@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     mqtt_tls_ca: Path | None = None
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    #: YOLOX-nano ONNX file for the camera agents' people counter (a deployment installs
+    #: it; the demo uses ../shared/models). None: motion counting, named so in every event.
+    camera_detector_model: Path | None = None
+    camera_detect_fps: float = Field(default=5.0, gt=0, le=30)
     topic_namespace: str | None = Field(
         default=None, description="Prefix for Kafka topics and consumer groups (isolation)."
     )

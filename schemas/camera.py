@@ -41,6 +41,11 @@ class VideoMetadata(WireModel):
     lag_s: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="How far processing runs behind the stream (queue age)."
     )
+    counter: Literal["detector", "motion"] = Field(
+        default="motion",
+        description="What counted: the person detector, or motion blobs (its no-model "
+        "fallback, which under-counts crowds and people standing still).",
+    )
 
 
 class CameraMetadataV1(EventBase):

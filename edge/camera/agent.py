@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from device_configs.camera import Tour
@@ -70,6 +71,8 @@ class CameraAgent:
         uplink: Uplink,
         mqtt_host: str,
         mqtt_port: int,
+        detector_model: Path | None = None,
+        detect_fps: float = 5.0,
     ) -> None:
         if camera.setup is None:
             raise ValueError(f"camera {camera.id} has no setup (ONVIF address, presets)")
@@ -77,7 +80,7 @@ class CameraAgent:
         self.credentials, self.uplink = credentials, uplink
         self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
         self.session: OnvifSession | None = None
-        self.video = VideoWorker(self._from_thread(self._on_video))
+        self.video = VideoWorker(self._from_thread(self._on_video), detector_model, detect_fps)
         self.audio = AudioWorker(self._from_thread(self._on_audio))
         self.reachable = False
         self.reconnects = 0

@@ -65,7 +65,15 @@ def run(args: argparse.Namespace) -> int:
         LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
         software="tourpulse-edge-camera",
     )
-    agent = CameraAgent(camera, credentials, link, settings.mqtt_host, settings.mqtt_port)
+    agent = CameraAgent(
+        camera,
+        credentials,
+        link,
+        settings.mqtt_host,
+        settings.mqtt_port,
+        detector_model=settings.camera_detector_model,
+        detect_fps=settings.camera_detect_fps,
+    )
 
     def health() -> Health:
         h = agent.health()
