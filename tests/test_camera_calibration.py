@@ -22,6 +22,7 @@ from edge.camera.calibration import (
     student_t_quantile,
     with_calibration,
 )
+from edge.camera.config_writer import write_calibration
 from infra.cli import main
 from schemas.camera import VideoMetadata
 
@@ -77,6 +78,28 @@ def test_events_carry_the_value_of_their_preset_only() -> None:
     assert meta.calibrated.value == pytest.approx(cal.a * 7 + cal.b, abs=0.01)
     assert meta.calibrated.low < meta.calibrated.value < meta.calibrated.high
     assert with_calibration(VideoMetadata(preset="entrance", people=9), setup).calibrated is None
+
+
+def test_recalibrating_replaces_the_block_and_keeps_every_other_line(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "device_configs" / "hcmc", tmp_path, dirs_exist_ok=True)
+    before = (tmp_path / "cameras.yaml").read_text()
+    first = fit(range(10), [2 * x + 1 for x in range(9)] + [20])
+    second = fit(range(10), [3 * x for x in range(9)] + [26], target="entrance")
+    write_calibration(tmp_path, CAMERA, "square", first)
+    write_calibration(tmp_path, CAMERA, "entrance", first)
+    write_calibration(tmp_path, CAMERA, "entrance", second)
+    after = (tmp_path / "cameras.yaml").read_text()
+    added = [ln for ln in after.splitlines() if ln not in before.splitlines()]
+    assert len(after.splitlines()) == len(before.splitlines()) + 20
+    assert all(ln.startswith("      calibration:") or ln.startswith("        ") for ln in added)
+    setup = next(c for c in load_device_configs(tmp_path).cameras if c.id == CAMERA).setup
+    assert setup is not None
+    assert setup.preset("entrance").calibration == second
+    assert setup.preset("square").calibration == first
+    assert setup.preset("wide").calibration is None
+    with pytest.raises(ValueError, match="neither 'people' nor a zone"):
+        write_calibration(tmp_path, CAMERA, "square", second)  # no zone 'entrance' there
+    assert (tmp_path / "cameras.yaml").read_text() == after  # refused fit leaves no trace
 
 
 def _truth() -> dict[int, float]:
