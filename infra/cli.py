@@ -27,6 +27,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "api": ("api.cli",),
     "users": ("api.ioc.cli",),
     "edge": ("edge.wifi.cli", "edge.camera.cli"),
+    "camera": ("edge.camera.calibrate_cli",),
     "simulate": ("edge.simulator.cli", "edge.camera_sim.cli", "edge.controller_sim.cli"),
     "demo": ("infra.demo",),
     "bench": ("infra.bench.cli",),

@@ -18,6 +18,7 @@ from typing import Protocol
 from device_configs.camera import Tour
 from device_configs.models import Camera
 from edge.camera.audio import AudioWorker
+from edge.camera.calibration import with_calibration
 from edge.camera.commands import CommandSubscriber, parse_command
 from edge.camera.onvif_client import (
     REFUSED_ERRORS,
@@ -115,7 +116,7 @@ class CameraAgent:
 
     def _on_video(self, meta: object) -> None:
         assert isinstance(meta, VideoMetadata)
-        self._emit(CameraMetadataV1, meta)
+        self._emit(CameraMetadataV1, with_calibration(meta, self.setup))
 
     def _on_audio(self, result: object) -> None:
         if isinstance(result, AudioLevel):
