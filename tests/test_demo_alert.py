@@ -10,20 +10,26 @@ The demo also runs a camera agent at the village whose video is the PETS 2009 pe
 clip (a handful of people, nothing to do with the simulated festival). Its counts are fed
 here as camera metadata on Kafka at the agent's rate: they once calibrated the site down
 to ~0.1 people per phone, so the festival never reached the threshold.
+
+A second site whose camera the demo does not run (the War Remnants Museum) stands for the
+17 sites with Wi-Fi only: it must get a people estimate with a band, its source and a
+lowered confidence, as the IOC shows it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from edge_wifi_support import spawn_cli, stop_process
 from kafka_helpers import create_topics
 from worker_support import query, tail
@@ -36,6 +42,7 @@ from schemas.topics import KafkaTopic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROMISE_S = 120.0
+WIFI_ONLY = "war-remnants-museum"
 
 
 def _free_port() -> int:
@@ -60,10 +67,29 @@ async def _pedestrian_camera(settings: Settings, site: str) -> None:
         await producer.stop()
 
 
+async def _latest_fused(settings: Settings, sites: set[str]) -> dict[str, dict[str, Any]]:
+    """The newest FusedOccupancyV1 per site, read back from Kafka."""
+    consumer = AIOKafkaConsumer(settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED),
+                                bootstrap_servers=settings.kafka_bootstrap, group_id=None,
+                                auto_offset_reset="earliest")  # fmt: skip
+    await consumer.start()
+    latest: dict[str, dict[str, Any]] = {}
+    try:
+        while batches := await consumer.getmany(timeout_ms=2000):
+            for records in batches.values():
+                for rec in records:
+                    msg = json.loads(rec.value)
+                    latest[msg["site"]] = msg
+    finally:
+        await consumer.stop()
+    assert sites <= set(latest), f"no fused occupancy for {sites - set(latest)}"
+    return latest
+
+
 async def test_demo_festival_raises_overcrowding_within_two_minutes(
     settings: Settings, namespace: str, tmp_path: Path
 ) -> None:
-    site = f"{namespace}-{SURGE_SITE}"
+    site, quiet_site = f"{namespace}-{SURGE_SITE}", f"{namespace}-{WIFI_ONLY}"
     await create_topics(settings.kafka_bootstrap, [settings.kafka_topic(t) for t in KafkaTopic])
     env = dict(os.environ)
     env.update(
@@ -76,8 +102,10 @@ async def test_demo_festival_raises_overcrowding_within_two_minutes(
     )
     fast_group = ["--group-session-timeout", "6", "--heartbeat-interval", "1"]
     services = {
-        "gateway": ["gateway", "--site", site, "--share-group", namespace,
-                    "--client-id", f"{namespace}-gw", "--metrics-port", "0"],
+        f"gateway-{s}": ["gateway", "--site", s, "--share-group", namespace,
+                         "--client-id", f"{s}-gw", "--metrics-port", "0"]
+        for s in (site, quiet_site)
+    } | {
         "worker": ["worker", "--metrics-port", "0", *fast_group],
         "flows": ["flows", "--metrics-port", "0", *fast_group],
         "alerts": ["alerts", "--metrics-port", "0", "--web-port", str(_free_port())],
@@ -89,7 +117,7 @@ async def test_demo_festival_raises_overcrowding_within_two_minutes(
         start = (datetime.now(UTC) - timedelta(hours=1)).isoformat(timespec="seconds")
         began = time.monotonic()
         argv = simulator_args(10.0, start, settings.device_configs)
-        argv += ["--sites", SURGE_SITE, "--site-prefix", namespace]
+        argv += ["--sites", f"{SURGE_SITE},{WIFI_ONLY}", "--site-prefix", namespace]
         procs["simulator"] = spawn_cli(argv, env, tmp_path / "simulator.log")
         camera = asyncio.create_task(_pedestrian_camera(settings, site))
         found: list[tuple[object, ...]] = []
@@ -109,6 +137,15 @@ async def test_demo_festival_raises_overcrowding_within_two_minutes(
         assert state == "ACTIVE_UNACK"
         assert isinstance(details, dict) and details["ratio"] >= 0.9, details
         print(f"overcrowding alert after {took:.0f} s: {details}")
+        fused = await _latest_fused(settings, {site, quiet_site})
+        festival, museum = fused[site], fused[quiet_site]
+        assert festival["flags"] == ["camera_disagrees"] and festival["source"] == "wifi_prior"
+        assert festival["people"] >= 0.9 * festival["capacity"]
+        assert museum["source"] == "wifi_prior" and museum["wifi_clients"] > 0
+        assert museum["low"] < museum["people"] < museum["high"]
+        assert museum["people"] == pytest.approx(museum["wifi_clients"] * 2.5, abs=0.1)
+        assert museum["flags"] == [f"camera_offline:{quiet_site}-cam1"]
+        assert museum["confidence"] == "low"
     finally:
         if camera is not None:
             camera.cancel()
