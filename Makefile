@@ -10,7 +10,8 @@ PY_PACKAGES := schemas edge stream api device_configs infra
 .PHONY: help deps venv node-tools camera-interop kafka-jars test stack-up stack-down stack-status lint demo bench clean
 
 help:
-	@echo "make deps          install Debian packages (infra/system-packages.txt; root only)"
+	@echo "make deps          install Debian packages (infra/system-packages.txt; root only) and"
+	@echo "                   build TimescaleDB from ../shared/vendor when it is there"
 	@echo "make venv          create $(VENV) with the project and dev tools (re-run on pyproject change)"
 	@echo "make test          deps + venv + Kafka jars + pytest (starts Mosquitto/Kafka/PostgreSQL)"
 	@echo "make stack-up      start the dev stack (reuses running services); stack-down / stack-status"
@@ -19,6 +20,7 @@ help:
 
 deps:
 	@infra/install-system-deps.sh
+	@infra/install-timescaledb.sh
 
 # Only reinstall when pyproject.toml changed: the stamp is newer than it otherwise.
 $(VENV_STAMP): pyproject.toml

@@ -15,6 +15,7 @@ Contract relied on by every test module (keep these names stable):
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -75,30 +76,103 @@ def _drop_database(server_url: str, name: str) -> None:
         )
 
 
+def _timescale_ready(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return migrate.timescale_ready(conn)
+
+
 @pytest.fixture(scope="session")
-def _migrated_template(stack: Endpoints) -> Iterator[str]:
-    """A database migrated once per session; each test's database is a copy of it.
+def storage_backends(stack: Endpoints) -> tuple[str, ...]:
+    """The backends this server offers: TimescaleDB (when preloaded) and plain PostgreSQL.
+
+    Without TimescaleDB (a machine without ../shared/vendor) the suite runs on plain
+    PostgreSQL only and says so once.
+    """
+    if _timescale_ready(stack.database_url):
+        return ("timescaledb", "plain")
+    warnings.warn(
+        "TimescaleDB is not preloaded here: storage tests run on plain PostgreSQL", stacklevel=2
+    )
+    return ("plain",)
+
+
+@pytest.fixture(scope="session")
+def _migrated_templates(
+    stack: Endpoints, storage_backends: tuple[str, ...]
+) -> Iterator[dict[str, str]]:
+    """One database migrated per backend per session; each test's database is a copy.
 
     Copying a template (~0.1 s) is several times cheaper than migrating afresh, and every
-    test still gets exactly what ``stream.storage.migrate.apply`` produces.
+    test still gets exactly what ``stream.storage.migrate.apply`` produces. TimescaleDB's
+    job scheduler would hold a connection to a template with the extension (and make the
+    copy fail), so templates refuse connections once migrated.
     """
-    name = f"tp_template_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(stack.database_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    names: dict[str, str] = {}
     try:
-        migrate.apply(_with_dbname(stack.database_url, name))
-        yield name
+        for backend in storage_backends:
+            name = f"tp_template_{backend[:5]}_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(stack.database_url, autocommit=True) as admin:
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            names[backend] = name
+            migrate.apply(_with_dbname(stack.database_url, name), backend=backend)
+            if backend == "timescaledb":
+                _pause_data_policies(_with_dbname(stack.database_url, name))
+            _close_template(stack.database_url, name)
+        yield names
     finally:
-        _drop_database(stack.database_url, name)
+        for name in names.values():
+            _drop_database(stack.database_url, name)
+
+
+def _pause_data_policies(url: str) -> None:
+    """Tests write data stamped in 2025: a retention or compression job starting on its own
+    in the middle of a test would drop or compress it. Tests that check a policy run its
+    job explicitly (``CALL run_job``); the continuous aggregate's refresh stays scheduled."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs"
+            " WHERE proc_name IN ('policy_retention', 'policy_compression')"
+        )
+
+
+def _close_template(server_url: str, name: str) -> None:
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS false").format(sql.Identifier(name))
+        )
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
 
 
 @pytest.fixture
-def database_url(stack: Endpoints, namespace: str, _migrated_template: str) -> Iterator[str]:
+def db_backend(request: pytest.FixtureRequest, storage_backends: tuple[str, ...]) -> str:
+    """``timescaledb`` or ``plain``: parametrised for modules with ``BOTH_BACKENDS = True``,
+    else the server's default (TimescaleDB where it is preloaded)."""
+    return str(getattr(request, "param", storage_backends[0]))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every database test of a ``BOTH_BACKENDS`` module on each storage backend."""
+    if getattr(metafunc.module, "BOTH_BACKENDS", False) and "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("db_backend", ["timescaledb", "plain"], indirect=True)
+
+
+@pytest.fixture
+def database_url(
+    stack: Endpoints,
+    namespace: str,
+    db_backend: str,
+    storage_backends: tuple[str, ...],
+    _migrated_templates: dict[str, str],
+) -> Iterator[str]:
+    if db_backend not in storage_backends:
+        pytest.skip(f"{db_backend} is not available on this server")
     dbname = f"tp_{namespace}"
     with psycopg.connect(stack.database_url, autocommit=True) as admin:
         admin.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(dbname), sql.Identifier(_migrated_template)
+                sql.Identifier(dbname), sql.Identifier(_migrated_templates[db_backend])
             )
         )
     try:

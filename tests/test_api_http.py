@@ -15,6 +15,8 @@ from infra.settings import Settings
 from schemas.topics import KafkaTopic
 
 pytestmark = pytest.mark.integration
+#: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
+BOTH_BACKENDS = True
 
 T0 = datetime(2026, 3, 10, 0, 0, tzinfo=UTC)
 SITE = "ben-thanh-market"

@@ -13,6 +13,8 @@ from wifi_helpers import disorder, make_event
 from stream.flows.sink import FlowsConfig, FlowsSink
 
 pytestmark = pytest.mark.integration
+#: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
+BOTH_BACKENDS = True
 SITES = ["ben-thanh", "nha-tho", "dinh-doc-lap", "buu-dien"]
 OPEN = FlowsConfig(session_timeout=timedelta(minutes=20), lateness=timedelta(days=2))
 

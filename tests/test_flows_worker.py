@@ -21,6 +21,8 @@ from infra.settings import Settings
 from schemas.topics import KafkaTopic
 
 pytestmark = pytest.mark.integration
+#: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
+BOTH_BACKENDS = True
 SITES = ["ben-thanh", "nha-tho", "dinh-doc-lap", "buu-dien", "cho-lon"]
 TIMEOUT = timedelta(minutes=20)
 K = 5

@@ -13,6 +13,8 @@ from stream.storage import migrate
 from stream.wifi.sink import OccupancySink
 
 pytestmark = pytest.mark.integration
+#: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
+BOTH_BACKENDS = True
 TIMEOUT = timedelta(minutes=5)
 HORIZON = timedelta(days=1)
 
@@ -113,15 +115,32 @@ async def test_quiet_site_minutes_are_closed_by_the_timer(database_url: str) -> 
         await sink.conn.close()
 
 
-def test_migrations_apply_once(database_url: str) -> None:
-    assert migrate.apply(database_url) == []
+def test_migrations_apply_once(database_url: str, db_backend: str) -> None:
+    assert migrate.apply(database_url, backend=db_backend) == []
     with psycopg.connect(database_url) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
-        parts = conn.execute(
-            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'wifi_session_events'::regclass"
-        ).fetchone()
-    assert names[0] == "0001_spine.sql"
-    assert parts is not None and parts[0] >= 9  # default + yesterday .. today + 7
+        assert migrate.backend_of(conn) == db_backend
+        if db_backend == "plain":
+            parts = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'wifi_session_events'::regclass"
+            ).fetchone()
+            assert parts is not None and parts[0] >= 9  # default + yesterday .. today + 7
+        else:
+            hyper = conn.execute(
+                "SELECT hypertable_name, compression_enabled"
+                " FROM timescaledb_information.hypertables ORDER BY 1"
+            ).fetchall()
+            assert ("wifi_session_events", True) in hyper
+            assert ("occupancy_minute", True) in hyper
+            jobs = conn.execute(
+                "SELECT proc_name, hypertable_name, config->>'drop_after'"
+                " FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL"
+            ).fetchall()
+            retention = {t: d for p, t, d in jobs if p == "policy_retention"}
+            assert retention["wifi_session_events"] == "30 days"  # as the README says
+            assert retention["occupancy_minute"] == "90 days"
+            assert any(p == "policy_refresh_continuous_aggregate" for p, _, _ in jobs)
+    assert names[0] == "0000_storage_backend.sql"
 
 
 async def test_queued_minutes_survive_a_lost_worker_and_are_swept_exactly(

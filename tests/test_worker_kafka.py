@@ -27,6 +27,8 @@ from schemas.stream_out import DeadLetterV1, OccupancyUpdateV1
 from schemas.topics import KafkaTopic
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+#: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
+BOTH_BACKENDS = True
 TIMEOUT = timedelta(minutes=5)
 
 

@@ -114,9 +114,45 @@ def system_cluster(port: int) -> Cluster | None:
     return None
 
 
+#: Where Debian's postgresql.conf includes extra settings from (``include_dir = 'conf.d'``).
+CONF_D = Path("/etc/postgresql/{version}/{name}/conf.d")
+TIMESCALE_CONF = "tourpulse-timescaledb.conf"
+
+
+def timescaledb_installed(version: str = "15") -> bool:
+    """The extension's library is in the server's lib dir (``make deps`` builds it)."""
+    return Path(f"/usr/lib/postgresql/{version}/lib/timescaledb.so").exists()
+
+
+def configure_timescaledb(cluster: Cluster, say: Callable[[str], None]) -> bool:
+    """Preload TimescaleDB in a Debian cluster (telemetry off); True if the file changed.
+
+    The library must be preloaded at server start; the migrations then create hypertables,
+    continuous aggregates and policies. Without the extension nothing is written and the
+    same migrations build the plain-PostgreSQL equivalent.
+    """
+    if not timescaledb_installed(cluster.version):
+        say("postgres: TimescaleDB not installed (make deps builds it from ../shared/vendor): "
+            "plain PostgreSQL")  # fmt: skip
+        return False
+    conf = Path(str(CONF_D).format(version=cluster.version, name=cluster.name)) / TIMESCALE_CONF
+    text = (
+        "# Written by `tourpulse stack up`: TimescaleDB for the dev/CI cluster.\n"
+        "shared_preload_libraries = 'timescaledb'\n"
+        "timescaledb.telemetry_level = off\n"
+    )
+    if conf.parent.is_dir() and (not conf.exists() or conf.read_text() != text):
+        conf.write_text(text)
+        say(f"postgres: TimescaleDB preloaded via {conf}")
+        return True
+    return False
+
+
 def _use_system_cluster(cluster: Cluster, url: str, say: Callable[[str], None]) -> Component:
     ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", cluster.version, cluster.name]
     label = f"system cluster {cluster.version}/{cluster.name}"
+    if configure_timescaledb(cluster, say) and cluster.online:
+        say(f"postgres: {label} runs already: restart it to load TimescaleDB")
     if not cluster.online:
         say(f"postgres: starting {label} on 127.0.0.1:{cluster.port} ...")
         result = subprocess.run([*ctl, "start"], capture_output=True, text=True, check=False)

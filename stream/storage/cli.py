@@ -21,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     m.add_argument(
         "--database-url", help="PostgreSQL URL (default: DATABASE_URL / stack / local default)"
     )
+    m.add_argument(
+        "--backend",
+        choices=migrate.BACKENDS,
+        default="auto",
+        help="auto: TimescaleDB when the server preloads it, else plain PostgreSQL; "
+        "timescaledb: fail without it (default: %(default)s)",
+    )
     m.set_defaults(func=_cmd_migrate)
     r = dsub.add_parser(
         "retention",
@@ -45,10 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def _cmd_migrate(args: argparse.Namespace) -> int:
     url = args.database_url or get_settings().database_url
     try:
-        applied = migrate.apply(url)
-    except psycopg.Error as exc:
+        applied = migrate.apply(url, backend=args.backend)
+        with psycopg.connect(url) as conn:
+            backend = migrate.backend_of(conn)
+    except (psycopg.Error, RuntimeError) as exc:
         print(f"error: migration failed: {exc}", file=sys.stderr)
         return 1
+    print(f"storage backend: {backend}" + ("" if backend == "timescaledb" else
+          " (TimescaleDB not preloaded: plain PostgreSQL, see README 'Storage')"))  # fmt: skip
     if applied:
         for name in applied:
             print(f"applied {name}")

@@ -22,15 +22,42 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 MIGRATION_LOCK_KEY = 0x7450_6D69_6772
 
 
+def timescale_ready(conn: psycopg.Connection) -> bool:
+    """TimescaleDB can be used: installed here, or available and preloaded by the server."""
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')"
+        " OR (EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"
+        " AND current_setting('shared_preload_libraries', true) LIKE '%%timescaledb%%')"
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def backend_of(conn: psycopg.Connection) -> str:
+    """``timescaledb`` when this database uses the extension, else ``plain``."""
+    row = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
+    return "timescaledb" if row else "plain"
+
+
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[Path]:
     """The migrations in apply order (file names start with a zero-padded number)."""
     return sorted(directory.glob("[0-9]*.sql"))
 
 
-def apply(database_url: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
+#: ``auto``: TimescaleDB when the server preloads it, else plain PostgreSQL; ``plain``:
+#: plain PostgreSQL even on a TimescaleDB server (tests run both); ``timescaledb``: refuse
+#: to migrate without it.
+BACKENDS = ("auto", "plain", "timescaledb")
+
+
+def apply(database_url: str, directory: Path = MIGRATIONS_DIR, backend: str = "auto") -> list[str]:
     """Apply pending migrations; return the names of those applied by this call."""
+    if backend not in BACKENDS:
+        raise ValueError(f"storage backend must be one of {BACKENDS}, not {backend!r}")
     applied: list[str] = []
     with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("SELECT set_config('tourpulse.storage_backend', %s, false)", (backend,))
+        if backend == "timescaledb" and not timescale_ready(conn):
+            raise RuntimeError("TimescaleDB is not installed and preloaded on this server")
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
         try:
             conn.execute(

@@ -1,11 +1,13 @@
 """Retention: drop what is older than each table's keep period.
 
 Raw per-client data (events, sessions, presence) is kept 30 days, minute rollups 90 days,
-hourly rollups and flows 2 years by default. Raw events sit in daily partitions, so whole
-partitions are dropped (instant, no vacuum debt); everything else is deleted in batches of
-``batch`` rows, each its own transaction, so the job never holds long locks against the
-stream workers. With TimescaleDB (the spine's hypertable branch) the raw table is left to
-its retention policy instead: UNTESTED here, TimescaleDB is not installable on this machine.
+hourly rollups and flows 2 years by default. On plain PostgreSQL raw events sit in daily
+partitions, so whole partitions are dropped (instant, no vacuum debt); everything else is
+deleted in batches of ``batch`` rows, each its own transaction, so the job never holds long
+locks against the stream workers. With TimescaleDB the hypertables carry retention policies
+with the same periods (migration 0700); this job then drops their whole chunks past the
+cutoff (``drop_chunks``, what the policies do) and deletes what is left in chunks that
+straddle it, so both backends keep exactly the same rows.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ class RetentionPolicy:
     minute_days: int = 90
     hourly_days: int = 730
 
-    def tables(self) -> list[tuple[str, str, int]]:
-        """(table, time column, days kept) of every table cleaned by batched deletes."""
+    def tables(self, timescale: bool = False) -> list[tuple[str, str, int]]:
+        """(table, time column, days kept) of every table cleaned by rows (or chunks)."""
+        raw = "wifi_session_events" if timescale else "wifi_session_events_default"
         return [
-            ("wifi_session_events_default", "event_time", self.raw_days),
+            (raw, "event_time", self.raw_days),
             ("wifi_sessions", "ends_at", self.raw_days),
             ("visitor_sessions", "end_seen", self.raw_days),
             ("visitor_presence", "day", self.raw_days),
@@ -44,6 +47,11 @@ class RetentionPolicy:
 def _timescale(conn: psycopg.Connection) -> bool:
     row = conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'").fetchone()
     return bool(row and row[0])
+
+
+def _hypertables(conn: psycopg.Connection) -> set[str]:
+    rows = conn.execute("SELECT hypertable_name FROM timescaledb_information.hypertables")
+    return {str(r[0]) for r in rows.fetchall()}
 
 
 def drop_old_partitions(conn: psycopg.Connection, cutoff: date, dry_run: bool = False) -> list[str]:
@@ -92,16 +100,22 @@ def enforce(
     removed: dict[str, int] = {}
     with psycopg.connect(database_url, autocommit=True) as conn:
         raw_cutoff = now - timedelta(days=policy.raw_days)
-        if _timescale(conn):
-            say("TimescaleDB: raw events are left to the hypertable's retention policy")
-        else:
+        timescale = _timescale(conn)
+        hypertables = _hypertables(conn) if timescale else set()
+        if not timescale:
             parts = drop_old_partitions(conn, raw_cutoff.date(), dry_run)
             removed["wifi_session_events (partitions)"] = len(parts)
             say(f"raw partitions before {raw_cutoff.date()}: {len(parts)} dropped")
-        for table, column, days in policy.tables():
+        for table, column, days in policy.tables(timescale):
             cutoff = now - timedelta(days=days)
             if dry_run:
                 n = _count_older(conn, table, column, cutoff)
+            elif table in hypertables:
+                n = _count_older(conn, table, column, cutoff)
+                # A date-partitioned table (presence, daily flows) takes a date.
+                older: datetime | date = cutoff.date() if column == "day" else cutoff
+                conn.execute("SELECT drop_chunks(%s, older_than => %s)", (table, older))
+                delete_older(conn, table, column, cutoff, batch)
             else:
                 n = delete_older(conn, table, column, cutoff, batch)
             removed[table] = n

@@ -101,6 +101,13 @@ async def test_operator_sees_live_numbers_and_acknowledges_an_engine_alert(
     pool = AsyncConnectionPool(database_url, min_size=1, max_size=4, open=False)
     await pool.open()
     await UserStore(pool).create("olga", PASSWORD, Role.OPERATOR)
+    async with pool.connection() as conn:  # a rising day, read back through the hourly series
+        await conn.execute(
+            "INSERT INTO occupancy_minute (site, minute, connected, new_sessions, ended_sessions)"
+            " SELECT %s, date_trunc('hour', now()) - g * interval '1 hour', 100 - g, 0, 0"
+            " FROM generate_series(0, 23) g",
+            (SITE,),
+        )
 
     async def publish(change: AlertChangedV1) -> None:
         await producer.send_and_wait(
@@ -142,6 +149,12 @@ async def test_operator_sees_live_numbers_and_acknowledges_an_engine_alert(
             assert low < high  # the band around the number
             assert "Wi-Fi × site ratio" in text and "low confidence" in text
             assert "Wi-Fi silent" in text  # the sensor-health flag, spelled out
+            day = f"tr[data-site='{SITE}'] svg.spark polyline.day"
+            await page.wait_for_selector(f"{day}[points]")
+            trend = [tuple(map(float, p.split(","))) for p in
+                     (await page.get_attribute(day, "points") or "").split()]  # fmt: skip
+            heights = [y for _, y in trend if y < 24]  # hours with data, oldest first
+            assert len(heights) >= 23 and heights == sorted(heights, reverse=True)
 
             # The real engine raises device.offline for a Last Will of an access point.
             await engine.on_availability(

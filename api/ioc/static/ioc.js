@@ -151,6 +151,9 @@ function buildSites(features) {
     svg.setAttribute("class", "spark");
     svg.setAttribute("viewBox", "0 0 120 24");
     svg.append(document.createElementNS("http://www.w3.org/2000/svg", "polyline"));
+    const day = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
+    day.setAttribute("class", "day");
+    svg.append(day);
     const row = el("tr", { dataset: { site: f.id } },
       el("td", {}, f.properties.name_en), el("td", { class: "num people" }, "–"),
       el("td", { class: "band" }, "–"),
@@ -334,6 +337,24 @@ function connect() {
   };
 }
 
+// The last 24 hours per site from the hourly series (the continuous aggregate behind
+// /api/v1/sites/{site}/occupancy with step=1h): the faint line under the live one.
+async function loadDayTrend() {
+  const to = new Date();
+  const from = new Date(to.getTime() - 24 * 3600 * 1000);
+  const query = `from=${encodeURIComponent(from.toISOString())}&to=${encodeURIComponent(to.toISOString())}&step=1h`;
+  await Promise.all([...state.sites.values()].map(async (site) => {
+    const response = await fetch(`/api/v1/sites/${encodeURIComponent(site.id)}/occupancy?${query}`);
+    if (!response.ok) return;
+    const values = (await response.json()).buckets.map((b) => b.connected_avg ?? 0);
+    const max = Math.max(...values, 1);
+    const coords = values.map((v, i) => `${(i / Math.max(values.length - 1, 1)) * 120},${24 - (v / max) * 22}`).join(" ");
+    const line = site.row.cells[4].querySelector("polyline.day");
+    line.setAttribute("points", coords);
+    site.row.cells[4].title = `24 h: Wi-Fi clients per hour, peak hour ${Math.round(max)}`;
+  }));
+}
+
 async function start() {
   try {
     state.me = await api("/api/v1/auth/me");
@@ -347,7 +368,9 @@ async function start() {
     initCamera();
     setInterval(() => state.sites.forEach(renderSite), 10000);
     setInterval(loadOd, 60000);
+    setInterval(loadDayTrend, 300000);
   }
+  loadDayTrend();
   for (const site of state.sites.values()) renderSite(site);
   loadOd();
   await loadAlerts();

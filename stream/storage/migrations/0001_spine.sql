@@ -7,11 +7,10 @@
 -- Only the primary key is indexed: this table is written at full stream rate and read
 -- only for audits and replays, so every extra index would cost ingest throughput.
 --
--- Storage branch: with TimescaleDB preloaded the table becomes a hypertable with a
--- retention policy (UNTESTED here: TimescaleDB is not installable on the dev machine);
--- otherwise native daily range partitions (tp_ensure_event_partitions, called by the
--- migrator and by every worker on start and hourly) plus a default partition that
--- catches events far outside the pre-created days.
+-- Storage branch (tp_timescale(), 0000): with TimescaleDB the table becomes a hypertable
+-- with daily chunks (policies in 0700); otherwise native daily range partitions
+-- (tp_ensure_event_partitions, called by the migrator and by every worker on start and
+-- hourly) plus a default partition that catches events far outside the pre-created days.
 DO $$
 DECLARE
     columns text := $cols$
@@ -34,15 +33,13 @@ DECLARE
         terminate_cause text,
         PRIMARY KEY (event_time, event_id)
     $cols$;
-    timescale boolean := EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
-        AND current_setting('shared_preload_libraries', true) LIKE '%timescaledb%';
+    timescale boolean := tp_timescale();
 BEGIN
     IF timescale THEN
         CREATE EXTENSION IF NOT EXISTS timescaledb;
         EXECUTE format('CREATE TABLE wifi_session_events (%s)', columns);
         EXECUTE $ts$SELECT create_hypertable('wifi_session_events', 'event_time',
                                               chunk_time_interval => interval '1 day')$ts$;
-        EXECUTE $ts$SELECT add_retention_policy('wifi_session_events', interval '90 days')$ts$;
     ELSE
         EXECUTE format('CREATE TABLE wifi_session_events (%s) PARTITION BY RANGE (event_time)',
                        columns);
