@@ -45,6 +45,9 @@ TOURPULSE_CONTEXT: dict[str, str] = {
     "peopleCountLow": "tp:peopleCountLow",
     "peopleCountHigh": "tp:peopleCountHigh",
     "degraded": "tp:degraded",
+    "estimateSource": "tp:estimateSource",
+    "estimateConfidence": "tp:estimateConfidence",
+    "sensorFlags": "tp:sensorFlags",
     "refSite": "tp:refSite",
 }
 #: A site at or above this share of its capacity is reported ``congested``.
@@ -97,9 +100,20 @@ def crowd_flow_entity(site: Site, fused: dict[str, Any]) -> dict[str, Any]:
         "occupancy": _prop(round(min(share, 1.0), 4), observed),
         "congested": _prop(share >= CONGESTED_SHARE, observed),
         "degraded": _prop(bool(fused.get("degraded")), observed),
+        **_estimate_quality(fused, observed),
         "refSite": {"type": "Relationship", "object": _urn("TouristDestination", site.id)},
         **_place(site),
     }
+
+
+def _estimate_quality(fused: dict[str, Any], observed: str) -> dict[str, Any]:
+    """What the count rests on and how far to trust it (absent from older messages)."""
+    quality = {
+        "estimateSource": fused.get("source"),
+        "estimateConfidence": fused.get("confidence"),
+        "sensorFlags": fused.get("flags") or None,
+    }
+    return {k: _prop(v, observed) for k, v in quality.items() if v is not None}
 
 
 def _iso(value: str) -> str:
