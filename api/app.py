@@ -116,6 +116,9 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if tuning.docs else None,
+        redoc_url="/redoc" if tuning.docs else None,
+        openapi_url="/openapi.json" if tuning.docs else None,
     )
     app.state.settings = settings
     app.state.tuning = tuning

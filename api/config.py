@@ -57,6 +57,10 @@ class ApiTuning(BaseSettings):
         description="How often an authenticated stream re-checks its session (revocation "
         "ends it within this time).",
     )
+    docs: bool = Field(
+        default=True,
+        description="Serve /docs, /redoc and /openapi.json (production: off, see preflight).",
+    )
     max_body_bytes: Positive = Field(
         default=1_048_576, description="Largest request body accepted (413 beyond)."
     )
