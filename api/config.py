@@ -62,7 +62,9 @@ class ApiTuning(BaseSettings):
         description="Serve /docs, /redoc and /openapi.json (production: off, see preflight).",
     )
     max_body_bytes: Positive = Field(
-        default=1_048_576, description="Largest request body accepted (413 beyond)."
+        default=6 * 1024 * 1024,
+        description="Largest request body accepted (413 beyond): a 5 MiB promo image upload "
+        "plus multipart overhead; routes bound their own fields further.",
     )
     sse_retry_ms: Positive = Field(
         default=3000, description="Reconnect delay suggested to EventSource clients."

@@ -316,7 +316,7 @@ async def privacy(request: Request, site_id: str, withdrawn: int = 0) -> Respons
     if site is None:
         return error_page(request, PortalError("not_found", 404), lang)
     ctx = _ctx_or_none(request, site_id)
-    records = await rt.store.consents(ctx["cid"]) if ctx else []
+    records = await rt.store.consents(ctx["ps"]) if ctx else []
     return render(
         request,
         "privacy.html",
@@ -348,7 +348,7 @@ async def withdraw(
         rt.sealer.check_csrf(ctx["ps"], csrf)
         if site is None or purpose not in ("marketing", "network_access"):
             raise PortalError("bad_params", 400)
-        await rt.store.withdraw(ctx["cid"], purpose)
+        await rt.store.withdraw(ctx["ps"], purpose)
     except PortalError as err:
         return error_page(request, err, chosen, site)
     return RedirectResponse(f"/portal/{site_id}/privacy?lang={chosen}&withdrawn=1", 303)
