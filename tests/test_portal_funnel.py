@@ -106,9 +106,7 @@ async def test_funnel_moves_once_per_stage_and_joins_wifi(env: dict[str, Any]) -
             " ends_at) VALUES (%s, 's1', %s, 'ap1', now(), now(), now() + interval '5 min')",
             (site, cid),
         )
-    report = (
-        await client.get("/api/v1/portal/funnel", params={"site": site}, headers=AUTH)
-    ).json()
+    report = (await client.get("/api/v1/portal/funnel", params={"site": site}, headers=AUTH)).json()
     assert report["totals"] == {"visits": 1, "accepted": 1, "granted": 1, "session_seen": 1}
     row = next(p for p in report["promos"] if p["promo"] == promo)
     assert (row["impressions"], row["accepted"], row["granted"], row["clicked"]) == (1, 1, 1, 1)
