@@ -20,7 +20,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from portal_stubs import StubControllers, free_port, portal_app, portal_settings, serve
+from portal_stubs import (
+    ADMIN_TOKEN,
+    StubControllers,
+    free_port,
+    portal_app,
+    portal_settings,
+    serve,
+)
 
 from api.portal.controllers.opennds import _gateway_ok
 from device_configs.alerting import EmailTarget
@@ -185,3 +192,109 @@ async def test_smtp_starttls_verifies_the_certificate_and_never_logs_in_in_clear
         assert len(inbox.messages) == 1
     finally:
         controller.stop()
+
+
+ADMIN_AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.mark.integration
+async def test_data_subject_request_verify_export_erase_audit(env: dict[str, Any]) -> None:
+    stub, base, site = env["stub"], env["base"], "saigon-zoo"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as phone:
+        r = await phone.get(stub.meraki_landing(base, site, MAC, "http://example.com/"))
+        form = {"csrf": _csrf(r.text), "terms": "yes", "marketing": "yes"}
+        await phone.post(f"/portal/{site}/accept", data=form)
+        async with httpx.AsyncClient(base_url=base, timeout=30) as stranger:
+            no_session = await stranger.post("/api/v1/portal/dsr", json={"kind": "access"})
+            assert no_session.status_code == 400
+        access = (await phone.post("/api/v1/portal/dsr", json={"kind": "access"})).json()
+        erasure = (await phone.post("/api/v1/portal/dsr", json={"kind": "erasure"})).json()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as admin:
+        a_id, e_id = access["request_id"], erasure["request_id"]
+        # Nothing is released before verification, and only to an admin.
+        assert (await admin.get(f"/api/v1/portal/admin/dsr/{a_id}/export")).status_code == 401
+        early = await admin.get(f"/api/v1/portal/admin/dsr/{a_id}/export", headers=ADMIN_AUTH)
+        assert early.status_code == 409
+        listed = (await admin.get("/api/v1/portal/admin/dsr", headers=ADMIN_AUTH)).json()
+        assert {r["status"] for r in listed} == {"pending"} and "client_id" not in listed[0]
+        ok = await admin.post(
+            f"/api/v1/portal/admin/dsr/{a_id}/verify",
+            json={"code": access["verification_code"]},
+            headers=ADMIN_AUTH,
+        )
+        assert ok.status_code == 200 and ok.json()["status"] == "verified"
+        exported = (
+            await admin.get(f"/api/v1/portal/admin/dsr/{a_id}/export", headers=ADMIN_AUTH)
+        ).json()
+        assert len(exported["data"]["visits"]) == 1
+        assert {c["purpose"] for c in exported["data"]["consents"]} == {
+            "marketing",
+            "network_access",
+        }
+        assert exported["data"]["promos_shown"]
+        # A wrong code rejects the erasure request for good.
+        wrong = await admin.post(
+            f"/api/v1/portal/admin/dsr/{e_id}/verify",
+            json={"code": "not-the-code-0000"},
+            headers=ADMIN_AUTH,
+        )
+        assert wrong.status_code == 422
+        refused = await admin.post(f"/api/v1/portal/admin/dsr/{e_id}/erase", headers=ADMIN_AUTH)
+        assert refused.status_code == 409
+    # A fresh erasure request, verified, erases every row of that client id.
+    async with httpx.AsyncClient(base_url=base, timeout=30) as phone:
+        await phone.get(stub.meraki_landing(base, site, MAC, "http://example.com/"))
+        again = (await phone.post("/api/v1/portal/dsr", json={"kind": "erasure"})).json()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as admin:
+        await admin.post(
+            f"/api/v1/portal/admin/dsr/{again['request_id']}/verify",
+            json={"code": again["verification_code"]},
+            headers=ADMIN_AUTH,
+        )
+        erased = await admin.post(
+            f"/api/v1/portal/admin/dsr/{again['request_id']}/erase", headers=ADMIN_AUTH
+        )
+        assert erased.status_code == 200 and erased.json()["erased"]["consents"] == 2
+        audit = (await admin.get("/api/v1/portal/admin/audit", headers=ADMIN_AUTH)).json()
+    with psycopg.connect(env["db"]) as conn:
+        left = conn.execute(
+            "SELECT (SELECT count(*) FROM portal_visits), (SELECT count(*) FROM portal_consents),"
+            " (SELECT count(*) FROM portal_promo_impressions)"
+        ).fetchone()
+    assert left == (0, 0, 0)
+    actions = [a["action"] for a in audit if a["action"].startswith("dsr.")]
+    assert actions[:2] == ["dsr.erase", "dsr.verified"] and "dsr.export" in actions
+    assert "dsr.rejected" in actions and actions.count("dsr.request") == 3
+
+
+@pytest.mark.integration
+def test_retention_removes_portal_rows_after_twelve_months(database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from stream.storage.retention import RetentionPolicy, enforce
+
+    old = datetime.now(UTC) - timedelta(days=400)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for ps, at in (("old", old), ("new", datetime.now(UTC))):
+            conn.execute(
+                "INSERT INTO portal_visits (portal_session, site, client_id, controller,"
+                " language, created_at) VALUES (%s, 's', 'c', 'meraki', 'en', %s)",
+                (ps, at),
+            )
+            conn.execute(
+                "INSERT INTO portal_promo_impressions (portal_session, promo_id, variant)"
+                " VALUES (%s, 'p', 'a')",
+                (ps,),
+            )
+            conn.execute(
+                "INSERT INTO portal_consents (client_id, site, portal_session, purpose,"
+                " terms_version, notice_version, language, given_at)"
+                " VALUES ('c', 's', %s, 'marketing', 'v', 'v', 'en', %s)",
+                (ps, at),
+            )
+    removed = enforce(database_url, RetentionPolicy())
+    assert removed["portal_visits"] == 1 and removed["portal_consents"] == 1
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT portal_session FROM portal_visits").fetchall() == [("new",)]
+        assert conn.execute("SELECT count(*) FROM portal_promo_impressions").fetchone() == (1,)
+        assert conn.execute("SELECT portal_session FROM portal_consents").fetchall() == [("new",)]

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.portal import admin, api_routes
+from api.portal import admin, api_routes, dsr
 from api.portal.i18n import translator
 from api.portal.pages import (
     COOKIE,
@@ -57,6 +57,7 @@ router = APIRouter()
 lifespan = portal_lifespan
 router.include_router(api_routes.router)
 router.include_router(admin.router)
+router.include_router(dsr.router)
 
 Short = Annotated[str | None, Form(max_length=64)]
 #: Stands in for the visit's CSRF token in cached splash pages (HTML-escaping leaves it be).
