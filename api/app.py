@@ -28,6 +28,7 @@ from api.errors import install_error_handlers
 from api.live.consumer import LiveFeed
 from api.live.hub import Hub
 from api.metrics import ApiMetrics, MetricsMiddleware
+from api.openapi_doc import install_common_responses
 from api.security.body import BodyLimitMiddleware
 from api.security.streams import StreamLimiter
 from device_configs.loader import load_device_configs
@@ -130,6 +131,7 @@ def create_app(
     install_error_handlers(app)
     for module in modules:
         app.include_router(_router_of(module))
+    install_common_responses(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=tuning.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, streaming=STREAMING_ROUTES)
     return app
