@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -41,6 +42,7 @@ PASSWORD = "bench security password"
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per login attempt
     per_kind = ctx.events or (500 if ctx.quick else FUZZ_PER_KIND)
     fuzz: dict[str, Any] = {}
     for kind in TARGETS:
@@ -139,6 +141,7 @@ def _measure_api(ctx: BenchContext, database_url: str) -> dict[str, Any]:
             "schemathesis_cases": schema.cases,
             "schemathesis_server_errors": len(schema.server_errors),
             "schemathesis_undocumented_statuses": sum(len(v) for v in schema.undocumented.values()),
+            "schemathesis_undocumented": {k: sorted(v) for k, v in schema.undocumented.items()},
             "schemathesis_statuses": {str(k): v for k, v in sorted(schema.statuses.items())},
             "schemathesis_seconds": round(time.monotonic() - started, 1),
             "schemathesis_first_errors": schema.server_errors[:5],
