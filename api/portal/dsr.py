@@ -75,7 +75,10 @@ def _hash(code: str) -> str:
     "/api/v1/portal/dsr",
     response_model=DsrCreated,
     status_code=201,
-    responses={400: {"description": "No current portal session."}},
+    responses={
+        400: {"description": "No current portal session."},
+        429: {"description": "Too many requests from this address."},
+    },
 )
 async def create_request(request: Request, body: DsrIn) -> DsrCreated:
     """A data-subject request (access or erasure) for the data of the current portal
