@@ -157,13 +157,17 @@ def check_mqtt(ctx: Context) -> list[str]:
 
 
 def check_kafka(ctx: Context) -> list[str]:
+    # Names as the transport settings read them (Settings.kafka_client_settings).
     protocol = ctx.env.get("TP_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
     if protocol != "SASL_SSL":
         return [
             f"TP_KAFKA_SECURITY_PROTOCOL is {protocol}: Kafka must use SASL_SSL "
             "(authenticated and encrypted)"
         ]
-    return _secret(ctx, "TP_KAFKA_SASL_PASSWORD", MIN_SHARED_LEN)
+    out = []
+    if not ctx.env.get("TP_KAFKA_USERNAME"):
+        out.append("TP_KAFKA_USERNAME is not set")
+    return out + _secret(ctx, "TP_KAFKA_PASSWORD", MIN_SHARED_LEN)
 
 
 def check_api_docs(ctx: Context) -> list[str]:
