@@ -10,7 +10,7 @@ const STALE_MS = 120000;        // a site with nothing newer than this is shown 
 const SPARK_POINTS = 180;        // ~30 min at one fused update per 10 s
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY), me: null, sites: new Map(), alerts: new Map(),
-  source: null, map: null, flowLines: [], selected: null,
+  source: null, lastEventId: null, map: null, flowLines: [], selected: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -320,20 +320,34 @@ function initCamera() {
 
 // ---- live feed -----------------------------------------------------------------------------
 
-function connect() {
+// EventSource cannot send headers, and a JWT in the URL would end up in logs: each connection
+// gets a one-time ticket instead. The browser's own retry would reuse the spent ticket, so
+// errors close the source and reconnect with a fresh ticket, resuming by the last event id.
+async function connect() {
   if (state.source) state.source.close();
-  const source = new EventSource(`/api/v1/ioc/live?access_token=${encodeURIComponent(state.token)}`);
+  state.source = null;
+  let ticket;
+  try {
+    ticket = (await api("/api/v1/auth/stream-ticket", { method: "POST" })).ticket;
+  } catch (error) {
+    if (state.token) { setStatus(false, "reconnecting…"); setTimeout(connect, 5000); }
+    return;
+  }
+  const resume = state.lastEventId ? `&last_event_id=${encodeURIComponent(state.lastEventId)}` : "";
+  const source = new EventSource(`/api/v1/ioc/live?ticket=${encodeURIComponent(ticket)}${resume}`);
   state.source = source;
-  const on = (name, fn) => source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+  const on = (name, fn) => source.addEventListener(name, (e) => {
+    if (e.lastEventId) state.lastEventId = e.lastEventId;
+    fn(JSON.parse(e.data));
+  });
   on("fused", onFused); on("occupancy", onOccupancy); on("flows", onFlows);
   on("alert", onAlert); on("freshness", onFreshness);
   source.onopen = () => { setStatus(true); loadAlerts().catch(() => {}); };
   source.onerror = () => {
-    setStatus(false, source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…");
-    if (source.readyState === EventSource.CLOSED) {
-      // The server refused (expired token, or the feed is down): check which, then retry.
-      api("/api/v1/auth/me").then(() => setTimeout(connect, 5000)).catch(() => {});
-    }
+    source.close();
+    if (state.source !== source) return;
+    setStatus(false, "reconnecting…");
+    setTimeout(connect, 3000);
   };
 }
 
