@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, str] = {
     "wifi_edge": "infra.bench.wifi_edge",
     "camera": "infra.bench.camera",
     "alerts": "infra.bench.alerts",
+    "chaos": "infra.bench.chaos",
 }
 
 
