@@ -54,7 +54,16 @@ def _gateway_kill(rig: Rig) -> Callable[[], None]:
 
 
 def _worker_kill(rig: Rig) -> Callable[[], None]:
-    rig.procs["worker1"].kill9()  # worker2 must take over its partitions
+    """kill -9 the worker that owns the site's partition; the other one must take over."""
+    names = ("worker1", "worker2")
+    before = [rig.procs[n].metric("tp_worker_events_total") for n in names]
+    time.sleep(1.0)  # the load is running: only the owner's stored-events counter moves
+    grew = [
+        rig.procs[n].metric("tp_worker_events_total") - b
+        for n, b in zip(names, before, strict=True)
+    ]
+    rig.killed = names[grew.index(max(grew))]
+    rig.procs[rig.killed].kill9()
     return lambda: None
 
 
@@ -65,8 +74,21 @@ def _uplink_cut(rig: Rig) -> Callable[[], None]:
 
 
 def _disk_full(rig: Rig) -> Callable[[], None]:
+    """The outbox's disk fills while the uplink is down (the outbox must grow to hold on).
+
+    With the uplink up the outbox reuses its freed pages and never needs new space, so a
+    full disk alone tests nothing; during an outage every accepted report needs some.
+    """
+    assert rig.proxy is not None
+    rig.proxy.cut()
     filler = rig.fill_disk()
-    return lambda: filler.unlink()
+
+    def undo() -> None:
+        filler.unlink()
+        assert rig.proxy is not None
+        rig.proxy.restore()
+
+    return undo
 
 
 def _duplicates(rig: Rig) -> Callable[[], None]:
@@ -105,7 +127,10 @@ BAD_TOPICS = (
     "tp/v1/no-such-site/wifi/btm-wifi/session",
 )
 
+#: In this order. The disk-full run comes first: later outages leave free pages in the
+#: outbox file, which SQLite reuses without asking the full disk for space.
 FAULTS = (
+    Fault("outbox_disk_full", _disk_full, (10.0, 3.0)),
     Fault("mosquitto_restart", _restart("mqtt"), (5.0, 2.0)),
     Fault("gateway_kill9", _gateway_kill, (0.0, 0.0)),
     Fault("kafka_stop", _restart("kafka"), (20.0, 20.0), needs_private=True),
@@ -113,7 +138,6 @@ FAULTS = (
     Fault("worker_kill9", _worker_kill, (0.0, 0.0), recovery_from_inject=True),
     Fault("duplicate_delivery", _duplicates, (0.0, 0.0)),
     Fault("edge_uplink_outage", _uplink_cut, (600.0, 5.0), rate=50.0),
-    Fault("outbox_disk_full", _disk_full, (10.0, 3.0)),
 )
 
 
@@ -134,21 +158,21 @@ def run_fault(rig: Rig, fault: Fault, count: int, say: Callable[[str], None]) ->
         pre = int(rate * 10)
     _wait(lambda: len(load.answered) >= pre, 120)
     say(f"{fault.name}: injecting after {len(load.answered)} acknowledged reports")
-    t_inject = time.monotonic()
     answered_before = len(load.answered)
     undo = fault.inject(rig)
+    t_injected = time.monotonic()  # inject may take a while (finding the worker to kill)
     time.sleep(hold)
     answered_during = len(load.answered) - answered_before
     undo()
-    t_undo = t_inject if fault.recovery_from_inject else time.monotonic()
-    acked_then = load.acked()
-    recovery = _recovery(rig, fault.name, acked_then, t_undo)
+    t_undo = t_injected if fault.recovery_from_inject else time.monotonic()
+    recovery = _recovery(rig, fault.name, load, t_undo)
     load.wait(SETTLE_S + count / rate)
     load.stop()
     acked = load.acked()
     stored = _settle(rig, fault.name, acked)
-    if fault.name == "worker_kill9":  # back to two workers for the next fault
-        rig.procs["worker1"].start().wait_healthy(120)
+    if rig.killed:  # back to two workers for the next fault
+        rig.procs[rig.killed].start().wait_healthy(120)
+        rig.killed = ""
     distinct = len(set(stored) & acked)
     mismatches = _rollups(rig)
     dlq = measure.dead_letters(rig.kafka_bootstrap, dlq_topic) - dlq0
@@ -184,16 +208,24 @@ def _wait(cond: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-def _recovery(rig: Rig, prefix: str, acked: set[Any], since: float) -> float | None:
-    """Seconds from ``since`` until every report in ``acked`` is stored (None: never)."""
+def _recovery(rig: Rig, prefix: str, load: NasLoad, since: float) -> float | None:
+    """Seconds from ``since`` until the pipeline flows again end to end (None: never).
+
+    Flowing again = every report acknowledged before ``since`` is stored, and so is one
+    acknowledged after it (a consumer that is gone stores nothing new, whatever it had
+    finished before).
+    """
+    before = {k for k, t in load.answered.copy().items() if t <= since}
     deadline = time.monotonic() + SETTLE_S * 2
     while time.monotonic() < deadline:
+        after = {k for k, t in load.answered.copy().items() if t > since}
         try:
-            if acked <= set(measure.stored_counts(rig.db_url, prefix)):
-                return time.monotonic() - since
+            stored = set(measure.stored_counts(rig.db_url, prefix))
         except Exception:  # PostgreSQL may still be starting after its restart
-            pass
-        time.sleep(0.25)
+            stored = set()
+        if before <= stored and (after & stored or len(load.answered) == load.count):
+            return time.monotonic() - since
+        time.sleep(0.1)
     return None
 
 

@@ -23,8 +23,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
-from infra.bench.services import counter_value, free_port, fresh_database
+import psycopg
+from psycopg import sql
+
+from infra.bench.services import counter_value, free_port
 from infra.chaos.proxy import UplinkProxy
 from infra.settings import Settings
 from infra.stack import kafka as stack_kafka
@@ -89,6 +93,13 @@ class Proc:
             raise RuntimeError(f"{self.name} not healthy within {timeout:.0f} s:\n{tail}")
 
 
+def _create_database(server_url: str, name: str) -> str:
+    """A new database on the private server (thrown away with the server: never dropped)."""
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+
+
 def wait_until(
     cond: Callable[[], bool], timeout: float, dead: Callable[[], bool] = lambda: False
 ) -> bool:
@@ -119,13 +130,13 @@ class Rig:
         self.components: dict[str, Component] = {}
         self.server_url = settings.database_url
         self.db_url = ""
-        self._db: contextlib.ExitStack = contextlib.ExitStack()
         self.state_dir = work / "edge-state"
         self.tmpfs = False
         self.procs: dict[str, Proc] = {}
         self.proxy: UplinkProxy | None = None
         self.radius_port = 0
         self.duplicates_injected = 0  # set by the duplicate-delivery fault
+        self.killed = ""  # the worker a fault killed, started again after the run
 
     # --- infrastructure -------------------------------------------------------------------
     def up(self) -> None:
@@ -138,7 +149,7 @@ class Rig:
         for name, comp in self.components.items():
             if not comp.managed:  # a fault would not stop it: refuse instead of lying
                 raise RuntimeError(f"{name}: {comp.address} is already in use by another server")
-        self.db_url = self._db.enter_context(fresh_database(self.server_url, f"tp_{self.ns}"))
+        self.db_url = _create_database(self.server_url, f"tp_{self.ns}")
         self._mount_state()
         self.proxy = UplinkProxy(self.cfg.mqtt_port)
         self._write_configs()
@@ -193,7 +204,6 @@ class Rig:
             self.proxy.close()
         if self.tmpfs:
             subprocess.run(["umount", "-l", str(self.state_dir)], check=False)
-        self._db.close()
         with contextlib.suppress(Exception):  # best effort: leftover topics are harmless
             from infra.bench.services import delete_kafka_topics
 
@@ -216,14 +226,11 @@ class Rig:
     def fill_disk(self) -> Path:
         """Fill the outbox's tmpfs to the last byte; returns the filler to delete later."""
         filler = self.state_dir / "filler"
-        with filler.open("wb") as fh, contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 65536)
-                fh.flush()
-        with filler.open("ab") as fh, contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 512)
-                fh.flush()
+        with filler.open("wb", buffering=0) as fh:
+            for block in (1 << 20, 4096, 1):
+                with contextlib.suppress(OSError):
+                    while fh.write(b"\0" * block):
+                        pass
         return filler
 
     def _write_configs(self) -> None:
