@@ -29,11 +29,14 @@ def _say(line: str) -> None:
     print(f"[chaos] {line}", file=sys.stderr, flush=True)
 
 
-def run(ctx: BenchContext, only: list[str] | None = None) -> dict[str, Any]:
+def run(
+    ctx: BenchContext, only: list[str] | None = None, worker_args: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """Every fault (or ``only`` these); ``worker_args`` go to both workers."""
     count = ctx.events or (QUICK_EVENTS if ctx.quick else FULL_EVENTS)
     work = ctx.out_dir / "chaos-run"  # configs and service logs, kept for diagnosis
     shutil.rmtree(work, ignore_errors=True)
-    rig = Rig(ctx.settings, work, full=not ctx.quick, log=_say)
+    rig = Rig(ctx.settings, work, full=not ctx.quick, log=_say, worker_args=worker_args)
     results: dict[str, Any] = {}
     try:
         rig.up()

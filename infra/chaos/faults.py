@@ -131,7 +131,7 @@ BAD_TOPICS = (
 #: outbox file, which SQLite reuses without asking the full disk for space.
 FAULTS = (
     Fault("outbox_disk_full", _disk_full, (10.0, 3.0)),
-    Fault("mosquitto_restart", _restart("mqtt"), (5.0, 2.0)),
+    Fault("mosquitto_restart", _restart("mqtt"), (12.5, 12.0)),
     Fault("gateway_kill9", _gateway_kill, (0.0, 0.0)),
     Fault("kafka_stop", _restart("kafka"), (20.0, 20.0), needs_private=True),
     Fault("postgres_restart", _restart("postgres"), (5.0, 2.0)),

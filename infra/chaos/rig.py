@@ -114,8 +114,17 @@ def wait_until(
 class Rig:
     """Start with :meth:`up`, tear down with :meth:`down` (also after a failure)."""
 
-    def __init__(self, settings: Settings, work: Path, full: bool, log: Callable[[str], None]):
+    def __init__(
+        self,
+        settings: Settings,
+        work: Path,
+        full: bool,
+        log: Callable[[str], None],
+        worker_args: tuple[str, ...] = (),
+    ) -> None:
+        """``worker_args``: extra ``tourpulse worker`` options (e.g. group timeouts to compare)."""
         self.full, self.work, self.say = full, work, log
+        self.worker_args = list(worker_args)
         self.ns = "chaos" + uuid.uuid4().hex[:6]
         ports = FULL_PORTS if full else {"mqtt": free_port(), "kafka": 0, "pg": free_port()}
         kafka_port = settings.kafka_bootstrap.rpartition(":")[2]
@@ -165,7 +174,7 @@ class Rig:
         self._add("gateway", ["gateway", "--client-id", f"gw-{self.ns}", "--share-group",
                               self.ns, "--stats-every", "0"], env)  # fmt: skip
         for i in (1, 2):  # two workers: a killed one's partitions are taken over
-            self._add(f"worker{i}", ["worker", "--session-timeout", "900"], env)
+            self._add(f"worker{i}", ["worker", "--session-timeout", "900", *self.worker_args], env)
         agent_port = free_port()
         self._write_agent_config(agent_port)
         self.procs["agent"] = Proc("agent", ["-v", "edge", "wifi", "--config",
