@@ -10,6 +10,7 @@ the PUBACK 0x10 fix: the Mosquitto restart lost acknowledged events (lost_after_
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -24,9 +25,12 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.mark.timeout(600)
-def test_no_acknowledged_event_is_lost_under_any_fault(stack: Endpoints, tmp_path: Path) -> None:
-    settings = Settings(kafka_bootstrap=stack.kafka_bootstrap, data_dir=tmp_path / ".tp")
-    results = chaos.run(BenchContext(settings, tmp_path, quick=True))
+def test_no_acknowledged_event_is_lost_under_any_fault(stack: Endpoints) -> None:
+    # Not tmp_path: a concurrent pytest session of the same user prunes old numbered tmp
+    # dirs, which once deleted the private PostgreSQL's data under a running suite.
+    with tempfile.TemporaryDirectory(prefix="tp-chaos-") as tmp:
+        settings = Settings(kafka_bootstrap=stack.kafka_bootstrap, data_dir=Path(tmp) / ".tp")
+        results = chaos.run(BenchContext(settings, Path(tmp), quick=True))
 
     ran = {name: r for name, r in results.items() if "skipped" not in r}
     assert set(ran) >= {"mosquitto_restart", "gateway_kill9", "postgres_restart",

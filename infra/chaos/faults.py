@@ -163,8 +163,10 @@ def run_fault(rig: Rig, fault: Fault, count: int, say: Callable[[str], None]) ->
     t_injected = time.monotonic()  # inject may take a while (finding the worker to kill)
     time.sleep(hold)
     answered_during = len(load.answered) - answered_before
+    t_undo_start = time.monotonic()
     undo()
     t_undo = t_injected if fault.recovery_from_inject else time.monotonic()
+    restart_s = time.monotonic() - t_undo_start  # e.g. Kafka's own start-up time
     recovery = _recovery(rig, fault.name, load, t_undo)
     load.wait(SETTLE_S + count / rate)
     load.stop()
@@ -187,6 +189,7 @@ def run_fault(rig: Rig, fault: Fault, count: int, say: Callable[[str], None]) ->
         "rollup_minutes_wrong": mismatches,
         "dead_lettered": dlq,
         "fault_s": round(hold, 1),
+        "restart_s": round(restart_s, 1),
         "acked_during_fault": answered_during,
         "retransmissions": load.retransmissions,
     }
