@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, str] = {
     "alerts": "infra.bench.alerts",
     "storage": "infra.bench.storage",
     "security": "infra.bench.security",
+    "chaos": "infra.bench.chaos",
 }
 
 
