@@ -89,9 +89,11 @@ def _occupancy(url: str) -> tuple[int, int, int]:
     return (sum(int(r[2]) for r in rows), sum(int(r[3]) for r in rows), int(rows[-1][1]))  # type: ignore[call-overload]
 
 
-def _session_kind(session_id: str) -> str:
-    """RADIUS ids are ours (e2e-a); hostapd-… and meraki-… ids are made by the agent."""
-    return session_id if session_id.startswith("e2e") else session_id.split("-")[0]
+def _session_kind(session_id: str, ended: bool) -> str:
+    """Every id is made by the agent: radius-<keyed hash> (the NAS's id never leaves the
+    edge; e2e-b is the one that ended), hostapd-…, meraki-…."""
+    kind = session_id.split("-")[0]
+    return ("e2e-b" if ended else "e2e-a") if kind == "radius" else kind
 
 
 @pytest.mark.integration
@@ -165,7 +167,7 @@ async def test_radius_openwrt_and_meraki_reach_occupancy(
         collector.close()
         broker.stop()
 
-    sessions = {_session_kind(str(r[0])): (r[1], r[2]) for r in rows}
+    sessions = {_session_kind(str(r[0]), bool(r[2])): (r[1], r[2]) for r in rows}
     assert len(rows) == 4 and sessions == {
         "e2e-a": ("ben-thanh-market-ap01", False),
         "e2e-b": ("ben-thanh-market-ap01", True),

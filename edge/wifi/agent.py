@@ -37,7 +37,9 @@ def _radius(agent: WifiAgent) -> SourceAdapter | None:
     c = agent.cfg.radius
     if not c.enabled:
         return None
-    return RadiusAccountingAdapter(agent.emitter, agent.inventory, c.host, c.port)
+    return RadiusAccountingAdapter(
+        agent.emitter, agent.inventory, c.host, c.port, max_skew_s=c.max_clock_skew_s
+    )
 
 
 def _syslog(agent: WifiAgent) -> SourceAdapter | None:

@@ -28,6 +28,11 @@ class RadiusSection(_Section):
     enabled: bool = True
     host: str = "0.0.0.0"
     port: Port = 1813
+    max_clock_skew_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=300.0,
+        description="Event-Timestamp further than this from the agent's clock is ignored "
+        "(arrival time is used instead).",
+    )
 
 
 class SyslogSection(_Section):

@@ -25,6 +25,7 @@ from edge.privacy import InvalidMac
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.radius_parse import (
+    DEFAULT_MAX_SKEW_S,
     Rejected,
     Request,
     load_dictionary,
@@ -80,12 +81,14 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         host: str = "0.0.0.0",
         port: int = 1813,
         dictionary: Dictionary | None = None,
+        max_skew_s: float = DEFAULT_MAX_SKEW_S,
     ) -> None:
         self.emitter = emitter
         self.inventory = inventory
         self.host = host
         self.port = port
         self.dictionary = dictionary or load_dictionary()
+        self.max_skew_s = max_skew_s
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
         self.transport: asyncio.DatagramTransport | None = None
@@ -116,7 +119,9 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             log.exception("unexpected error handling a RADIUS packet (packet not logged)")
 
     def _handle(self, data: bytes, src_ip: str, addr: Addr) -> None:
-        result = parse_accounting(data, src_ip, datetime.now(UTC), self.inventory, self.dictionary)
+        result = parse_accounting(
+            data, src_ip, datetime.now(UTC), self.inventory, self.dictionary, self.max_skew_s
+        )
         if isinstance(result, Rejected):
             self.stats.drop(result.reason)
             return

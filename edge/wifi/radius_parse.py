@@ -21,7 +21,7 @@ import hmac
 import re
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any, NamedTuple
 
@@ -35,6 +35,9 @@ from edge.wifi.sessions import SessionFacts, SessionStatus
 MAX_PACKET = 4096
 #: Acct-Delay-Time beyond this is nonsense (a NAS clock bug), not a 10-day-old event.
 MAX_DELAY_S = 24 * 3600
+#: How far a NAS's Event-Timestamp may be from our clock before we distrust it (NTP-less
+#: APs boot in 1970); configurable per agent (``radius.max_clock_skew_s``).
+DEFAULT_MAX_SKEW_S = 300.0
 
 _STATUS = {
     "Start": SessionStatus.START,
@@ -48,7 +51,7 @@ ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE, PROXY_STATE = 4, 5, 33
 _USED = ("Acct-Status-Type", "Acct-Session-Id", "Calling-Station-Id", "Called-Station-Id",
          "NAS-Identifier", "Acct-Delay-Time", "Acct-Terminate-Cause", "Acct-Input-Octets",
          "Acct-Output-Octets", "Acct-Input-Gigawords", "Acct-Output-Gigawords",
-         "Acct-Session-Time")  # fmt: skip
+         "Acct-Session-Time", "Event-Timestamp")  # fmt: skip
 
 
 def load_dictionary() -> Dictionary:
@@ -140,7 +143,7 @@ def _decode(kind: str, names: dict[bytes, str], value: bytes) -> Any:
     label = names.get(value)
     if label is not None:
         return label
-    if kind == "integer":
+    if kind in ("integer", "date"):
         if len(value) != 4:
             raise ValueError("integer attribute is not 4 bytes")
         return int.from_bytes(value, "big")
@@ -171,7 +174,12 @@ class Accepted:
 
 
 def parse_accounting(
-    data: bytes, src_ip: str, arrival: datetime, inventory: Inventory, dictionary: Dictionary
+    data: bytes,
+    src_ip: str,
+    arrival: datetime,
+    inventory: Inventory,
+    dictionary: Dictionary,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
 ) -> Accepted | Rejected | tuple[Rejected, Request]:
     """Parse one datagram; ``(Rejected(reply=True), packet)`` when only a reply is due."""
     if len(data) < 20:
@@ -193,13 +201,19 @@ def parse_accounting(
     attrs, proxy_state = read_attributes(data, dictionary)
     req = Request(data[1], data[4:20], nas.secret, proxy_state)
     try:
-        return _facts(attrs, req, nas, src_ip, arrival, inventory)
+        return _facts(attrs, req, nas, src_ip, arrival, inventory, max_skew_s)
     except (struct.error, IndexError, KeyError, ValueError, TypeError, UnicodeDecodeError):
         return Rejected("malformed_attribute")
 
 
 def _facts(
-    pkt: Attributes, req: Request, nas: Nas, src_ip: str, arrival: datetime, inventory: Inventory
+    pkt: Attributes,
+    req: Request,
+    nas: Nas,
+    src_ip: str,
+    arrival: datetime,
+    inventory: Inventory,
+    max_skew_s: float,
 ) -> Accepted | Rejected | tuple[Rejected, Request]:
     raw_status = pkt.one("Acct-Status-Type")
     status = _STATUS.get(str(raw_status))
@@ -222,25 +236,64 @@ def _facts(
     if not 0 <= delay <= MAX_DELAY_S:
         return (Rejected("bad_delay_time", reply=True), req)
     cause = pkt.one("Acct-Terminate-Cause")
+    stamp = _int_or_none(pkt.one("Event-Timestamp"))
+    sent = arrival
+    if stamp is not None and abs(stamp - arrival.timestamp()) <= max_skew_s:
+        sent = datetime.fromtimestamp(stamp, UTC)
+    rx = _octets(pkt, "Acct-Input-Octets", "Acct-Input-Gigawords")
+    tx = _octets(pkt, "Acct-Output-Octets", "Acct-Output-Gigawords")
+    seconds = _int_or_none(pkt.one("Acct-Session-Time"))
     facts = SessionFacts(
         status=status,
         mac=mac,
         session_id=str(session_id)[:256],
         site=ap.site,
         ap=ap.id,
-        event_time=arrival - timedelta(seconds=delay),
-        dedup_key=f"{src_ip}|{req.ident}|{req.authenticator.hex()}",
+        event_time=sent - timedelta(seconds=delay),
+        dedup_key=_report_key(str(raw_status), stamp, delay, rx, tx, seconds, req),
         ssid=ssid,
-        rx_bytes=_octets(pkt, "Acct-Input-Octets", "Acct-Input-Gigawords"),
-        tx_bytes=_octets(pkt, "Acct-Output-Octets", "Acct-Output-Gigawords"),
-        session_seconds=_int_or_none(pkt.one("Acct-Session-Time")),
+        rx_bytes=rx,
+        tx_bytes=tx,
+        session_seconds=seconds,
         terminate_cause=str(cause)[:64] if cause is not None else None,
+        nas=src_ip,
     )
     # The Request Authenticator is in the key: it is an MD5 over the whole packet, so a true
     # retransmission repeats it, while two different Interim-Updates that happen to reuse
     # an identifier (radclient and busy NASes recycle the 256 ids fast) do not merge.
     key = (src_ip, req.ident, str(session_id), str(raw_status), req.authenticator)
     return Accepted(facts, req, key)
+
+
+def _report_key(
+    status: str,
+    stamp: int | None,
+    delay: int,
+    rx: int | None,
+    tx: int | None,
+    seconds: int | None,
+    req: Request,
+) -> str:
+    """What identifies one report of a session (the emitter prefixes the session identity).
+
+    Why not the RADIUS identifier/authenticator: a NAS that retransmits after a while (or
+    after our restart) updates Acct-Delay-Time, so the packet gets a new identifier and
+    authenticator, yet it is the same report and must give the identical event (same id,
+    same event time). Reports are told apart by Event-Timestamp - Acct-Delay-Time (constant
+    across retransmissions), else by their counters; a session has one Start and one Stop.
+    Only an Interim-Update with none of these falls back to the packet itself. Limitation:
+    without Event-Timestamp, a Start reusing the same id for the same client within the
+    outbox's memory (1 h) is taken for a retransmission.
+    """
+    if stamp is not None:
+        return f"{status}|t{stamp - delay}"
+    if status == "Start":
+        return status
+    if seconds is not None or rx is not None or tx is not None:
+        return f"{status}|{seconds}|{rx}|{tx}"
+    if status == "Stop":
+        return status
+    return f"{status}|{req.ident}|{req.authenticator.hex()}"
 
 
 def structure_problem(data: bytes) -> str | None:
