@@ -26,14 +26,16 @@ from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.radius_parse import (
     DEFAULT_MAX_SKEW_S,
+    NasRestart,
     Rejected,
     Request,
     load_dictionary,
     parse_accounting,
     reply_packet,
 )
-from edge.wifi.sessions import EventEmitter
+from edge.wifi.sessions import EventEmitter, SessionStatus
 from schemas.envelope import EventBase
+from schemas.wifi import WifiSessionStartV1, WifiSessionStopV1
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ DEDUP_MAX = 200_000
 #: instead of one per packet); replies wait at most this long for it.
 FLUSH_S = 0.002
 FLUSH_MAX = 256
+#: Open sessions remembered (all NASes) so Accounting-On/Off can close them; oldest evicted.
+OPEN_MAX = 200_000
 
 
 class Deduplicator:
@@ -92,7 +96,10 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
         self.transport: asyncio.DatagramTransport | None = None
-        self._pending: list[tuple[EventBase, tuple[object, ...], Request, Addr]] = []
+        self._pending: list[tuple[list[EventBase], tuple[object, ...], Request, Addr]] = []
+        #: NAS address -> session id -> its latest event, for Accounting-On/Off.
+        self._open: dict[str, OrderedDict[str, EventBase]] = {}
+        self._open_count = 0
         self._pending_keys: set[tuple[object, ...]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
 
@@ -130,7 +137,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.stats.drop(rejected.reason)
             self._reply(req, addr)
             return
-        key = result.dedup_key
+        key: tuple[object, ...] = result.dedup_key
         if key in self._pending_keys:
             self.stats.drop("duplicate")  # answered when the first copy is committed
             return
@@ -138,13 +145,17 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.stats.drop("duplicate")
             self._reply(result.request, addr)  # the NAS missed our first answer
             return
-        try:
-            event = self.emitter.build_session(result.facts, self.stats)
-        except (InvalidMac, ValidationError):
-            self.stats.drop("invalid_values")
-            self._reply(result.request, addr)
-            return
-        self._pending.append((event, key, result.request, addr))
+        if isinstance(result, NasRestart):
+            events = self._close_nas(result)
+        else:
+            try:
+                events = [self.emitter.build_session(result.facts, self.stats)]
+            except (InvalidMac, ValidationError):
+                self.stats.drop("invalid_values")
+                self._reply(result.request, addr)
+                return
+            self._track(result.facts.nas or src_ip, events[0])
+        self._pending.append((events, key, result.request, addr))
         self._pending_keys.add(key)
         if len(self._pending) >= FLUSH_MAX:
             self._flush()
@@ -161,7 +172,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         if not batch:
             return
         try:
-            self.emitter.emit_many([event for event, _, _, _ in batch], self.stats)
+            self.emitter.emit_many([e for events, _, _, _ in batch for e in events], self.stats)
         except Exception:  # unanswered, so the NAS retransmits and nothing is lost
             for _ in batch:
                 self.stats.drop("outbox_error")
@@ -171,6 +182,50 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         for _, key, pkt, addr in batch:
             self.dedup.remember(key, now)
             self._reply(pkt, addr)
+
+    def _track(self, nas: str, event: EventBase) -> None:
+        """Remember the session's latest event while it is open (the Stop forgets it)."""
+        sid = str(event.data.session_id)  # type: ignore[attr-defined]
+        sessions = self._open.setdefault(nas, OrderedDict())
+        known = sessions.pop(sid, None)
+        self._open_count -= known is not None
+        if isinstance(event, WifiSessionStopV1):
+            return
+        if known is None and not isinstance(event, WifiSessionStartV1):
+            return  # an interim for a session we never saw start stays as it was: unknown
+        sessions[sid] = event
+        self._open_count += 1
+        while self._open_count > OPEN_MAX:
+            oldest = max(self._open.values(), key=len)
+            oldest.popitem(last=False)
+            self._open_count -= 1
+
+    def _close_nas(self, restart: NasRestart) -> list[EventBase]:
+        """Stop events (reason = Accounting-On/Off) for every session the NAS had open.
+
+        Why: after a controller reboot its clients otherwise stayed "present" until the
+        session timeout. Limitation: sessions opened before this agent started are unknown
+        here (kept in memory only).
+        """
+        sessions = self._open.pop(restart.nas, OrderedDict())
+        self._open_count -= len(sessions)
+        req = restart.request
+        return [
+            self.emitter.session_event(
+                SessionStatus.STOP,
+                client_id=last.data.client_id,  # type: ignore[attr-defined]
+                randomized=last.data.randomized_mac,  # type: ignore[attr-defined]
+                session_id=sid,
+                site=last.site,
+                ap=last.data.ap,  # type: ignore[attr-defined]
+                event_time=max(restart.event_time, last.event_time),
+                dedup_key=f"{sid}|{restart.status}|{req.ident}|{req.authenticator.hex()}",
+                stats=self.stats,
+                ssid=last.data.ssid,  # type: ignore[attr-defined]
+                terminate_cause=restart.status,
+            )
+            for sid, last in sessions.items()
+        ]
 
     def _reply(self, req: Request, addr: Addr) -> None:
         if self.transport:

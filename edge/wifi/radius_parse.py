@@ -173,6 +173,18 @@ class Accepted:
     dedup_key: tuple[str, int, str, str, bytes]
 
 
+@dataclass(frozen=True)
+class NasRestart:
+    """Accounting-On / Accounting-Off (RFC 2866 5.1): the NAS (re)started or is going down,
+    so every session it had open is over; it will not send their Stops."""
+
+    status: str
+    nas: str
+    event_time: datetime
+    request: Request
+    dedup_key: tuple[str, int, str, str, bytes]
+
+
 def parse_accounting(
     data: bytes,
     src_ip: str,
@@ -180,7 +192,7 @@ def parse_accounting(
     inventory: Inventory,
     dictionary: Dictionary,
     max_skew_s: float = DEFAULT_MAX_SKEW_S,
-) -> Accepted | Rejected | tuple[Rejected, Request]:
+) -> Accepted | NasRestart | Rejected | tuple[Rejected, Request]:
     """Parse one datagram; ``(Rejected(reply=True), packet)`` when only a reply is due."""
     if len(data) < 20:
         return Rejected("truncated")
@@ -214,9 +226,12 @@ def _facts(
     arrival: datetime,
     inventory: Inventory,
     max_skew_s: float,
-) -> Accepted | Rejected | tuple[Rejected, Request]:
+) -> Accepted | NasRestart | Rejected | tuple[Rejected, Request]:
     raw_status = pkt.one("Acct-Status-Type")
     status = _STATUS.get(str(raw_status))
+    if raw_status in ("Accounting-On", "Accounting-Off"):
+        key = (src_ip, req.ident, "", str(raw_status), req.authenticator)
+        return NasRestart(str(raw_status), src_ip, arrival, req, key)
     if status is None:
         return (Rejected("ignored_status", reply=True), req)  # Accounting-On/Off and others
     session_id = pkt.one("Acct-Session-Id")
