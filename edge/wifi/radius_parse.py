@@ -44,10 +44,25 @@ _STATUS = {
     "Interim-Update": SessionStatus.INTERIM,
     "Stop": SessionStatus.STOP,
 }
-_CALLED = re.compile(r"^(?P<mac>(?:[0-9A-Fa-f]{2}[-:]?){5}[0-9A-Fa-f]{2})(?:[:;](?P<ssid>.*))?$")
+#: A station id: a MAC in any vendor spelling (colon, dash, Cisco dot, bare; any case),
+#: optionally followed by ``:SSID`` or ``;SSID`` (RFC 3580 3.20/3.21; both station ids).
+_STATION = re.compile(
+    r"^\s*(?P<mac>(?:[0-9A-Fa-f]{2}[-:]?){5}[0-9A-Fa-f]{2}"
+    r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?:[:;](?P<ssid>.*))?$"
+)
 
 
-ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE, PROXY_STATE = 4, 5, 33
+ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE, PROXY_STATE, VENDOR_SPECIFIC = 4, 5, 33, 26
+#: (vendor id, vendor type) -> what it tells us, from Debian's freeradius-common dictionaries
+#: (dictionary.aruba, .ruckus, .meraki). "ssid" fills in when Called-Station-Id has none;
+#: "ap_name" is looked up like a NAS-Identifier. A new vendor is one line here.
+VENDOR_ATTRIBUTES: dict[tuple[int, int], str] = {
+    (14823, 5): "ssid",  # Aruba-Essid-Name
+    (14823, 10): "ap_name",  # Aruba-AP-Group (APs configured by group name)
+    (25053, 3): "ssid",  # Ruckus-SSID
+    (25053, 135): "ssid",  # Ruckus-Wlan-Name
+    (29671, 1): "ap_name",  # Meraki-Device-Name
+}
 _USED = ("Acct-Status-Type", "Acct-Session-Id", "Calling-Station-Id", "Called-Station-Id",
          "NAS-Identifier", "Acct-Delay-Time", "Acct-Terminate-Cause", "Acct-Input-Octets",
          "Acct-Output-Octets", "Acct-Input-Gigawords", "Acct-Output-Gigawords",
@@ -104,11 +119,14 @@ def reply_packet(req: Request) -> bytes:
 class Attributes:
     """Raw values of the used attributes; read like pyrad's ``pkt.get(name)[0]``."""
 
-    __slots__ = ("raw", "table")
+    __slots__ = ("raw", "table", "vendor")
 
-    def __init__(self, raw: dict[str, list[bytes]], table: AttributeTable) -> None:
+    def __init__(
+        self, raw: dict[str, list[bytes]], table: AttributeTable, vendor: dict[str, str]
+    ) -> None:
         self.raw = raw
         self.table = table
+        self.vendor = vendor  # VENDOR_ATTRIBUTES field -> first value
 
     def one(self, name: str) -> Any:
         """The first value, or None; raises ValueError if *any* copy is undecodable (as
@@ -125,6 +143,7 @@ def read_attributes(data: bytes, dictionary: Dictionary) -> tuple[Attributes, tu
     """The used attributes and the Proxy-State values of a correctly framed packet."""
     table = attribute_table(dictionary)
     raw: dict[str, list[bytes]] = {}
+    vendor: dict[str, str] = {}
     proxy_state: list[bytes] = []
     length = int.from_bytes(data[2:4], "big")
     pos = 20
@@ -135,8 +154,26 @@ def read_attributes(data: bytes, dictionary: Dictionary) -> tuple[Attributes, tu
             raw.setdefault(name, []).append(data[pos + 2 : pos + attr_len])
         elif code == PROXY_STATE:
             proxy_state.append(data[pos + 2 : pos + attr_len])
+        elif code == VENDOR_SPECIFIC:
+            _vendor_attributes(data[pos + 2 : pos + attr_len], vendor)
         pos += attr_len
-    return Attributes(raw, table), tuple(proxy_state)
+    return Attributes(raw, table, vendor), tuple(proxy_state)
+
+
+def _vendor_attributes(value: bytes, out: dict[str, str]) -> None:
+    """RFC 2865 5.26 sub-attributes (1-byte type and length, as these vendors use)."""
+    if len(value) < 4:
+        return
+    vendor_id = int.from_bytes(value[:4], "big")
+    pos = 4
+    while pos + 2 <= len(value):
+        kind, length = value[pos], value[pos + 1]
+        if length < 2 or pos + length > len(value):
+            return  # malformed VSA: ignore it, the standard attributes still count
+        field = VENDOR_ATTRIBUTES.get((vendor_id, kind))
+        if field is not None and field not in out:
+            out[field] = value[pos + 2 : pos + length].decode("utf-8", "replace")
+        pos += length
 
 
 def _decode(kind: str, names: dict[bytes, str], value: bytes) -> Any:
@@ -238,12 +275,14 @@ def _facts(
     if not session_id:
         return (Rejected("missing_session_id", reply=True), req)
     calling = pkt.one("Calling-Station-Id")
+    client = _station(calling)[0] or str(calling or "")
     try:
-        mac = normalise_mac(str(calling or ""))  # 6 bytes: pseudonymised without re-parsing
+        mac = normalise_mac(client)  # 6 bytes: pseudonymised without re-parsing
     except InvalidMac:
         return (Rejected("invalid_calling_station", reply=True), req)
-    bssid, ssid = _called_station(pkt.one("Called-Station-Id"))
-    nas_identifier = pkt.one("NAS-Identifier")
+    bssid, ssid = _station(pkt.one("Called-Station-Id"))
+    ssid = ssid or pkt.vendor.get("ssid")
+    nas_identifier = pkt.one("NAS-Identifier") or pkt.vendor.get("ap_name")
     ap = inventory.resolve(nas, str(nas_identifier) if nas_identifier else None, bssid)
     if ap is None:
         return (Rejected("unknown_ap", reply=True), req)
@@ -339,11 +378,11 @@ def _octets(pkt: Attributes, low: str, giga: str) -> int | None:
     return (int(pkt.one(giga) or 0) << 32) + int(lo)
 
 
-def _called_station(value: Any) -> tuple[str | None, str | None]:
-    """``AA-BB-CC-DD-EE-FF:SSID`` (RFC 3580 3.20) → (AP MAC, SSID); tolerant of variants."""
+def _station(value: Any) -> tuple[str | None, str | None]:
+    """``AA-BB-CC-DD-EE-FF:SSID`` (RFC 3580 3.20) → (MAC, SSID); any MAC spelling."""
     if not value:
         return None, None
-    m = _CALLED.match(str(value))
+    m = _STATION.match(str(value))
     if not m:
         return None, None
     return m.group("mac"), (m.group("ssid") or None)
