@@ -33,6 +33,10 @@ class RadiusSection(_Section):
         description="Event-Timestamp further than this from the agent's clock is ignored "
         "(arrival time is used instead).",
     )
+    receive_buffer_bytes: Annotated[int, Field(ge=65536, le=256 * 1024 * 1024)] = Field(
+        default=4 * 1024 * 1024,
+        description="UDP receive buffer (beyond net.core.rmem_max only when privileged).",
+    )
 
 
 class SyslogSection(_Section):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from pydantic import ValidationError
 from pyrad.dictionary import Dictionary
 
 from edge.privacy import InvalidMac
+from edge.wifi import udp_socket
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.radius_parse import (
@@ -86,6 +88,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         port: int = 1813,
         dictionary: Dictionary | None = None,
         max_skew_s: float = DEFAULT_MAX_SKEW_S,
+        rcvbuf: int = udp_socket.DEFAULT_RCVBUF,
     ) -> None:
         self.emitter = emitter
         self.inventory = inventory
@@ -93,6 +96,8 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self.port = port
         self.dictionary = dictionary or load_dictionary()
         self.max_skew_s = max_skew_s
+        self.rcvbuf = rcvbuf
+        self._socket: socket.socket | None = None
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
         self.transport: asyncio.DatagramTransport | None = None
@@ -110,7 +115,13 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         )
         self.transport = transport
         self.port = transport.get_extra_info("sockname")[1]
+        self._socket = transport.get_extra_info("socket")
+        udp_socket.watch(self._socket, self.stats.source, self.rcvbuf)
         log.info("RADIUS accounting listening on %s:%d", self.host, self.port)
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped before we read them (receive buffer full)."""
+        return udp_socket.udp_drops(self._socket) if self._socket else None
 
     async def stop(self) -> None:
         self._flush()
