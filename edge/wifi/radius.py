@@ -18,6 +18,7 @@ import socket
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from pydantic import ValidationError
 from pyrad.dictionary import Dictionary
@@ -37,7 +38,7 @@ from edge.wifi.radius_parse import (
 )
 from edge.wifi.sessions import EventEmitter, SessionStatus
 from schemas.envelope import EventBase
-from schemas.wifi import WifiSessionStartV1, WifiSessionStopV1
+from schemas.wifi import WifiSessionData, WifiSessionStartV1, WifiSessionStopV1
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,17 @@ class Deduplicator:
         self._seen[key] = now
 
 
+class _OpenSession(NamedTuple):
+    """What closing a session needs (a tuple: a whole event per open session cost ~2 KB)."""
+
+    client_id: str
+    randomized: bool
+    site: str
+    ap: str
+    ssid: str | None
+    last: datetime
+
+
 class RadiusAccountingAdapter(asyncio.DatagramProtocol):
     """Listens on UDP (1813 by default); one instance per agent."""
 
@@ -102,8 +114,8 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self.dedup = Deduplicator()
         self.transport: asyncio.DatagramTransport | None = None
         self._pending: list[tuple[list[EventBase], tuple[object, ...], Request, Addr]] = []
-        #: NAS address -> session id -> its latest event, for Accounting-On/Off.
-        self._open: dict[str, OrderedDict[str, EventBase]] = {}
+        #: NAS address -> session id -> what a Stop needs, for Accounting-On/Off.
+        self._open: dict[str, OrderedDict[str, _OpenSession]] = {}
         self._open_count = 0
         self._pending_keys: set[tuple[object, ...]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -204,7 +216,10 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             return
         if known is None and not isinstance(event, WifiSessionStartV1):
             return  # an interim for a session we never saw start stays as it was: unknown
-        sessions[sid] = event
+        d: WifiSessionData = event.data  # type: ignore[attr-defined]
+        sessions[sid] = _OpenSession(
+            d.client_id, d.randomized_mac, event.site, d.ap, d.ssid, event.event_time
+        )
         self._open_count += 1
         while self._open_count > OPEN_MAX:
             oldest = max(self._open.values(), key=len)
@@ -224,18 +239,18 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         return [
             self.emitter.session_event(
                 SessionStatus.STOP,
-                client_id=last.data.client_id,  # type: ignore[attr-defined]
-                randomized=last.data.randomized_mac,  # type: ignore[attr-defined]
+                client_id=o.client_id,
+                randomized=o.randomized,
                 session_id=sid,
-                site=last.site,
-                ap=last.data.ap,  # type: ignore[attr-defined]
-                event_time=max(restart.event_time, last.event_time),
+                site=o.site,
+                ap=o.ap,
+                event_time=max(restart.event_time, o.last),
                 dedup_key=f"{sid}|{restart.status}|{req.ident}|{req.authenticator.hex()}",
                 stats=self.stats,
-                ssid=last.data.ssid,  # type: ignore[attr-defined]
+                ssid=o.ssid,
                 terminate_cause=restart.status,
             )
-            for sid, last in sessions.items()
+            for sid, o in sessions.items()
         ]
 
     def _reply(self, req: Request, addr: Addr) -> None:
