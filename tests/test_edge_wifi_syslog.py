@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from pathlib import Path
 
 from edge_wifi_support import ListSink, write_agent_config
@@ -49,3 +50,35 @@ async def test_only_the_ap_or_its_site_controller_may_report_for_it(tmp_path: Pa
         assert [e.data.ap for e in sink.events] == ["ben-thanh-market-ap01"]  # type: ignore[attr-defined]
     finally:
         await agent.stop()
+
+
+async def test_a_flooding_sender_is_rate_limited_not_the_others(tmp_path: Path) -> None:
+    """One address sending 1,000 lines at once gets its burst (200) and then ~100/s."""
+    block = "syslog:\n  enabled: true\n  host: 127.0.0.1\n  port: 0\n"
+    cfg = write_agent_config(tmp_path, 1, radius="radius:\n  enabled: false\n", syslog=block)
+    sink = ListSink()
+    agent = WifiAgent(load_config(cfg), sink)
+    await agent.start()
+    try:
+        (syslog,) = agent.adapters
+        assert isinstance(syslog, SyslogAdapter)
+        t0 = time.monotonic()
+        await asyncio.to_thread(_flood, syslog.port, b"<30>Dec  5 10:00:00 x hostapd: noise", 1000)
+        await _send(syslog.port, LINE.encode(), "127.0.0.1")
+        for _ in range(200):
+            if sink.events:
+                break
+            await asyncio.sleep(0.05)
+        drops, elapsed = syslog.stats.drops, time.monotonic() - t0
+        assert drops.get("rate_limited", 0) > 0 and len(sink.events) == 1, drops
+        # Through: the burst plus what refilled meanwhile (never the whole flood).
+        assert drops.get("not_a_station_event", 0) <= 201 + 100 * elapsed, (drops, elapsed)
+    finally:
+        await agent.stop()
+
+
+def _flood(port: int, data: bytes, n: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.2", 0))
+        for _ in range(n):
+            s.sendto(data, ("127.0.0.1", port))

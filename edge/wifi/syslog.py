@@ -31,6 +31,11 @@ from edge.wifi.sessions import EventEmitter, SessionFacts, SessionStatus
 log = logging.getLogger(__name__)
 
 MAX_LINE = 2048
+#: Per sender: a busy AP logs a few station events a second; a flood from one address must
+#: not starve the RADIUS server that shares this agent's loop. Token bucket, bounded table.
+RATE_PER_S = 100.0
+BURST = 200.0
+SENDERS_MAX = 10_000
 OPEN_SESSIONS_MAX = 100_000
 
 #: The interface name is bounded (Linux IFNAMSIZ is 16): unbounded, ``search`` rescanned
@@ -60,6 +65,7 @@ class SyslogAdapter(asyncio.DatagramProtocol):
         self.stats = SourceStats("edge.wifi.hostapd")
         self.transport: asyncio.BaseTransport | None = None
         self._open: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # ip -> tokens, t
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -81,7 +87,19 @@ class SyslogAdapter(asyncio.DatagramProtocol):
             self.stats.drop("internal_error")
             log.exception("unexpected error handling a syslog line (line not logged)")
 
+    def _allowed(self, src_ip: str) -> bool:
+        now = time.monotonic()
+        tokens, then = self._buckets.pop(src_ip, (BURST, now))
+        tokens = min(BURST, tokens + (now - then) * RATE_PER_S)
+        self._buckets[src_ip] = (tokens - 1, now) if tokens >= 1 else (tokens, now)
+        while len(self._buckets) > SENDERS_MAX:
+            self._buckets.popitem(last=False)
+        return tokens >= 1
+
     def handle_line(self, data: bytes, src_ip: str) -> None:
+        if not self._allowed(src_ip):
+            self.stats.drop("rate_limited")
+            return
         if len(data) > MAX_LINE:
             self.stats.drop("too_large")
             return
