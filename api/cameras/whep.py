@@ -24,7 +24,9 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaPlayer, MediaRelay
+from aiortc.contrib.media import MediaPlayer
+
+from api.cameras.relay import VideoHub, ViewerTrack
 
 log = logging.getLogger(__name__)
 ICE_GATHER_TIMEOUT_S = 10.0
@@ -62,9 +64,9 @@ class CameraFeed:
     """The single RTSP pull of one camera and the viewers attached to it."""
 
     rtsp_url: str
-    relay: MediaRelay = field(default_factory=MediaRelay)
     ice: list[RTCIceServer] = field(default_factory=ice_servers)
     player: MediaPlayer | None = None
+    hub: VideoHub | None = None
     sessions: dict[str, RTCPeerConnection] = field(default_factory=dict)
 
     async def source(self) -> MediaPlayer:
@@ -77,6 +79,8 @@ class CameraFeed:
                 MediaPlayer, self.rtsp_url, decode=False, options=RTSP_OPTIONS
             )
             self.player = player
+            if player.video is not None:
+                self.hub = VideoHub(player.video)
         return player
 
     async def answer(self, offer_sdp: str) -> tuple[str, str]:
@@ -91,12 +95,12 @@ class CameraFeed:
         session_id = secrets.token_urlsafe(12)
         try:
             player = await self.source()
-            if player.video is None:
+            if player.video is None or self.hub is None:
                 raise WhepError("the camera stream has no video")
-            transceiver = pc.addTransceiver(
-                self.relay.subscribe(player.video, buffered=False), direction="sendonly"
-            )
+            track = self.hub.subscribe()
+            transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(h264)
+            _on_picture_loss(transceiver.sender, track)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             answer = await pc.createAnswer()
             if answer is None or "H264" not in answer.sdp:
@@ -118,19 +122,37 @@ class CameraFeed:
         pc = self.sessions.pop(session_id, None)
         if pc is None:
             return False
+        for sender in pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()  # leaves the hub's fan-out
         await pc.close()
         return True
 
     def _stop_player(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+            self.hub = None
         if self.player is not None:
             for track in (self.player.video, self.player.audio):
                 if track is not None:
                     track.stop()
             self.player = None
-            self.relay = MediaRelay()
 
     async def close(self) -> None:
         for session_id in list(self.sessions):
             with contextlib.suppress(Exception):
                 await self.close_session(session_id)
         self._stop_player()
+
+
+def _on_picture_loss(sender: RTCRtpSender, track: ViewerTrack) -> None:
+    """Route the viewer's PLI/FIR to ``track.resync`` (replay the cached GOP). aiortc only
+    sets an encoder flag there, which pre-encoded packets ignore, and offers no hook, so the
+    sender's method is wrapped on this instance."""
+    request = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        request()
+        track.resync()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
