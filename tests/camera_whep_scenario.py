@@ -242,6 +242,13 @@ async def browser(api: str, sim: CameraSim) -> dict[str, object]:
             await page.click("button[aria-label=right]")
             out["lease_text"] = await page.inner_text("#lease")
             out["pan_before"] = pan_before
+            await page.click("#sound")  # the page's mute control: sound on
+            await asyncio.sleep(1.5)
+            out["sound"] = await page.evaluate(
+                """async () => ({...(await window.tpAudio()),
+                  muted: document.getElementById('video').muted,
+                  pressed: document.getElementById('sound').getAttribute('aria-pressed')})"""
+            )
         finally:
             await b.close()
     return out

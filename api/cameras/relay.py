@@ -17,10 +17,13 @@ import asyncio
 import fractions
 import logging
 import re
+from typing import TYPE_CHECKING
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
-from av.stream import Stream
+
+if TYPE_CHECKING:
+    from av.stream import Stream
 
 log = logging.getLogger(__name__)
 START_CODE = b"\x00\x00\x00\x01"
@@ -33,7 +36,8 @@ AU_OPENERS = (NAL_SEI, NAL_SPS, NAL_PPS, 14, 15, 16, 17, 18)
 VIEWER_QUEUE = 50
 #: The longest GOP cached for joiners (a camera with a 10 s keyframe interval at 30 fps).
 MAX_GOP = 300
-Packet = av.Packet[Stream]
+if TYPE_CHECKING:  # PyAV's Packet is generic only in its stubs
+    Packet = av.Packet[Stream]
 
 
 def split_nals(data: bytes) -> list[bytes]:

@@ -26,6 +26,7 @@ from aiortc import (
 )
 from aiortc.contrib.media import MediaPlayer
 
+from api.cameras.audio import AudioHub
 from api.cameras.relay import VideoHub, ViewerTrack
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,7 @@ class CameraFeed:
     ice: list[RTCIceServer] = field(default_factory=ice_servers)
     player: MediaPlayer | None = None
     hub: VideoHub | None = None
+    audio: AudioHub | None = None
     sessions: dict[str, RTCPeerConnection] = field(default_factory=dict)
 
     async def source(self) -> MediaPlayer:
@@ -81,6 +83,8 @@ class CameraFeed:
             self.player = player
             if player.video is not None:
                 self.hub = VideoHub(player.video)
+            if player.audio is not None:
+                self.audio = AudioHub(player.audio)
         return player
 
     async def answer(self, offer_sdp: str) -> tuple[str, str]:
@@ -101,6 +105,7 @@ class CameraFeed:
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(h264)
             _on_picture_loss(transceiver.sender, track)
+            await self._add_audio(pc, offer_sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             answer = await pc.createAnswer()
             if answer is None or "H264" not in answer.sdp:
@@ -118,6 +123,21 @@ class CameraFeed:
 
         return pc.localDescription.sdp, session_id
 
+    async def _add_audio(self, pc: RTCPeerConnection, offer_sdp: str) -> None:
+        """The camera's sound, when the viewer asks for audio and the codec passes through."""
+        if self.audio is None or "m=audio" not in offer_sdp:
+            return
+        mime = await self.audio.mime_type()
+        if mime is None:
+            log.info("camera audio %s is not forwarded (not PCMU/PCMA/Opus)", self.audio.codec)
+            return
+        codecs = [
+            c
+            for c in RTCRtpSender.getCapabilities("audio").codecs
+            if c.mimeType.lower() == mime.lower()
+        ]
+        pc.addTransceiver(self.audio.subscribe(), direction="sendonly").setCodecPreferences(codecs)
+
     async def close_session(self, session_id: str) -> bool:
         pc = self.sessions.pop(session_id, None)
         if pc is None:
@@ -132,6 +152,9 @@ class CameraFeed:
         if self.hub is not None:
             self.hub.stop()
             self.hub = None
+        if self.audio is not None:
+            self.audio.stop()
+            self.audio = None
         if self.player is not None:
             for track in (self.player.video, self.player.audio):
                 if track is not None:
