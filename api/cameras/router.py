@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from api.cameras.limits import RateLimit, client_ip, read_offer
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
 from api.cameras.tours import TourScheduler
 from api.cameras.whep import WhepError, check_offer
@@ -28,7 +29,8 @@ from schemas.camera import GotoPreset, Move, Stop
 
 router = APIRouter(tags=["cameras"])
 PAGE = (Path(__file__).parent / "tour.html").read_text(encoding="utf-8")
-MAX_SDP_BYTES = 64 * 1024
+#: The tour page may not be framed by other sites (clickjacking the PTZ controls).
+PAGE_CSP = "frame-ancestors 'none'"
 
 
 @asynccontextmanager
@@ -39,6 +41,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler = TourScheduler(cameras, sender)
     app.state.cameras, app.state.camera_commands = cameras, sender
     app.state.camera_operator_key = os.environ.get("TP_CAMERA_OPERATOR_KEY")
+    app.state.camera_limits = {
+        "whep": RateLimit(per_s=1.0, burst=5),
+        "snapshot": RateLimit(per_s=2.0, burst=10),
+        "lease": RateLimit(per_s=2.0, burst=10),
+    }
     scheduler.start()
     warming = [asyncio.create_task(s.warm()) for s in cameras.values()]
     try:
@@ -119,14 +126,15 @@ async def whep_offer(state: CameraDep, request: Request) -> Response:
     """WHEP: an SDP offer in, an SDP answer out; ``Location`` is the session to DELETE."""
     if not request.headers.get("content-type", "").startswith("application/sdp"):
         raise ApiError(415, "unsupported_media_type", "send the offer as application/sdp")
-    body = await request.body()
-    if len(body) > MAX_SDP_BYTES:
-        raise ApiError(413, "offer_too_large", "SDP offer too large")
-    offer = body.decode("utf-8", errors="replace")
+    request.app.state.camera_limits["whep"].check(request, "WHEP offer")
+    offer = (await read_offer(request)).decode("utf-8", errors="replace")
+    ip = client_ip(request)
     try:
         check_offer(offer)
         feed = await state.video_feed()
+        state.peers.check(ip, feed.sessions.keys())
         answer, session = await feed.answer(offer)
+        state.peers.owners[session] = ip
     except WhepError as exc:
         raise ApiError(400, "invalid_offer", str(exc)) from None
     except ONVIF_ERRORS as exc:
@@ -146,8 +154,16 @@ async def whep_stop(state: CameraDep, session: str) -> dict[str, bool]:
 
 
 @router.get("/api/v1/cameras/{camera}/snapshot")
-async def snapshot(state: CameraDep) -> Response:
-    """A still with faces blurred and the preset's privacy masks blacked out."""
+async def snapshot(state: CameraDep, request: Request) -> Response:
+    """A still with faces blurred and the preset's privacy masks blacked out. Face detection
+    costs about a second of CPU: it runs in a worker thread (the event loop keeps serving
+    video and API calls), at most once per camera per few seconds (cached), rate-limited."""
+    request.app.state.camera_limits["snapshot"].check(request, "snapshot")
+    safe = await state.snapshots.get(lambda: _anonymised_snapshot(state))
+    return Response(safe, media_type="image/jpeg", headers={"Cache-Control": "max-age=3"})
+
+
+async def _anonymised_snapshot(state: CameraState) -> bytes:
     try:
         jpeg = await (await state.onvif()).snapshot()
     except ONVIF_ERRORS as exc:
@@ -158,10 +174,9 @@ async def snapshot(state: CameraDep) -> Response:
     setup = state.camera.setup
     preset = next((p for p in setup.presets if p.name == state.preset), None) if setup else None
     try:
-        safe = anonymised_jpeg(jpeg, preset)
+        return await asyncio.to_thread(anonymised_jpeg, jpeg, preset)
     except ValueError as exc:
         raise ApiError(502, "bad_snapshot", str(exc)) from None
-    return Response(safe, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 class LeaseRequest(BaseModel):
@@ -176,9 +191,17 @@ async def take_lease(
     response: Response,
     x_operator_key: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    """Take or renew the PTZ lease; while someone else holds it you are queued (202)."""
-    key = request.app.state.camera_operator_key
-    operator = bool(key and x_operator_key and secrets.compare_digest(key, x_operator_key))
+    """Take or renew the PTZ lease; while someone else holds it you are queued (202).
+    A wrong operator key is refused (401), never silently downgraded to a viewer."""
+    request.app.state.camera_limits["lease"].check(request, "PTZ lease")
+    operator = False
+    if x_operator_key is not None:
+        key = request.app.state.camera_operator_key
+        # bytes: compare_digest raises TypeError on non-ASCII str (was a 500)
+        given = x_operator_key.encode("utf-8", "surrogateescape")
+        if not key or not secrets.compare_digest(key.encode(), given):
+            raise ApiError(401, "bad_operator_key", "wrong operator key")
+        operator = True
     grant = state.leases.request(body.viewer, operator=operator)
     if grant.lease is None:
         response.status_code = 202
@@ -240,4 +263,4 @@ async def tour_page(state: CameraDep) -> HTMLResponse:
     page = PAGE.replace("{{CAMERA}}", state.camera.id).replace(
         "{{NAME}}", html.escape(state.camera.name)
     )
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP})

@@ -31,6 +31,8 @@ from api.cameras.relay import VideoHub, ViewerTrack
 
 log = logging.getLogger(__name__)
 ICE_GATHER_TIMEOUT_S = 10.0
+#: A peer that has not connected by then (abandoned offer, blocked UDP) is closed.
+CONNECT_TIMEOUT_S = 30.0
 #: TCP interleaving survives lossy uplinks; short probing because the camera's stream
 #: parameters come with every keyframe (SPS/PPS), so waiting 5 s to analyse it buys nothing.
 RTSP_OPTIONS = {
@@ -70,6 +72,7 @@ class CameraFeed:
     hub: VideoHub | None = None
     audio: AudioHub | None = None
     sessions: dict[str, RTCPeerConnection] = field(default_factory=dict)
+    _reapers: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def source(self) -> MediaPlayer:
         """The camera pull, (re)opened when absent or ended. Opening probes the RTSP stream,
@@ -121,6 +124,10 @@ class CameraFeed:
             if pc.connectionState in ("failed", "closed"):
                 await self.close_session(session_id)
 
+        reaper = asyncio.create_task(self._reap_idle(session_id, pc))
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
+
         return pc.localDescription.sdp, session_id
 
     async def _add_audio(self, pc: RTCPeerConnection, offer_sdp: str) -> None:
@@ -137,6 +144,12 @@ class CameraFeed:
             if c.mimeType.lower() == mime.lower()
         ]
         pc.addTransceiver(self.audio.subscribe(), direction="sendonly").setCodecPreferences(codecs)
+
+    async def _reap_idle(self, session_id: str, pc: RTCPeerConnection) -> None:
+        await asyncio.sleep(CONNECT_TIMEOUT_S)
+        if pc.connectionState != "connected":
+            log.info("WHEP session %s never connected; closed", session_id)
+            await self.close_session(session_id)
 
     async def close_session(self, session_id: str) -> bool:
         pc = self.sessions.pop(session_id, None)
@@ -162,6 +175,8 @@ class CameraFeed:
             self.player = None
 
     async def close(self) -> None:
+        for task in self._reapers:
+            task.cancel()
         for session_id in list(self.sessions):
             with contextlib.suppress(Exception):
                 await self.close_session(session_id)

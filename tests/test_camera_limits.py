@@ -1,0 +1,121 @@
+"""Abuse limits on the public camera endpoints, at the HTTP level (no camera needed) and on
+the limit objects with a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from api.cameras import router as cameras
+from api.cameras.limits import PeerCaps, RateLimit, SnapshotCache
+from api.errors import ApiError, install_error_handlers
+from device_configs.loader import load_device_configs
+from edge.camera_sim.rtsp_child import free_port
+from infra.settings import DEVICE_CONFIG_DIR, Settings
+
+CAM = "/api/v1/cameras/cu-chi-tunnels-ben-dinh-cam1"
+
+
+@pytest.fixture
+async def http(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
+    monkeypatch.setenv("TP_CAMERA_OPERATOR_KEY", "s3cret")
+    app = FastAPI(lifespan=cameras.lifespan)
+    app.state.settings = Settings(mqtt_port=free_port())
+    app.state.device_configs = load_device_configs(DEVICE_CONFIG_DIR)
+    install_error_handlers(app)
+    app.include_router(cameras.router)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        cameras.lifespan(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        yield client
+
+
+async def test_operator_key_wrong_or_non_ascii_is_401_and_right_one_overrides(
+    http: httpx.AsyncClient,
+) -> None:
+    viewer = await http.post(f"{CAM}/ptz/lease", json={"viewer": "alice"})
+    assert viewer.status_code == 200 and viewer.json()["operator"] is False
+    for key in ("wrong", "khóa-bí-mật"):
+        r = await http.post(
+            f"{CAM}/ptz/lease", json={"viewer": "op"}, headers={"X-Operator-Key": key.encode()}
+        )
+        assert r.status_code == 401 and r.json()["error"]["code"] == "bad_operator_key"
+    r = await http.post(
+        f"{CAM}/ptz/lease", json={"viewer": "op"}, headers={"X-Operator-Key": "s3cret"}
+    )
+    assert r.status_code == 200 and r.json()["operator"] is True
+
+
+async def test_tour_page_cannot_be_framed(http: httpx.AsyncClient) -> None:
+    page = await http.get("/tours/cu-chi-tunnels-ben-dinh-cam1")
+    assert page.status_code == 200
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+
+
+async def test_offer_body_is_cut_off_while_streaming(http: httpx.AsyncClient) -> None:
+    async def endless() -> AsyncIterator[bytes]:
+        yield b"v=0\r\n"
+        for _ in range(100):  # 6.4 MB chunked, no Content-Length
+            yield b"a" * 65536
+
+    r = await http.post(
+        f"{CAM}/whep", content=endless(), headers={"content-type": "application/sdp"}
+    )
+    assert r.status_code == 413 and r.json()["error"]["code"] == "offer_too_large"
+
+
+async def test_whep_offers_are_rate_limited_per_ip(http: httpx.AsyncClient) -> None:
+    codes = [
+        (
+            await http.post(
+                f"{CAM}/whep", content=b"hello", headers={"content-type": "application/sdp"}
+            )
+        ).status_code
+        for _ in range(8)
+    ]
+    assert codes[:5] == [400] * 5 and codes[-1] == 429, codes
+
+
+def test_peer_caps_per_ip_and_per_camera_forget_closed_sessions() -> None:
+    caps = PeerCaps(per_camera=5, per_ip=2)
+    caps.owners = {"a": "1.1.1.1", "b": "1.1.1.1", "c": "2.2.2.2"}
+    with pytest.raises(ApiError) as exc:
+        caps.check("1.1.1.1", live={"a", "b", "c"})
+    assert exc.value.status == 429
+    caps.check("1.1.1.1", live={"a", "c"})  # b closed: room again
+    caps.owners.update({"d": "3.3.3.3", "e": "4.4.4.4", "f": "5.5.5.5"})
+    with pytest.raises(ApiError) as exc:
+        caps.check("6.6.6.6", live=set(caps.owners))
+    assert exc.value.status == 503
+
+
+def test_rate_limit_refills_over_time() -> None:
+    now = [0.0]
+    limit = RateLimit(per_s=1.0, burst=2, clock=lambda: now[0])
+    assert [limit.allow("ip") for _ in range(3)] == [True, True, False]
+    assert limit.allow("other")
+    now[0] = 1.0
+    assert limit.allow("ip") and not limit.allow("ip")
+
+
+async def test_snapshot_burst_costs_one_detection_until_the_cache_expires() -> None:
+    now = [0.0]
+    cache = SnapshotCache(ttl=3.0, clock=lambda: now[0])
+    calls = 0
+
+    async def make() -> bytes:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.05)
+        return b"jpeg%d" % calls
+
+    got = await asyncio.gather(*(cache.get(make) for _ in range(10)))
+    assert set(got) == {b"jpeg1"} and calls == 1
+    now[0] = 3.5
+    assert await cache.get(make) == b"jpeg2"
