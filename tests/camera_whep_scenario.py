@@ -285,6 +285,10 @@ async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asynci
 async def main(mode: str, viewers: int, out_path: Path) -> None:
     os.environ.setdefault("TP_CAMERA_USER", "admin")
     os.environ.setdefault("TP_CAMERA_PASSWORD", "tourpulse-test")
+    # every simulated viewer shares loopback: lift the per-IP limits meant for the public
+    os.environ.setdefault("TP_CAMERA_PEERS_PER_IP", "1000")
+    os.environ.setdefault("TP_CAMERA_PEERS_PER_CAMERA", "1000")
+    os.environ.setdefault("TP_CAMERA_WHEP_PER_S", "1000")
     sim = CameraSim(
         VIDEO,
         username="admin",

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from api.cameras.limits import RateLimit, client_ip, read_offer
+from api.cameras.limits import WHEP_OFFERS_PER_S, RateLimit, client_ip, env_number, read_offer
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
 from api.cameras.tours import TourScheduler
 from api.cameras.whep import WhepError, check_offer
@@ -41,8 +41,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler = TourScheduler(cameras, sender)
     app.state.cameras, app.state.camera_commands = cameras, sender
     app.state.camera_operator_key = os.environ.get("TP_CAMERA_OPERATOR_KEY")
+    whep_rate = env_number("TP_CAMERA_WHEP_PER_S", WHEP_OFFERS_PER_S)
     app.state.camera_limits = {
-        "whep": RateLimit(per_s=1.0, burst=5),
+        "whep": RateLimit(per_s=whep_rate, burst=5 * whep_rate),
         "snapshot": RateLimit(per_s=2.0, burst=10),
         "lease": RateLimit(per_s=2.0, burst=10),
     }
