@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from api.cameras import router as cameras
+from api.cameras.lease import PtzLeases
 from api.cameras.limits import PeerCaps, RateLimit, SnapshotCache
 from api.errors import ApiError, install_error_handlers
 from device_configs.loader import load_device_configs
@@ -119,3 +120,37 @@ async def test_snapshot_burst_costs_one_detection_until_the_cache_expires() -> N
     assert set(got) == {b"jpeg1"} and calls == 1
     now[0] = 3.5
     assert await cache.get(make) == b"jpeg2"
+
+
+async def test_lease_ids_are_server_issued_and_renewal_needs_the_token(
+    http: httpx.AsyncClient,
+) -> None:
+    first = await http.post(f"{CAM}/ptz/lease", json={"viewer": "alice"})
+    holder = first.json()
+    assert first.status_code == 200 and holder["viewer"] != "alice"  # the server's id
+    # knowing (or guessing) the holder's id gets no token
+    again = await http.post(f"{CAM}/ptz/lease", json={"viewer": holder["viewer"]})
+    assert again.status_code == 409 and holder["token"] not in again.text
+    renewed = await http.post(f"{CAM}/ptz/lease", json={}, headers={"X-PTZ-Lease": holder["token"]})
+    assert renewed.status_code == 200 and renewed.json()["token"] == holder["token"]
+    bad = await http.post(f"{CAM}/ptz/lease", json={}, headers={"X-PTZ-Lease": "forged"})
+    assert bad.status_code == 409 and bad.json()["error"]["code"] == "lease_lost"
+    queued = await http.post(f"{CAM}/ptz/lease", json={})
+    assert queued.status_code == 202 and queued.json()["position"] == 1
+    kept = await http.post(f"{CAM}/ptz/lease", json={"viewer": queued.json()["viewer"]})
+    assert kept.status_code == 202 and kept.json()["position"] == 1  # same place, same id
+
+
+def test_lease_hold_is_capped_and_queue_is_bounded() -> None:
+    now = [0.0]
+    leases = PtzLeases(ttl=60, max_hold=100, max_queue=2, clock=lambda: now[0])
+    lease = leases.request("a").lease
+    assert lease is not None
+    for t in (50.0, 90.0):
+        now[0] = t
+        assert leases.renew(lease.token) is lease
+    assert lease.expires == 100.0  # renewals stop at the maximum hold
+    assert leases.request("b").position == 1 and leases.request("c").position == 2
+    assert leases.request("d").position == -1  # full
+    now[0] = 100.0
+    assert leases.check(lease.token) is None

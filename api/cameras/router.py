@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from api.cameras.lease import Lease
 from api.cameras.limits import WHEP_OFFERS_PER_S, RateLimit, client_ip, env_number, read_offer
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
 from api.cameras.tours import TourScheduler
@@ -181,7 +182,10 @@ async def _anonymised_snapshot(state: CameraState) -> bytes:
 
 
 class LeaseRequest(BaseModel):
-    viewer: Annotated[str, Field(min_length=1, max_length=64)]
+    """``viewer``: the id the server issued on an earlier call (keeps a queue place); any
+    other value is replaced by a fresh server-issued id."""
+
+    viewer: Annotated[str | None, Field(max_length=64)] = None
 
 
 @router.post("/api/v1/cameras/{camera}/ptz/lease")
@@ -191,6 +195,7 @@ async def take_lease(
     request: Request,
     response: Response,
     x_operator_key: Annotated[str | None, Header()] = None,
+    x_ptz_lease: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Take or renew the PTZ lease; while someone else holds it you are queued (202).
     A wrong operator key is refused (401), never silently downgraded to a viewer."""
@@ -203,18 +208,37 @@ async def take_lease(
         if not key or not secrets.compare_digest(key.encode(), given):
             raise ApiError(401, "bad_operator_key", "wrong operator key")
         operator = True
-    grant = state.leases.request(body.viewer, operator=operator)
-    if grant.lease is None:
-        response.status_code = 202
-        return {
-            "queued": True,
-            "position": grant.position,
-            "message": "another viewer controls the camera; you are in the queue",
-        }
+    if x_ptz_lease is not None:  # renewal: by token only
+        lease = state.leases.renew(x_ptz_lease)
+        if lease is None:
+            raise ApiError(409, "lease_lost", "your PTZ lease expired or was taken over")
+        return _lease_body(state, lease)
+    leases = state.leases
+    viewer = body.viewer if body.viewer and leases.known(body.viewer) else None
+    viewer = viewer or secrets.token_urlsafe(12)
+    grant = leases.request(viewer, operator=operator)
+    if grant.lease is not None:
+        return _lease_body(state, grant.lease)
+    if grant.position == 0:
+        raise ApiError(409, "renew_with_token", "you hold the lease: renew with X-PTZ-Lease")
+    if grant.position < 0:
+        raise ApiError(503, "queue_full", "too many viewers waiting for the camera; try later")
+    response.status_code = 202
     return {
-        "token": grant.lease.token,
-        "expires_in_s": state.leases.ttl,
-        "operator": grant.lease.operator,
+        "queued": True,
+        "viewer": viewer,
+        "position": grant.position,
+        "message": "another viewer controls the camera; you are in the queue",
+    }
+
+
+def _lease_body(state: CameraState, lease: Lease) -> dict[str, Any]:
+    left = max(0.0, lease.expires - state.leases.clock())
+    return {
+        "token": lease.token,
+        "viewer": lease.holder,
+        "expires_in_s": round(left, 1),
+        "operator": lease.operator,
     }
 
 
