@@ -17,6 +17,7 @@ import asyncio
 import fractions
 import logging
 import re
+import time
 from typing import TYPE_CHECKING
 
 import av
@@ -34,6 +35,9 @@ VCL = (NAL_SLICE, NAL_IDR)
 AU_OPENERS = (NAL_SEI, NAL_SPS, NAL_PPS, 14, 15, 16, 17, 18)
 #: A viewer's backlog: 2 s at 25 fps. Past this it is too late for live video anyway.
 VIEWER_QUEUE = 50
+#: A viewer's picture-loss reports replay the GOP at most this often (PLI storms at start-up
+#: or on a lossy link would otherwise resend it many times over).
+RESYNC_EVERY_S = 1.0
 #: The longest GOP cached for joiners (a camera with a 10 s keyframe interval at 30 fps).
 MAX_GOP = 300
 if TYPE_CHECKING:  # PyAV's Packet is generic only in its stubs
@@ -139,6 +143,7 @@ class ViewerTrack(MediaStreamTrack):
         self._synced = False  # until a keyframe is queued, deltas would decode as garbage
         self.last_pts: int | None = None
         self.dropped = 0
+        self._resynced_at = -RESYNC_EVERY_S
 
     def offer(self, unit: AccessUnit, pts: int | None = None) -> None:
         if not self._synced and not unit.keyframe:
@@ -156,6 +161,10 @@ class ViewerTrack(MediaStreamTrack):
 
     def resync(self) -> None:
         """Picture loss at the viewer (PLI/FIR): replay the cached GOP right now."""
+        now = time.monotonic()
+        if now - self._resynced_at < RESYNC_EVERY_S:
+            return
+        self._resynced_at = now
         self._drain()
         self._synced = False
         self._hub.prime(self)
