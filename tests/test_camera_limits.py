@@ -4,6 +4,7 @@ the limit objects with a fake clock."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from api.cameras import router as cameras
 from api.cameras.lease import PtzLeases
 from api.cameras.limits import PeerCaps, RateLimit, SnapshotCache
+from api.cameras.tickets import TicketIssuer
 from api.errors import ApiError, install_error_handlers
 from device_configs.loader import load_device_configs
 from edge.camera_sim.rtsp_child import free_port
@@ -35,6 +37,38 @@ async def http(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClie
         httpx.AsyncClient(transport=transport, base_url="http://test") as client,
     ):
         yield client
+
+
+async def offer_headers(http: httpx.AsyncClient) -> dict[str, str]:
+    ticket = (await http.post(f"{CAM}/ticket")).json()["ticket"]
+    return {"content-type": "application/sdp", "authorization": f"Bearer {ticket}"}
+
+
+async def test_whep_offer_needs_a_fresh_ticket_for_that_camera(http: httpx.AsyncClient) -> None:
+    page = await http.get("/tours/cu-chi-tunnels-ben-dinh-cam1")
+    ticket = re.search(r'let ticket = "([^"]+)"', page.text)
+    assert ticket is not None
+    sdp = {"content-type": "application/sdp"}
+    for auth in (None, "Bearer forged.abc", "Bearer 1.abc"):
+        headers = sdp | ({"authorization": auth} if auth else {})
+        r = await http.post(f"{CAM}/whep", content=b"v=0", headers=headers)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "ticket_required"
+    ok = sdp | {"authorization": f"Bearer {ticket.group(1)}"}
+    r = await http.post(f"{CAM}/whep", content=b"v=0", headers=ok)
+    assert r.status_code == 400  # past the ticket check: the offer itself is bad
+    other = "/api/v1/cameras/ben-tre-coconut-village-cam1"
+    r = await http.post(f"{other}/whep", content=b"v=0", headers=ok)
+    assert r.status_code in (401, 404)
+
+
+def test_tickets_expire_and_are_bound_to_the_camera() -> None:
+    now = [1000.0]
+    issuer = TicketIssuer(secret=b"k", ttl=120, clock=lambda: now[0])
+    ticket = issuer.issue("cam1")
+    assert issuer.valid("cam1", ticket) and not issuer.valid("cam2", ticket)
+    assert not TicketIssuer(secret=b"other").valid("cam1", ticket)
+    now[0] = 1121.0
+    assert not issuer.valid("cam1", ticket)
 
 
 async def test_operator_key_wrong_or_non_ascii_is_401_and_right_one_overrides(
@@ -65,18 +99,14 @@ async def test_offer_body_is_cut_off_while_streaming(http: httpx.AsyncClient) ->
         for _ in range(100):  # 6.4 MB chunked, no Content-Length
             yield b"a" * 65536
 
-    r = await http.post(
-        f"{CAM}/whep", content=endless(), headers={"content-type": "application/sdp"}
-    )
+    r = await http.post(f"{CAM}/whep", content=endless(), headers=await offer_headers(http))
     assert r.status_code == 413 and r.json()["error"]["code"] == "offer_too_large"
 
 
 async def test_whep_offers_are_rate_limited_per_ip(http: httpx.AsyncClient) -> None:
     codes = [
         (
-            await http.post(
-                f"{CAM}/whep", content=b"hello", headers={"content-type": "application/sdp"}
-            )
+            await http.post(f"{CAM}/whep", content=b"hello", headers=await offer_headers(http))
         ).status_code
         for _ in range(8)
     ]

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from api.cameras.lease import Lease
 from api.cameras.limits import WHEP_OFFERS_PER_S, RateLimit, client_ip, env_number, read_offer
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
+from api.cameras.tickets import TicketIssuer
 from api.cameras.tours import TourScheduler
 from api.cameras.whep import WhepError, check_offer
 from api.errors import ApiError
@@ -42,11 +43,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler = TourScheduler(cameras, sender)
     app.state.cameras, app.state.camera_commands = cameras, sender
     app.state.camera_operator_key = os.environ.get("TP_CAMERA_OPERATOR_KEY")
+    app.state.camera_tickets = TicketIssuer()
     whep_rate = env_number("TP_CAMERA_WHEP_PER_S", WHEP_OFFERS_PER_S)
     app.state.camera_limits = {
         "whep": RateLimit(per_s=whep_rate, burst=5 * whep_rate),
         "snapshot": RateLimit(per_s=2.0, burst=10),
         "lease": RateLimit(per_s=2.0, burst=10),
+        "ticket": RateLimit(per_s=whep_rate, burst=10 * whep_rate),
     }
     scheduler.start()
     warming = [asyncio.create_task(s.warm()) for s in cameras.values()]
@@ -129,6 +132,12 @@ async def whep_offer(state: CameraDep, request: Request) -> Response:
     if not request.headers.get("content-type", "").startswith("application/sdp"):
         raise ApiError(415, "unsupported_media_type", "send the offer as application/sdp")
     request.app.state.camera_limits["whep"].check(request, "WHEP offer")
+    auth = request.headers.get("authorization", "")
+    ticket = auth[7:] if auth.lower().startswith("bearer ") else None
+    if not request.app.state.camera_tickets.valid(state.camera.id, ticket):
+        raise ApiError(
+            401, "ticket_required", "a viewer ticket is needed (Authorization: Bearer <ticket>)"
+        )
     offer = (await read_offer(request)).decode("utf-8", errors="replace")
     ip = client_ip(request)
     try:
@@ -146,6 +155,14 @@ async def whep_offer(state: CameraDep, request: Request) -> Response:
     return Response(
         answer, status_code=201, media_type="application/sdp", headers={"Location": location}
     )
+
+
+@router.post("/api/v1/cameras/{camera}/ticket")
+async def viewer_ticket(state: CameraDep, request: Request) -> dict[str, Any]:
+    """A short-lived signed ticket for one WHEP offer on this camera (rate-limited per IP)."""
+    request.app.state.camera_limits["ticket"].check(request, "viewer ticket")
+    issuer: TicketIssuer = request.app.state.camera_tickets
+    return {"ticket": issuer.issue(state.camera.id), "expires_in_s": issuer.ttl}
 
 
 @router.delete("/api/v1/cameras/{camera}/whep/{session}", status_code=200)
@@ -284,8 +301,13 @@ async def ptz(
 
 
 @router.get("/tours/{camera}", response_class=HTMLResponse, include_in_schema=False)
-async def tour_page(state: CameraDep) -> HTMLResponse:
-    page = PAGE.replace("{{CAMERA}}", state.camera.id).replace(
-        "{{NAME}}", html.escape(state.camera.name)
+async def tour_page(state: CameraDep, request: Request) -> HTMLResponse:
+    """The page carries its own viewer ticket; loading it is rate-limited per IP."""
+    request.app.state.camera_limits["ticket"].check(request, "tour page")
+    ticket = request.app.state.camera_tickets.issue(state.camera.id)
+    page = (
+        PAGE.replace("{{CAMERA}}", state.camera.id)
+        .replace("{{NAME}}", html.escape(state.camera.name))
+        .replace("{{TICKET}}", ticket)
     )
     return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP})
