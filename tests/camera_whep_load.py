@@ -66,10 +66,14 @@ class Viewer:
         self.pc.on("track", lambda t: None if got_track.done() else got_track.set_result(t))
         await self.pc.setLocalDescription(await self.pc.createOffer())
         started = time.monotonic()
+        ticket = (await http.post(f"/api/v1/cameras/{camera}/ticket")).raise_for_status()
         res = await http.post(
             f"/api/v1/cameras/{camera}/whep",
             content=self.pc.localDescription.sdp,
-            headers={"content-type": "application/sdp"},
+            headers={
+                "content-type": "application/sdp",
+                "authorization": f"Bearer {ticket.json()['ticket']}",
+            },
         )
         res.raise_for_status()
         answered = time.monotonic()

@@ -242,6 +242,13 @@ async def browser(api: str, sim: CameraSim) -> dict[str, object]:
             await page.click("button[aria-label=right]")
             out["lease_text"] = await page.inner_text("#lease")
             out["pan_before"] = pan_before
+            await page.click("#sound")  # the page's mute control: sound on
+            await asyncio.sleep(1.5)
+            out["sound"] = await page.evaluate(
+                """async () => ({...(await window.tpAudio()),
+                  muted: document.getElementById('video').muted,
+                  pressed: document.getElementById('sound').getAttribute('aria-pressed')})"""
+            )
         finally:
             await b.close()
     return out
@@ -278,6 +285,10 @@ async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asynci
 async def main(mode: str, viewers: int, out_path: Path) -> None:
     os.environ.setdefault("TP_CAMERA_USER", "admin")
     os.environ.setdefault("TP_CAMERA_PASSWORD", "tourpulse-test")
+    # every simulated viewer shares loopback: lift the per-IP limits meant for the public
+    os.environ.setdefault("TP_CAMERA_PEERS_PER_IP", "1000")
+    os.environ.setdefault("TP_CAMERA_PEERS_PER_CAMERA", "1000")
+    os.environ.setdefault("TP_CAMERA_WHEP_PER_S", "1000")
     sim = CameraSim(
         VIDEO,
         username="admin",

@@ -51,8 +51,11 @@ async def test_bad_requests_get_clear_json_errors(app: FastAPI) -> None:
         httpx.AsyncClient(transport=transport, base_url="http://test") as http,
     ):
         cam = "/api/v1/cameras/cu-chi-tunnels-ben-dinh-cam1"
+        ticket = (await http.post(f"{cam}/ticket")).json()["ticket"]
         r = await http.post(
-            f"{cam}/whep", content=b"hello", headers={"content-type": "application/sdp"}
+            f"{cam}/whep",
+            content=b"hello",
+            headers={"content-type": "application/sdp", "authorization": f"Bearer {ticket}"},
         )
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_offer"
         r = await http.post(f"{cam}/whep", content=b"v=0", headers={"content-type": "text/plain"})

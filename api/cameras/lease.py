@@ -14,6 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 LEASE_TTL_S = 60.0
+#: Longest continuous control by one viewer (renewals stop extending it); operators exempt.
+MAX_HOLD_S = 300.0
+#: Longest queue; beyond it new viewers are refused instead of growing the table.
+MAX_QUEUE = 50
 
 
 @dataclass
@@ -22,6 +26,7 @@ class Lease:
     token: str
     expires: float
     operator: bool = False
+    granted: float = 0.0
 
 
 @dataclass
@@ -36,6 +41,8 @@ class Grant:
 @dataclass
 class PtzLeases:
     ttl: float = LEASE_TTL_S
+    max_hold: float = MAX_HOLD_S
+    max_queue: int = MAX_QUEUE
     clock: Callable[[], float] = time.monotonic
     current: Lease | None = None
     queue: dict[str, float] = field(default_factory=dict)  # viewer -> queued-until
@@ -46,19 +53,28 @@ class PtzLeases:
             self.current = None
         self.queue = {v: until for v, until in self.queue.items() if until > now}
 
+    def known(self, viewer: str) -> bool:
+        """Whether ``viewer`` is an id this table handed out and still tracks."""
+        self._expire()
+        return viewer in self.queue or (self.current is not None and self.current.holder == viewer)
+
     def request(self, viewer: str, operator: bool = False) -> Grant:
-        """Take the lease if free (or as operator), else join / stay in the queue."""
+        """Take the lease if free (or as operator), else join / stay in the queue. The holder
+        asking again gets no lease (position 0): renewal is by token only, so knowing a
+        viewer's id never yields its token. A full queue answers position -1."""
         self._expire()
         now = self.clock()
         cur = self.current
-        if cur is not None and cur.holder == viewer:
-            cur.expires = now + self.ttl
-            return Grant(cur)
+        if cur is not None and cur.holder == viewer and not operator:
+            return Grant(None, 0, cur.holder)
         first_in_line = next(iter(self.queue), None)
         if operator or (cur is None and first_in_line in (None, viewer)):
             self.queue.pop(viewer, None)
-            self.current = Lease(viewer, secrets.token_urlsafe(16), now + self.ttl, operator)
+            token = secrets.token_urlsafe(16)
+            self.current = Lease(viewer, token, now + self.ttl, operator, granted=now)
             return Grant(self.current)
+        if viewer not in self.queue and len(self.queue) >= self.max_queue:
+            return Grant(None, -1, cur.holder if cur else None)
         self.queue[viewer] = now + self.ttl
         return Grant(None, list(self.queue).index(viewer) + 1, cur.holder if cur else None)
 
@@ -71,9 +87,13 @@ class PtzLeases:
         return cur
 
     def renew(self, token: str) -> Lease | None:
+        """Extend the lease, but a viewer's never past ``max_hold`` from its grant."""
         lease = self.check(token)
         if lease is not None:
-            lease.expires = self.clock() + self.ttl
+            until = self.clock() + self.ttl
+            if not lease.operator:
+                until = min(until, lease.granted + self.max_hold)
+            lease.expires = until
         return lease
 
     def release(self, token: str) -> bool:

@@ -19,7 +19,10 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
 
+from api.cameras.lease import Lease
+from api.cameras.limits import WHEP_OFFERS_PER_S, RateLimit, client_ip, env_number, read_offer
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
+from api.cameras.tickets import TicketIssuer
 from api.cameras.tours import TourScheduler
 from api.cameras.whep import WhepError, check_offer
 from api.errors import ApiError
@@ -28,7 +31,8 @@ from schemas.camera import GotoPreset, Move, Stop
 
 router = APIRouter(tags=["cameras"])
 PAGE = (Path(__file__).parent / "tour.html").read_text(encoding="utf-8")
-MAX_SDP_BYTES = 64 * 1024
+#: The tour page may not be framed by other sites (clickjacking the PTZ controls).
+PAGE_CSP = "frame-ancestors 'none'"
 
 
 @asynccontextmanager
@@ -39,6 +43,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     scheduler = TourScheduler(cameras, sender)
     app.state.cameras, app.state.camera_commands = cameras, sender
     app.state.camera_operator_key = os.environ.get("TP_CAMERA_OPERATOR_KEY")
+    app.state.camera_tickets = TicketIssuer()
+    whep_rate = env_number("TP_CAMERA_WHEP_PER_S", WHEP_OFFERS_PER_S)
+    app.state.camera_limits = {
+        "whep": RateLimit(per_s=whep_rate, burst=5 * whep_rate),
+        "snapshot": RateLimit(per_s=2.0, burst=10),
+        "lease": RateLimit(per_s=2.0, burst=10),
+        "ticket": RateLimit(per_s=whep_rate, burst=10 * whep_rate),
+    }
     scheduler.start()
     warming = [asyncio.create_task(s.warm()) for s in cameras.values()]
     try:
@@ -119,14 +131,21 @@ async def whep_offer(state: CameraDep, request: Request) -> Response:
     """WHEP: an SDP offer in, an SDP answer out; ``Location`` is the session to DELETE."""
     if not request.headers.get("content-type", "").startswith("application/sdp"):
         raise ApiError(415, "unsupported_media_type", "send the offer as application/sdp")
-    body = await request.body()
-    if len(body) > MAX_SDP_BYTES:
-        raise ApiError(413, "offer_too_large", "SDP offer too large")
-    offer = body.decode("utf-8", errors="replace")
+    request.app.state.camera_limits["whep"].check(request, "WHEP offer")
+    auth = request.headers.get("authorization", "")
+    ticket = auth[7:] if auth.lower().startswith("bearer ") else None
+    if not request.app.state.camera_tickets.valid(state.camera.id, ticket):
+        raise ApiError(
+            401, "ticket_required", "a viewer ticket is needed (Authorization: Bearer <ticket>)"
+        )
+    offer = (await read_offer(request)).decode("utf-8", errors="replace")
+    ip = client_ip(request)
     try:
         check_offer(offer)
         feed = await state.video_feed()
+        state.peers.check(ip, feed.sessions.keys())
         answer, session = await feed.answer(offer)
+        state.peers.owners[session] = ip
     except WhepError as exc:
         raise ApiError(400, "invalid_offer", str(exc)) from None
     except ONVIF_ERRORS as exc:
@@ -138,6 +157,14 @@ async def whep_offer(state: CameraDep, request: Request) -> Response:
     )
 
 
+@router.post("/api/v1/cameras/{camera}/ticket")
+async def viewer_ticket(state: CameraDep, request: Request) -> dict[str, Any]:
+    """A short-lived signed ticket for one WHEP offer on this camera (rate-limited per IP)."""
+    request.app.state.camera_limits["ticket"].check(request, "viewer ticket")
+    issuer: TicketIssuer = request.app.state.camera_tickets
+    return {"ticket": issuer.issue(state.camera.id), "expires_in_s": issuer.ttl}
+
+
 @router.delete("/api/v1/cameras/{camera}/whep/{session}", status_code=200)
 async def whep_stop(state: CameraDep, session: str) -> dict[str, bool]:
     if state.feed is None or not await state.feed.close_session(session):
@@ -146,8 +173,16 @@ async def whep_stop(state: CameraDep, session: str) -> dict[str, bool]:
 
 
 @router.get("/api/v1/cameras/{camera}/snapshot")
-async def snapshot(state: CameraDep) -> Response:
-    """A still with faces blurred and the preset's privacy masks blacked out."""
+async def snapshot(state: CameraDep, request: Request) -> Response:
+    """A still with faces blurred and the preset's privacy masks blacked out. Face detection
+    costs about a second of CPU: it runs in a worker thread (the event loop keeps serving
+    video and API calls), at most once per camera per few seconds (cached), rate-limited."""
+    request.app.state.camera_limits["snapshot"].check(request, "snapshot")
+    safe = await state.snapshots.get(lambda: _anonymised_snapshot(state))
+    return Response(safe, media_type="image/jpeg", headers={"Cache-Control": "max-age=3"})
+
+
+async def _anonymised_snapshot(state: CameraState) -> bytes:
     try:
         jpeg = await (await state.onvif()).snapshot()
     except ONVIF_ERRORS as exc:
@@ -158,14 +193,16 @@ async def snapshot(state: CameraDep) -> Response:
     setup = state.camera.setup
     preset = next((p for p in setup.presets if p.name == state.preset), None) if setup else None
     try:
-        safe = anonymised_jpeg(jpeg, preset)
+        return await asyncio.to_thread(anonymised_jpeg, jpeg, preset)
     except ValueError as exc:
         raise ApiError(502, "bad_snapshot", str(exc)) from None
-    return Response(safe, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
 class LeaseRequest(BaseModel):
-    viewer: Annotated[str, Field(min_length=1, max_length=64)]
+    """``viewer``: the id the server issued on an earlier call (keeps a queue place); any
+    other value is replaced by a fresh server-issued id."""
+
+    viewer: Annotated[str | None, Field(max_length=64)] = None
 
 
 @router.post("/api/v1/cameras/{camera}/ptz/lease")
@@ -175,22 +212,50 @@ async def take_lease(
     request: Request,
     response: Response,
     x_operator_key: Annotated[str | None, Header()] = None,
+    x_ptz_lease: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    """Take or renew the PTZ lease; while someone else holds it you are queued (202)."""
-    key = request.app.state.camera_operator_key
-    operator = bool(key and x_operator_key and secrets.compare_digest(key, x_operator_key))
-    grant = state.leases.request(body.viewer, operator=operator)
-    if grant.lease is None:
-        response.status_code = 202
-        return {
-            "queued": True,
-            "position": grant.position,
-            "message": "another viewer controls the camera; you are in the queue",
-        }
+    """Take or renew the PTZ lease; while someone else holds it you are queued (202).
+    A wrong operator key is refused (401), never silently downgraded to a viewer."""
+    request.app.state.camera_limits["lease"].check(request, "PTZ lease")
+    operator = False
+    if x_operator_key is not None:
+        key = request.app.state.camera_operator_key
+        # bytes: compare_digest raises TypeError on non-ASCII str (was a 500)
+        given = x_operator_key.encode("utf-8", "surrogateescape")
+        if not key or not secrets.compare_digest(key.encode(), given):
+            raise ApiError(401, "bad_operator_key", "wrong operator key")
+        operator = True
+    if x_ptz_lease is not None:  # renewal: by token only
+        lease = state.leases.renew(x_ptz_lease)
+        if lease is None:
+            raise ApiError(409, "lease_lost", "your PTZ lease expired or was taken over")
+        return _lease_body(state, lease)
+    leases = state.leases
+    viewer = body.viewer if body.viewer and leases.known(body.viewer) else None
+    viewer = viewer or secrets.token_urlsafe(12)
+    grant = leases.request(viewer, operator=operator)
+    if grant.lease is not None:
+        return _lease_body(state, grant.lease)
+    if grant.position == 0:
+        raise ApiError(409, "renew_with_token", "you hold the lease: renew with X-PTZ-Lease")
+    if grant.position < 0:
+        raise ApiError(503, "queue_full", "too many viewers waiting for the camera; try later")
+    response.status_code = 202
     return {
-        "token": grant.lease.token,
-        "expires_in_s": state.leases.ttl,
-        "operator": grant.lease.operator,
+        "queued": True,
+        "viewer": viewer,
+        "position": grant.position,
+        "message": "another viewer controls the camera; you are in the queue",
+    }
+
+
+def _lease_body(state: CameraState, lease: Lease) -> dict[str, Any]:
+    left = max(0.0, lease.expires - state.leases.clock())
+    return {
+        "token": lease.token,
+        "viewer": lease.holder,
+        "expires_in_s": round(left, 1),
+        "operator": lease.operator,
     }
 
 
@@ -236,8 +301,13 @@ async def ptz(
 
 
 @router.get("/tours/{camera}", response_class=HTMLResponse, include_in_schema=False)
-async def tour_page(state: CameraDep) -> HTMLResponse:
-    page = PAGE.replace("{{CAMERA}}", state.camera.id).replace(
-        "{{NAME}}", html.escape(state.camera.name)
+async def tour_page(state: CameraDep, request: Request) -> HTMLResponse:
+    """The page carries its own viewer ticket; loading it is rate-limited per IP."""
+    request.app.state.camera_limits["ticket"].check(request, "tour page")
+    ticket = request.app.state.camera_tickets.issue(state.camera.id)
+    page = (
+        PAGE.replace("{{CAMERA}}", state.camera.id)
+        .replace("{{NAME}}", html.escape(state.camera.name))
+        .replace("{{TICKET}}", ticket)
     )
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers={"Content-Security-Policy": PAGE_CSP})

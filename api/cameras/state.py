@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from api.cameras.lease import PtzLeases
+from api.cameras.limits import PeerCaps, SnapshotCache
 from api.cameras.whep import CameraFeed
 from device_configs.camera import Tour, TourStep
 from device_configs.models import Camera
@@ -47,6 +48,8 @@ class TourState:
 class CameraState:
     camera: Camera
     leases: PtzLeases = field(default_factory=PtzLeases)
+    peers: PeerCaps = field(default_factory=PeerCaps)
+    snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     feed: CameraFeed | None = None
     session: OnvifSession | None = None
     tour: TourState | None = None

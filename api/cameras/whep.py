@@ -24,10 +24,15 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaPlayer, MediaRelay
+from aiortc.contrib.media import MediaPlayer
+
+from api.cameras.audio import AudioHub
+from api.cameras.relay import VideoHub, ViewerTrack
 
 log = logging.getLogger(__name__)
 ICE_GATHER_TIMEOUT_S = 10.0
+#: A peer that has not connected by then (abandoned offer, blocked UDP) is closed.
+CONNECT_TIMEOUT_S = 30.0
 #: TCP interleaving survives lossy uplinks; short probing because the camera's stream
 #: parameters come with every keyframe (SPS/PPS), so waiting 5 s to analyse it buys nothing.
 RTSP_OPTIONS = {
@@ -62,10 +67,12 @@ class CameraFeed:
     """The single RTSP pull of one camera and the viewers attached to it."""
 
     rtsp_url: str
-    relay: MediaRelay = field(default_factory=MediaRelay)
     ice: list[RTCIceServer] = field(default_factory=ice_servers)
     player: MediaPlayer | None = None
+    hub: VideoHub | None = None
+    audio: AudioHub | None = None
     sessions: dict[str, RTCPeerConnection] = field(default_factory=dict)
+    _reapers: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def source(self) -> MediaPlayer:
         """The camera pull, (re)opened when absent or ended. Opening probes the RTSP stream,
@@ -77,6 +84,10 @@ class CameraFeed:
                 MediaPlayer, self.rtsp_url, decode=False, options=RTSP_OPTIONS
             )
             self.player = player
+            if player.video is not None:
+                self.hub = VideoHub(player.video)
+            if player.audio is not None:
+                self.audio = AudioHub(player.audio)
         return player
 
     async def answer(self, offer_sdp: str) -> tuple[str, str]:
@@ -91,12 +102,13 @@ class CameraFeed:
         session_id = secrets.token_urlsafe(12)
         try:
             player = await self.source()
-            if player.video is None:
+            if player.video is None or self.hub is None:
                 raise WhepError("the camera stream has no video")
-            transceiver = pc.addTransceiver(
-                self.relay.subscribe(player.video, buffered=False), direction="sendonly"
-            )
+            track = self.hub.subscribe()
+            transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(h264)
+            _on_picture_loss(transceiver.sender, track)
+            await self._add_audio(pc, offer_sdp)
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             answer = await pc.createAnswer()
             if answer is None or "H264" not in answer.sdp:
@@ -112,25 +124,73 @@ class CameraFeed:
             if pc.connectionState in ("failed", "closed"):
                 await self.close_session(session_id)
 
+        reaper = asyncio.create_task(self._reap_idle(session_id, pc))
+        self._reapers.add(reaper)
+        reaper.add_done_callback(self._reapers.discard)
+
         return pc.localDescription.sdp, session_id
+
+    async def _add_audio(self, pc: RTCPeerConnection, offer_sdp: str) -> None:
+        """The camera's sound, when the viewer asks for audio and the codec passes through."""
+        if self.audio is None or "m=audio" not in offer_sdp:
+            return
+        mime = await self.audio.mime_type()
+        if mime is None:
+            log.info("camera audio %s is not forwarded (not PCMU/PCMA/Opus)", self.audio.codec)
+            return
+        codecs = [
+            c
+            for c in RTCRtpSender.getCapabilities("audio").codecs
+            if c.mimeType.lower() == mime.lower()
+        ]
+        pc.addTransceiver(self.audio.subscribe(), direction="sendonly").setCodecPreferences(codecs)
+
+    async def _reap_idle(self, session_id: str, pc: RTCPeerConnection) -> None:
+        await asyncio.sleep(CONNECT_TIMEOUT_S)
+        if pc.connectionState != "connected":
+            log.info("WHEP session %s never connected; closed", session_id)
+            await self.close_session(session_id)
 
     async def close_session(self, session_id: str) -> bool:
         pc = self.sessions.pop(session_id, None)
         if pc is None:
             return False
+        for sender in pc.getSenders():
+            if sender.track is not None:
+                sender.track.stop()  # leaves the hub's fan-out
         await pc.close()
         return True
 
     def _stop_player(self) -> None:
+        if self.hub is not None:
+            self.hub.stop()
+            self.hub = None
+        if self.audio is not None:
+            self.audio.stop()
+            self.audio = None
         if self.player is not None:
             for track in (self.player.video, self.player.audio):
                 if track is not None:
                     track.stop()
             self.player = None
-            self.relay = MediaRelay()
 
     async def close(self) -> None:
+        for task in self._reapers:
+            task.cancel()
         for session_id in list(self.sessions):
             with contextlib.suppress(Exception):
                 await self.close_session(session_id)
         self._stop_player()
+
+
+def _on_picture_loss(sender: RTCRtpSender, track: ViewerTrack) -> None:
+    """Route the viewer's PLI/FIR to ``track.resync`` (replay the cached GOP). aiortc only
+    sets an encoder flag there, which pre-encoded packets ignore, and offers no hook, so the
+    sender's method is wrapped on this instance."""
+    request = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        request()
+        track.resync()
+
+    sender._send_keyframe = send_keyframe  # type: ignore[method-assign]

@@ -30,9 +30,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class RtspChild:
     def __init__(
-        self, video: Path, width: int, height: int, fps: int, *, host: str, port: int = 0
+        self,
+        video: Path,
+        width: int,
+        height: int,
+        fps: int,
+        *,
+        host: str,
+        port: int = 0,
+        slices: int = 1,
     ) -> None:
         self.video, self.width, self.height, self.fps = video, width, height, fps
+        self.slices = slices
         self.host = host
         self.port = port or free_port(host)
         self._proc: asyncio.subprocess.Process | None = None
@@ -62,6 +71,8 @@ class RtspChild:
             self.host,
             "--port",
             str(self.port),
+            "--slices",
+            str(self.slices),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )

@@ -9,8 +9,9 @@ python3-gi, which lives in the system interpreter, not in the project venv. The 
 
 Video: ffmpeg decodes the looping source to raw I420 (``-stream_loop`` is safe when decoding,
 unlike with the Annex-B bitstream filter), frames are paced here, cropped by ``videocrop``,
-scaled to 640x480 and encoded once with x264 for every client (shared media). Audio: pink
-noise at a low level in G.711 mu-law, the codec a typical PTZ camera microphone offers.
+scaled to 640x480 and encoded once with x264 for every client (shared media), one slice per
+frame unless ``--slices`` asks for more (real cameras do; tests use it to stress relays).
+Audio: pink noise at a low level in G.711 mu-law, the codec a typical PTZ camera microphone offers.
 Prints ``READY <port>`` on stdout once listening.
 """
 
@@ -37,8 +38,9 @@ LOUD_VOLUME = 0.9  # a shout / bang close to full scale
 class Camera:
     """Shared state: current crop window and live media elements."""
 
-    def __init__(self, video: str, width: int, height: int, fps: int) -> None:
+    def __init__(self, video: str, width: int, height: int, fps: int, slices: int = 1) -> None:
         self.video, self.width, self.height, self.fps = video, width, height, fps
+        self.slices = slices
         self.crop = (0, 0, width, height)
         self.lock = threading.Lock()
         self.croppers: list[Gst.Element] = []
@@ -54,7 +56,10 @@ class Camera:
             f"caps={caps} "
             "! queue max-size-buffers=4 leaky=downstream ! videocrop name=crop ! videoscale "
             f"! video/x-raw,width={OUT_W},height={OUT_H} "
+            # threads=1: zerolatency's sliced threads would cut every frame into one slice per
+            # core; slices are explicit instead (1 by default, more to test relays with).
             f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={self.fps} bitrate=700 "
+            f"threads=1 option-string=slices={self.slices} "
             "! video/x-h264,profile=constrained-baseline "
             "! rtph264pay name=pay0 pt=96 config-interval=-1 "
             f"audiotestsrc is-live=true wave=pink-noise volume={QUIET_VOLUME} name=noise "
@@ -178,10 +183,11 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--path", default="/stream")
+    parser.add_argument("--slices", type=int, default=1, help="H.264 slices per frame")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     Gst.init(None)
-    camera = Camera(args.video, width, height, args.fps)
+    camera = Camera(args.video, width, height, args.fps, args.slices)
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))
