@@ -15,6 +15,7 @@ from api.errors import ApiError
 from api.ioc.config import IocSettings
 from api.ioc.users import UserStore
 from api.live.consumer import LiveFeed
+from infra.kafka_client import KafkaClientSettings, as_kafka
 from schemas.stream_out import AlertChangedV1
 from stream.alerts.store import AlertStore
 
@@ -76,7 +77,7 @@ class ChangePublisher:
     is down; the database stays the record either way.
     """
 
-    bootstrap: str
+    bootstrap: str | KafkaClientSettings
     topic: str
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -98,7 +99,7 @@ class ChangePublisher:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, client_id="tourpulse-api-ioc", acks="all"
+                    **as_kafka(self.bootstrap).aiokafka(client_id="tourpulse-api-ioc", acks="all")
                 )
                 try:
                     await producer.start()
