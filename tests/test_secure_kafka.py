@@ -6,6 +6,8 @@ confluent-kafka and aiokafka. The broker is started once for the module (~20-30 
 
 from __future__ import annotations
 
+import asyncio
+import os
 import secrets
 import shutil
 import socket
@@ -14,17 +16,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
+from edge_wifi_support import (
+    AGENT,
+    SITE,
+    PrivateMosquitto,
+    healthy,
+    spawn_cli,
+    wait_until,
+    write_device_configs,
+)
+from edge_wifi_support import stop_process as stop_cli
+from gateway_samples import session_start, topic_for
+from worker_support import query, start_worker, stop_worker, wait_for
 
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
+from infra.cli import main
 from infra.kafka_acl import apply_grants, service_grants
 from infra.kafka_client import KafkaClientSettings
+from infra.settings import Settings
 from infra.stack.certs import make_server_cert
 from infra.stack.kafka import fetch_jars
 from infra.stack.procs import stop_process
 from infra.stack.secure_kafka import ADMIN, start_secure_kafka
+from schemas.codec import encode_event
 from schemas.topics import KafkaTopic
 
 pytestmark = pytest.mark.integration
@@ -182,3 +201,67 @@ async def test_each_principal_reads_exactly_what_it_may(kafka) -> None:
     assert await _can_read(kafka["tp-api"], live, None)
     assert not await _can_read(kafka["tp-api"], session, None)
     assert not await _can_read(kafka["tp-gateway"], session, None)
+
+
+def _kafka_env(settings: KafkaClientSettings) -> dict[str, str]:
+    assert settings.password is not None and settings.username is not None
+    return {
+        "TP_KAFKA_BOOTSTRAP": settings.bootstrap,
+        "TP_KAFKA_SECURITY_PROTOCOL": settings.security_protocol,
+        "TP_KAFKA_USERNAME": settings.username,
+        "TP_KAFKA_PASSWORD": settings.password.get_secret_value(),
+        "TP_KAFKA_TLS_CA": str(settings.tls_ca),
+    }
+
+
+@pytest.mark.slow
+async def test_end_to_end_over_tls_and_sasl_reaches_postgres(
+    kafka, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """device -(MQTT TLS, own user)-> gateway -(SASL_SSL)-> worker -(SASL_SSL)-> PostgreSQL."""
+    cfg_dir, _ = write_device_configs(tmp_path)
+    out, secrets_file = tmp_path / "mqtt", tmp_path / "mqtt-secrets.yaml"
+    argv = ["devices", "acl", "--config", str(cfg_dir), "--secrets", str(secrets_file)]
+    assert main([*argv, "--out", str(out), "--service", "gateway=tp-gateway",
+                 "--generate-missing"]) == 0  # fmt: skip
+    mqtt_pw = {
+        k.removeprefix("mqtt-"): v for k, v in yaml.safe_load(secrets_file.read_text()).items()
+    }
+    ca = kafka[ADMIN].tls_ca
+    certs = make_server_cert(Path(str(ca)).parent)  # the same CA and server certificate
+    broker = PrivateMosquitto(
+        tmp_path,
+        f"cafile {certs.ca}\ncertfile {certs.cert}\nkeyfile {certs.key}\n"
+        f"allow_anonymous false\npassword_file {out / 'passwd'}\nacl_file {out / 'acl'}\n",
+    ).start()
+    common = {"TP_TOPIC_NAMESPACE": NS, "TP_DEVICE_CONFIGS": str(cfg_dir),
+              "TP_MQTT_HOST": "127.0.0.1", "TP_MQTT_PORT": str(broker.port),
+              "TP_MQTT_TLS_CA": str(certs.ca), "DATABASE_URL": database_url,
+              "TP_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+    gw_port = _free_pair(27500)
+    gw_mqtt = {"TP_MQTT_USERNAME": "tp-gateway", "TP_MQTT_PASSWORD": mqtt_pw["tp-gateway"]}
+    gw_env = {**os.environ, **common, **_kafka_env(kafka["tp-gateway"]), **gw_mqtt}
+    gateway = spawn_cli(["gateway", "--metrics-port", str(gw_port), "--client-id", "gw-sec"],
+                        gw_env, tmp_path / "gateway.log")  # fmt: skip
+    for key, value in {**common, **_kafka_env(kafka["tp-worker"])}.items():
+        monkeypatch.setenv(key, value)
+    worker_settings = Settings()
+    worker = start_worker(worker_settings, tmp_path / "worker.log")
+    device = MqttClientSettings(host="127.0.0.1", port=broker.port, tls_ca=certs.ca)
+    event = session_start(SITE, 1, device=AGENT)
+    try:
+        await asyncio.to_thread(wait_until, lambda: healthy(gw_port), 90, "gateway healthy")
+        client = make_mqtt_client(device.with_credentials(AGENT, mqtt_pw[AGENT]), "sec-device")
+        client.connect(device.host, device.port)
+        client.loop_start()
+        client.publish(topic_for(event), encode_event(event), qos=1).wait_for_publish(10)
+        client.disconnect()
+        client.loop_stop()
+        sql = f"SELECT session_id FROM wifi_sessions WHERE site = '{SITE}'"
+        await wait_for(lambda: bool(query(database_url, sql)), 120, "session row", worker,
+                       tmp_path / "worker.log")  # fmt: skip
+        assert query(database_url, sql) == [(event.data.session_id,)]
+    finally:
+        stop_cli(gateway)
+        stop_worker(worker)
+        broker.stop()
