@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 ENV_PREFIX = "TP_MQTT_"
@@ -85,7 +85,7 @@ def make_mqtt_client(
     settings: MqttClientSettings,
     client_id: str = "",
     *,
-    protocol: int = mqtt.MQTTv5,
+    protocol: MQTTProtocolVersion = mqtt.MQTTv5,
     manual_ack: bool = False,
 ) -> mqtt.Client:
     """A paho 2.x client (MQTT 5 by default) with the settings' credentials and TLS applied.
@@ -97,7 +97,7 @@ def make_mqtt_client(
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=client_id[:64],
-        protocol=protocol,  # type: ignore[arg-type]
+        protocol=protocol,
         manual_ack=manual_ack,
     )
     if settings.username:
