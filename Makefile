@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 PY_PACKAGES := schemas edge stream api device_configs infra
 
-.PHONY: help deps venv node-tools camera-interop kafka-jars test stack-up stack-down stack-status lint demo bench clean
+.PHONY: help deps venv node-tools camera-interop kafka-jars test stack-up stack-down stack-status lint demo bench chaos clean
 
 help:
 	@echo "make deps          install Debian packages (infra/system-packages.txt; root only) and"
@@ -17,6 +17,7 @@ help:
 	@echo "make stack-up      start the dev stack (reuses running services); stack-down / stack-status"
 	@echo "make lint          ruff + mypy (+ shellcheck for the shell scripts)"
 	@echo "make demo          run the end-to-end demo;  make bench: benchmarks into .bench/"
+	@echo "make chaos         full chaos suite (private brokers, ~20 min) into .bench/chaos.json"
 
 deps:
 	@infra/install-system-deps.sh
@@ -82,6 +83,10 @@ demo: deps venv kafka-jars
 
 bench: deps venv kafka-jars node-tools
 	$(BIN)/tourpulse bench
+
+# Every fault at full length (Kafka stopped 20 s, edge uplink cut 10 min); see docs/chaos.md.
+chaos: deps venv kafka-jars
+	$(BIN)/tourpulse bench chaos
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

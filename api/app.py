@@ -28,6 +28,9 @@ from api.errors import install_error_handlers
 from api.live.consumer import LiveFeed
 from api.live.hub import Hub
 from api.metrics import ApiMetrics, MetricsMiddleware
+from api.openapi_doc import install_common_responses
+from api.security.body import BodyLimitMiddleware
+from api.security.streams import StreamLimiter
 from device_configs.loader import load_device_configs
 from infra.settings import Settings, get_settings
 from schemas.topics import KafkaTopic
@@ -98,6 +101,7 @@ def create_app(
                 hub,
                 app.state.metrics,
                 tuning.live_prime_messages,
+                replay_slots=tuning.live_replay_slots,
             )
             feed.start()
             stack.push_async_callback(feed.stop)
@@ -113,14 +117,22 @@ def create_app(
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url="/docs" if tuning.docs else None,
+        redoc_url="/redoc" if tuning.docs else None,
+        openapi_url="/openapi.json" if tuning.docs else None,
     )
     app.state.settings = settings
     app.state.tuning = tuning
     app.state.device_configs = configs
     app.state.metrics = ApiMetrics()
+    app.state.streams = StreamLimiter(
+        tuning.streams_max, tuning.streams_max_per_ip, app.state.metrics.registry
+    )
     install_error_handlers(app)
     for module in modules:
         app.include_router(_router_of(module))
+    install_common_responses(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=tuning.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics, streaming=STREAMING_ROUTES)
     return app
 

@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from api.security import access_log
 from device_configs.loader import ConfigError
 from infra.settings import get_settings
 
@@ -42,11 +43,14 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     log.info("TourPulse API on http://%s:%d (docs at /docs)", args.host, args.port)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=args.host,
         port=args.port,
         log_level=args.log_level,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
+    # After Config: it (re)configures uvicorn's loggers, which would drop an earlier filter.
+    access_log.install()
+    uvicorn.Server(config).run()
     return 0

@@ -35,9 +35,36 @@ class ApiTuning(BaseSettings):
         description="Messages per partition re-read at boot to know each site's latest state.",
     )
     live_replay_max: Positive = Field(
-        default=50_000,
-        description="Most missed messages replayed from Kafka on resume; beyond it a client "
-        "gets a fresh snapshot instead.",
+        default=5_000,
+        description="Most missed messages replayed from Kafka on resume of an authenticated "
+        "stream; beyond it a client gets a fresh snapshot instead.",
+    )
+    live_replay_max_anonymous: Positive = Field(
+        default=500,
+        description="The same bound for the public (anonymous) /api/v1/live feed.",
+    )
+    live_replay_slots: Positive = Field(
+        default=2, description="Kafka replays running at once per feed; more get a snapshot."
+    )
+    streams_max: Positive = Field(
+        default=2000, description="Open SSE/WebSocket streams in total; more get 503."
+    )
+    streams_max_per_ip: Positive = Field(
+        default=16, description="Open SSE/WebSocket streams per client address; more get 429."
+    )
+    stream_reauth_s: Annotated[float, Field(gt=0)] = Field(
+        default=30.0,
+        description="How often an authenticated stream re-checks its session (revocation "
+        "ends it within this time).",
+    )
+    docs: bool = Field(
+        default=True,
+        description="Serve /docs, /redoc and /openapi.json (production: off, see preflight).",
+    )
+    max_body_bytes: Positive = Field(
+        default=6 * 1024 * 1024,
+        description="Largest request body accepted (413 beyond): a 5 MiB promo image upload "
+        "plus multipart overhead; routes bound their own fields further.",
     )
     sse_retry_ms: Positive = Field(
         default=3000, description="Reconnect delay suggested to EventSource clients."

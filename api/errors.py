@@ -23,6 +23,7 @@ _DEFAULT_CODES = {
     400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
+    413: "payload_too_large",
     422: "validation_error",
     500: "internal_error",
     503: "unavailable",

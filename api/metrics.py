@@ -3,7 +3,8 @@
 A registry per app (not the process-global default) lets tests build several apps in one
 process without "duplicated timeseries" errors, and keeps label sets under our control.
 Request metrics are labelled by route *template* (``/api/v1/sites/{site}/occupancy``),
-never the raw path, so a scan of random URLs cannot blow up cardinality.
+never the raw path, and by method from a closed set, so a scan of random URLs or verbs
+cannot blow up cardinality.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Label for requests that matched no route (404s, scans).
 UNMATCHED = "<unmatched>"
+#: The only method labels: anything else (``FOOBAR /``, WebDAV verbs) counts as "OTHER".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+OTHER_METHOD = "OTHER"
 
 
 class ApiMetrics:
@@ -102,6 +106,7 @@ class MetricsMiddleware:
             if isinstance(route, BaseRoute):
                 template = getattr(route, "path", UNMATCHED)
             method = scope.get("method", "")
+            method = method if method in METHODS else OTHER_METHOD
             self.metrics.requests.labels(method, template, str(status)).inc()
             if template not in self.streaming:
                 self.metrics.latency.labels(method, template).observe(time.perf_counter() - start)

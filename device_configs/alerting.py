@@ -109,6 +109,11 @@ class EmailTarget(ConfigModel):
     recipients: list[Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")]]
     severities: list[SeverityName] = Field(default_factory=lambda: _severities("CRITICAL"))
     starttls: bool = False
+    tls_ca_file: str | None = Field(
+        default=None,
+        description="CA bundle that signs the SMTP server's certificate (default: the "
+        "system's). The certificate and host name are always verified.",
+    )
     username_env: str | None = None
     password_env: str | None = None
 

@@ -65,6 +65,28 @@ class Line(_Config):
         return self
 
 
+class Calibration(_Config):
+    """count_true ~ a*count + b for one preset, written by ``tourpulse camera calibrate``.
+
+    Kept with the preset because the counter's bias depends on the view (distance, angle,
+    occlusion). The fit's statistics are stored, not just a and b, so the agent can give every
+    count an ordinary-least-squares prediction interval without refitting:
+    ``t * s * sqrt(1 + 1/n + (x - x_mean)^2 / sxx)`` around ``a*x + b``.
+    """
+
+    target: Name = Field(
+        default="people", description="What was hand-counted: 'people' (whole frame) or a zone."
+    )
+    a: float
+    b: float
+    n: Annotated[int, Field(ge=3)] = Field(description="Labelled frames in the fit.")
+    x_mean: float = Field(description="Mean raw count over the labelled frames.")
+    sxx: Annotated[float, Field(gt=0)] = Field(description="Sum of squared raw-count deviations.")
+    residual_sd: Annotated[float, Field(ge=0)]
+    level: Annotated[float, Field(gt=0, lt=1)] = 0.9
+    t: Annotated[float, Field(gt=0)] = Field(description="Student-t quantile for level, n-2 df.")
+
+
 class Preset(_Config):
     name: Name
     pan: Annotated[float, Field(ge=-1, le=1)] = 0.0
@@ -75,6 +97,16 @@ class Preset(_Config):
     privacy_masks: list[Annotated[list[Point], Field(min_length=3)]] = Field(
         default_factory=list, description="Polygons blacked out in every still image."
     )
+    calibration: Calibration | None = Field(
+        default=None, description="Fit of hand counts on this preset's counts (see Calibration)."
+    )
+
+    @model_validator(mode="after")
+    def _calibrated_target_exists(self) -> Preset:
+        target = self.calibration.target if self.calibration else "people"
+        if target != "people" and target not in {z.name for z in self.zones}:
+            raise ValueError(f"calibration target {target!r} is neither 'people' nor a zone")
+        return self
 
 
 class TourStep(_Config):

@@ -27,9 +27,11 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "api": ("api.cli",),
     "users": ("api.ioc.cli",),
     "edge": ("edge.wifi.cli", "edge.camera.cli"),
+    "camera": ("edge.camera.calibrate_cli",),
     "simulate": ("edge.simulator.cli", "edge.camera_sim.cli", "edge.controller_sim.cli"),
     "demo": ("infra.demo",),
     "bench": ("infra.bench.cli",),
+    "preflight": ("infra.preflight",),
 }
 
 
@@ -57,6 +59,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,  # a library may have configured logging at import time
     )
+    from infra.preflight import InsecureConfig, enforce_at_startup
+
+    try:
+        enforce_at_startup(command)
+    except InsecureConfig as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

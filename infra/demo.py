@@ -18,12 +18,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from device_configs import Site, load_device_configs
 from edge.camera_sim.demo import demo_children as camera_demo_children
 from edge.camera_sim.demo import demo_env as camera_demo_env
+from edge.simulator.generator import SimConfig
+from edge.simulator.profiles import profile_for
 from infra.settings import get_settings
 
 DEMO_USER = "demo-admin"
 SURGE_SITE = "phu-hoa-dong-rice-paper-village"
+#: The festival at SURGE_SITE: its visitors alone would fill the village this many times
+#: over, so it is full (and alerting) whatever the hour and whatever the weekday crowd.
+FESTIVAL_DEMAND = 1.5
 #: The simulated Meraki click-through network phones "join" (tourpulse simulate controller).
 CONTROLLER = "http://127.0.0.1:8070"
 
@@ -62,21 +68,27 @@ def demo_children(speed: float, device_configs: Path) -> list[Child]:
         *cameras,
         Child("api", _tourpulse("api")),
         Child("controller", _tourpulse("simulate", "controller")),
-        Child(
-            "simulator",
-            _tourpulse(
-                "simulate",
-                "wifi",
-                "--speed",
-                str(speed),
-                "--start",
-                start,
-                # A festival at the rice-paper village: the IOC sees overcrowding.
-                "--surge",
-                f"{SURGE_SITE}=3",
-            ),
-        ),
+        Child("simulator", _tourpulse(*simulator_args(speed, start, device_configs))),
     ]
+
+
+def simulator_args(speed: float, start: str, device_configs: Path) -> list[str]:
+    """The demo's Wi-Fi simulator: every site, plus a festival at the rice-paper village
+    (tests/test_demo_alert.py runs exactly these arguments through the pipeline)."""
+    factor = festival_factor(load_device_configs(device_configs).site(SURGE_SITE))
+    return ["simulate", "wifi", "--speed", str(speed), "--start", start,
+            "--surge", f"{SURGE_SITE}={factor}"]  # fmt: skip
+
+
+def festival_factor(site: Site) -> float:
+    """The ``--surge`` factor (a multiple of the site's busiest-hour arrival rate) that
+    brings FESTIVAL_DEMAND x its capacity in visitors.
+
+    The simulator sizes a site's busiest-hour rate so a weekend peak fills ``peak_fill``
+    of its capacity (Little's law); the festival's arrivals are scaled from that rate.
+    """
+    weekend = profile_for(site).weekend_factor
+    return round(FESTIVAL_DEMAND * weekend / SimConfig.peak_fill, 2)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     kafka_username: str | None = None
     kafka_password: str | None = None
     kafka_tls_ca: Path | None = None
+    #: YOLOX-nano ONNX file for the camera agents' people counter (a deployment installs
+    #: it; the demo uses ../shared/models). None: motion counting, named so in every event.
+    camera_detector_model: Path | None = None
+    camera_detect_fps: float = Field(default=5.0, gt=0, le=30)
     topic_namespace: str | None = Field(
         default=None, description="Prefix for Kafka topics and consumer groups (isolation)."
     )

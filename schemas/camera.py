@@ -28,6 +28,17 @@ class LineCount(WireModel):
     out_count: Count
 
 
+class CalibratedCount(WireModel):
+    """The raw count corrected by the preset's calibration, with a prediction interval."""
+
+    target: Name = Field(description="'people' (whole frame) or the zone that was calibrated.")
+    value: Annotated[float, Field(ge=0)]
+    low: Annotated[float, Field(ge=0)]
+    high: Annotated[float, Field(ge=0)]
+    level: Annotated[float, Field(gt=0, lt=1)] = Field(description="Coverage, e.g. 0.9.")
+    labelled_frames: Count = Field(description="Hand-counted frames the fit rests on.")
+
+
 class VideoMetadata(WireModel):
     window_s: Annotated[float, Field(gt=0, le=60)] = 1.0
     preset: Name | None = Field(default=None, description="Preset the counts refer to.")
@@ -40,6 +51,14 @@ class VideoMetadata(WireModel):
     fps: Annotated[float, Field(ge=0)] = 0.0
     lag_s: Annotated[float, Field(ge=0)] = Field(
         default=0.0, description="How far processing runs behind the stream (queue age)."
+    )
+    counter: Literal["detector", "motion"] = Field(
+        default="motion",
+        description="What counted: the person detector, or motion blobs (its no-model "
+        "fallback, which under-counts crowds and people standing still).",
+    )
+    calibrated: CalibratedCount | None = Field(
+        default=None, description="Present when the preset has a calibration."
     )
 
 

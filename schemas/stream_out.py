@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, Field, StringConstraints
 
@@ -63,6 +63,19 @@ class FusedOccupancyV1(WireModel):
     capacity: Annotated[int, Field(gt=0)] | None = None
     degraded: bool = False
     stale_sensors: list[str] = Field(default_factory=list)
+    source: Literal["wifi_calibrated", "wifi_prior", "camera"] | None = Field(
+        default=None,
+        description="What the number rests on: Wi-Fi clients x a camera-calibrated ratio, "
+        "x the site's configured ratio (Wi-Fi-only sites), or cameras alone.",
+    )
+    confidence: Literal["high", "medium", "low"] | None = Field(
+        default=None, description="Lowered one step per entry of ``flags``."
+    )
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Sensor health: camera_offline:<id>, detector_fallback:<id>, "
+        "wifi_silent, camera_disagrees.",
+    )
     as_of: datetime
     emitted_at: AwareDatetime
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from edge.camera_sim.ptz import Position
-from edge.camera_sim.video import SHARED_PETS_DIR
+from edge.camera_sim.video import SHARED_PERSON_MODEL, SHARED_PETS_DIR
 
 PETS_DIR = SHARED_PETS_DIR
 PETS_VIDEO = PETS_DIR / "vtest.avi"
@@ -38,6 +38,12 @@ def require_pets() -> Path:
     if not PETS_VIDEO.is_file():
         pytest.skip(f"PETS 2009 clip not present at {PETS_VIDEO}")
     return PETS_VIDEO
+
+
+def require_person_model() -> Path:
+    if not SHARED_PERSON_MODEL.is_file():
+        pytest.skip(f"YOLOX-nano model not present at {SHARED_PERSON_MODEL}")
+    return SHARED_PERSON_MODEL
 
 
 def grab_rtsp_frame(url: str, skip: int = 5) -> np.ndarray:

@@ -22,6 +22,16 @@ from edge.link.mqtt_client import MqttClientSettings
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 
 pytestmark = pytest.mark.integration
+#: A fit as `tourpulse camera calibrate` writes it: true = 1.5 * count + 0.5.
+CALIBRATION = {
+    "a": 1.5,
+    "b": 0.5,
+    "n": 30,
+    "x_mean": 4.0,
+    "sxx": 100.0,
+    "residual_sd": 1.0,
+    "t": 1.7,
+}
 
 
 def _camera(site: str, port: int) -> Camera:
@@ -44,6 +54,7 @@ def _camera(site: str, port: int) -> Camera:
                         "name": "wide",
                         "zones": [{"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}],
                         "lines": [{"name": "middle", "a": [0.5, 0.2], "b": [0.5, 1.0]}],
+                        "calibration": CALIBRATION,
                     },
                     {"name": "entrance", "pan": -0.8, "tilt": 0.3, "zoom": 0.5},
                 ],
@@ -132,6 +143,11 @@ async def test_counts_audio_events_and_commands_round_trip(sim, link, stack, nam
             )
             assert meta[0]["data"]["preset"] == "wide"
             assert "all" in meta[0]["data"]["zones"]
+            for m in meta:  # every count event carries the calibrated value and its interval
+                cal, people = m["data"]["calibrated"], m["data"]["people"]
+                assert cal["target"] == "people" and cal["labelled_frames"] == 30
+                assert cal["value"] == pytest.approx(1.5 * people + 0.5, abs=0.01)
+                assert cal["low"] < cal["value"] < cal["high"]
             await collector.wait_for("audio level", lambda: collector.of_type("camera.audio.level"))
             await collector.wait_for(
                 "ONVIF motion event",

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+
 import cv2
 import numpy as np
-from camera_fixtures import PETS_DIR, require_pets
+import pytest
+from camera_fixtures import PETS_DIR, require_person_model, require_pets
 
 from device_configs.camera import Preset
 from edge.camera.accuracy import evaluate
 from edge.camera.counting import PeopleCounter
+from edge.camera.detector import PersonDetector, tiles
 from edge.camera.geometry import Geometry
 
 W, H = 640, 480
@@ -68,3 +72,53 @@ def test_accuracy_on_pets_2009() -> None:
     assert result.zone_mae["left"] <= 1.0, result.zone_mae
     # Line totals (≈30 true crossings): within 30 % -- a missed or doubled track costs ~3 %.
     assert result.line_error_pct <= 30.0, (result.line_truth, result.line_counted)
+
+
+def test_tiles_cover_the_frame_with_overlap() -> None:
+    windows = tiles(640, 480, 2, 2, 0.25)
+    assert len(windows) == 4
+    assert {(x, y) for x, y, _, _ in windows} == {(0, 0), (274, 0), (0, 206), (274, 206)}
+    assert all(x + w == 640 or x == 0 for x, _, w, _ in windows)
+    assert windows[0][2] - windows[1][0] == round(0.25 * windows[0][2])  # the overlap
+
+
+def test_detector_finds_the_annotated_people_of_a_pets_frame() -> None:
+    """Boxes against the ground-truth boxes of frame 100: recall and precision by IoU."""
+    video = require_pets()
+    detector = PersonDetector(require_person_model())
+    cap = cv2.VideoCapture(str(video))
+    for _ in range(101):
+        ok, frame = cap.read()
+        assert ok
+    cap.release()
+    sx, sy = 640 / frame.shape[1], 480 / frame.shape[0]
+    boxes = detector.detect(cv2.resize(frame, (640, 480)))
+    truth = []
+    with (PETS_DIR / "PETS2009-S2L1_tracks_mot.csv").open() as fh:
+        for row in csv.DictReader(fh):
+            if row["frame0"] == "100":
+                left, top, w, h = (float(row[k]) for k in ("left", "top", "w", "h"))
+                truth.append((left * sx, top * sy, w * sx, h * sy))
+
+    def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+        ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+        return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
+
+    found = [t for t in truth if any(iou((b.x, b.y, b.w, b.h), t) > 0.4 for b in boxes)]
+    assert len(found) >= len(truth) - 1, (truth, boxes)  # at most one person missed
+    assert len(boxes) <= len(truth) + 2  # a sign post and an unannotated walker, no more
+
+
+@pytest.mark.slow
+def test_detector_counter_accuracy_on_pets_2009() -> None:
+    """The detector counter (5 detections/s on the 10 fps clip) against the same truth as the
+    motion counter above; figures for both are in .bench/camera.json."""
+    video = require_pets()
+    detector = PersonDetector(require_person_model())
+    result = evaluate(
+        video, PETS_DIR / "PETS2009-S2L1_tracks_mot.csv", PRESET, detector=detector, detect_every=2
+    )
+    assert result.zone_mae["all"] <= 1.0, result.zone_mae
+    assert result.mae_share("all") <= 0.2
+    assert result.line_error_pct <= 20.0, (result.line_truth, result.line_counted)

@@ -134,3 +134,36 @@ async def test_none_mode_emits_presence_only(tmp_path: Path) -> None:
         assert [type(e) for e in sink.events] == [WifiPresenceV1]
     finally:
         await agent.stop()
+
+
+async def test_one_infinite_rssi_is_skipped_not_a_5xx_and_deep_json_is_a_400(
+    tmp_path: Path,
+) -> None:
+    """Measured: ``nearestApRssi: 1e999`` made the whole POST a 500 (every re-post too), the
+    valid observations were lost and their in-memory session later published a stop
+    without a start; JSON nested 100,000 deep was a 500 (RecursionError)."""
+    agent, adapter, sink = await _agent(tmp_path, "associated")
+    try:
+        infinite = _obs(PROBING, AP2, T0)
+        infinite["latestRecord"]["nearestApRssi"] = float("inf")  # type: ignore[index]
+        body = json.dumps([_obs(ASSOCIATED, AP1, T0), infinite]).replace("Infinity", "1e999")
+        assert await _post_raw(adapter, body) == (200, {"accepted": 1, "received": 2})
+        assert adapter.stats.drops == {"invalid_observation": 1}
+        assert [type(e) for e in _sessions(sink)] == [WifiSessionStartV1]
+        deep = '{"version": "3.0", "data": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        status, reply = await _post_raw(adapter, deep, wrap=False)
+        assert (status, reply) == (400, {"error": "too_deep"})
+    finally:
+        await agent.stop()
+
+
+async def _post_raw(
+    adapter: MerakiScanningAdapter, observations: str, wrap: bool = True
+) -> tuple[int, object]:
+    body = observations
+    if wrap:
+        body = ('{"version": "3.0", "secret": "meraki-shared", "type": "WiFi", '
+                f'"data": {{"networkId": "N_1", "observations": {observations}}}}}')  # fmt: skip
+    url = f"http://127.0.0.1:{adapter.port}{adapter.path}"
+    async with aiohttp.ClientSession() as http, http.post(url, data=body) as resp:
+        return resp.status, await resp.json()

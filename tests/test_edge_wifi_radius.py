@@ -179,14 +179,42 @@ async def test_unknown_nas_and_garbage_are_dropped_with_reasons(tmp_path: Path) 
 
 
 @pytest.mark.parametrize("status", ["Accounting-On", "Accounting-Off"])
-async def test_accounting_on_off_is_acknowledged_without_event(tmp_path: Path, status: str) -> None:
+async def test_accounting_on_off_closes_the_nas_open_sessions(tmp_path: Path, status: str) -> None:
+    """Measured: Accounting-On/Off were ignored, so after a controller reboot its clients
+    stayed "present" until the session timeout."""
     agent, sink, radius = await _agent(tmp_path)
     try:
-        out = await asyncio.to_thread(
-            radclient, radius.port, [f"Acct-Status-Type = {status}, NAS-Identifier = x"]
-        )
-        assert "Received Accounting-Response" in out
-        assert sink.events == [] and radius.stats.drops == {"ignored_status": 1}
+        packets = [
+            _packet("Start", **{"Acct-Session-Id": '"00000001"'}),
+            _packet("Start", "DA-A1-19-00-00-02", **{"Acct-Session-Id": '"00000002"'}),
+            _packet("Stop", "DA-A1-19-00-00-02", **{"Acct-Session-Id": '"00000002"'}),
+            f"Acct-Status-Type = {status}, NAS-Identifier = x",
+        ]
+        out = await asyncio.to_thread(radclient, radius.port, packets, RADIUS_SECRET, "-p", "1")
+        assert out.count("Received Accounting-Response") == 4, out
+        start_a, start_b, stop_b, closed = sink.events
+        assert isinstance(closed, WifiSessionStopV1) and closed.data.terminate_cause == status
+        assert closed.data.session_id == start_a.data.session_id  # type: ignore[attr-defined]
+        assert closed.data.client_id == start_a.data.client_id  # type: ignore[attr-defined]
+        assert stop_b.data.session_id == start_b.data.session_id  # type: ignore[attr-defined]
+        assert radius.stats.drops == {}
+    finally:
+        await agent.stop()
+
+
+async def test_an_id_reused_by_another_client_is_another_session(tmp_path: Path) -> None:
+    """Measured: sessions merged by (site, Acct-Session-Id), so ``00000001`` reused by a
+    new client after a NAS reboot hid the new client and kept the old one alive."""
+    agent, sink, radius = await _agent(tmp_path)
+    try:
+        sid = {"Acct-Session-Id": '"00000001"'}
+        packets = [_packet("Start", **sid), _packet("Start", "DA-A1-19-00-00-09", **sid)]
+        out = await asyncio.to_thread(radclient, radius.port, packets, RADIUS_SECRET, "-p", "1")
+        assert out.count("Received Accounting-Response") == 2, out
+        first, second = sink.events
+        assert first.data.session_id != second.data.session_id  # type: ignore[attr-defined]
+        assert first.id != second.id  # type: ignore[attr-defined]
+        assert "00000001" not in first.data.session_id  # type: ignore[attr-defined]
     finally:
         await agent.stop()
 

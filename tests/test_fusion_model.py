@@ -78,3 +78,48 @@ def test_ewma_variance_matches_definition() -> None:
         c.add(x, 0.5)
     assert c.ratio == 3.0 and math.isclose(c.variance, 0.5 * (0 + 2.0 * 1.0))
     assert estimate(SiteState("x", 2.5), 0.0, P) is None
+
+
+def test_wifi_only_site_gets_people_from_its_configured_ratio_with_a_wide_band() -> None:
+    state = SiteState("w", prior=3.0, capacity=500, wifi=Reading(40, 0.0))
+    est = estimate(state, 1.0, P)
+    assert est is not None and est.people == 120.0 and est.people_per_client == 3.0
+    assert (est.low, est.high) == (60.0, 180.0)  # +-UNCALIBRATED_SPREAD
+    assert est.source == "wifi_prior" and est.confidence == "medium" and est.flags == []
+    silent = estimate(state, 1000.0, P)  # Wi-Fi quiet for longer than wifi_stale_s
+    assert silent is not None and silent.flags == ["wifi_silent"]
+    assert silent.confidence == "low"
+
+
+def test_camera_seeing_fewer_people_than_phones_is_refused_and_flagged() -> None:
+    """The demo's bug: a pedestrian clip (5 people) at a festival of 160 phones calibrated
+    the site to 0.125 people per phone and hid its overcrowding."""
+    state = _site()
+    for t in range(30):
+        state.wifi = Reading(160, float(t))
+        state.camera_people["cam1"] = Reading(5, float(t))  # coverage 0.5: 0.0625 per phone
+        assert not calibrate(state, float(t), P)
+    assert state.calibration is None and state.implausible_samples == 30
+    est = estimate(state, 30.0, P)
+    assert est is not None and est.people == 400.0  # 160 x the configured 2.5
+    assert est.source == "wifi_prior" and est.flags == ["camera_disagrees"]
+    assert est.confidence == "low"
+
+
+def test_health_flags_lower_a_calibrated_estimate_step_by_step() -> None:
+    state = _site()
+    for t in range(20):
+        state.wifi = Reading(100, float(t))
+        state.camera_people["cam1"] = Reading(150, float(t))
+        calibrate(state, float(t), P)
+    est = estimate(state, 20.0, P)
+    assert est is not None and est.source == "wifi_calibrated" and est.confidence == "high"
+    state.fallback.add("cam1")  # the agent fell back to motion counting
+    est = estimate(state, 20.0, P)
+    assert est is not None and est.flags == ["detector_fallback:cam1"]
+    assert est.confidence == "medium"
+    state.offline.add("cam1")
+    est = estimate(state, 20.0, P)
+    assert est is not None and est.confidence == "low"
+    assert est.flags == ["camera_offline:cam1", "detector_fallback:cam1"]
+    assert est.source == "wifi_calibrated"  # the learnt ratio carries on

@@ -80,6 +80,12 @@ def test_crowd_flow_entity_reports_share_and_congestion() -> None:
     assert entity["occupancy"]["value"] == 0.95
     assert entity["congested"]["value"] is True
     assert entity["degraded"]["value"] is True
+    assert "estimateConfidence" not in entity  # a message from before the field
+    fused |= {"source": "wifi_prior", "confidence": "low", "flags": ["wifi_silent"]}
+    entity = crowd_flow_entity(site, fused)
+    assert entity["estimateSource"]["value"] == "wifi_prior"
+    assert entity["estimateConfidence"]["value"] == "low"
+    assert entity["sensorFlags"]["value"] == ["wifi_silent"]
     assert entity["location"]["value"]["coordinates"] == [site.lon, site.lat]
 
 

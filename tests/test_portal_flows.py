@@ -51,10 +51,9 @@ async def test_meraki_flow_grants_once(env: dict[str, Any]) -> None:
     assert replay.status_code == 409 and len(stub.meraki_grants) == 1
 
 
-@pytest.mark.parametrize("level", [1, 2])
-async def test_opennds_fas_levels(env: dict[str, Any], level: int) -> None:
+async def test_opennds_fas_level2(env: dict[str, Any]) -> None:
     stub, client = env["stub"], env["client"]
-    landing = stub.opennds_landing(env["base"], "saigon-zoo", MAC, level, "http://example.org/")
+    landing = stub.opennds_landing(env["base"], "saigon-zoo", MAC, 2, "http://example.org/")
     r = await client.get(landing)
     assert r.status_code == 200, r.text
     form = {"csrf": _csrf(r.text), "terms": "yes", "marketing": "yes"}
@@ -68,6 +67,15 @@ async def test_opennds_fas_levels(env: dict[str, Any], level: int) -> None:
     again = await client.get(location)
     assert again.status_code == 403 and stub.opennds_refused == 1
     assert (await client.post("/portal/saigon-zoo/accept", data=form)).status_code == 409
+
+
+async def test_opennds_level1_is_refused_when_a_faskey_is_set(env: dict[str, Any]) -> None:
+    """Level 1 is plain base64: anyone could forge a visit with a victim's MAC."""
+    stub, client = env["stub"], env["client"]
+    landing = stub.opennds_landing(env["base"], "saigon-zoo", MAC, 1, "http://example.org/")
+    r = await client.get(landing)
+    assert r.status_code == 400 and "tp_portal" not in r.cookies
+    assert stub.opennds_authed == []
 
 
 async def test_opennds_forged_level2_query_is_refused(env: dict[str, Any]) -> None:

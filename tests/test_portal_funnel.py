@@ -106,7 +106,7 @@ async def test_funnel_moves_once_per_stage_and_joins_wifi(env: dict[str, Any]) -
             " ends_at) VALUES (%s, 's1', %s, 'ap1', now(), now(), now() + interval '5 min')",
             (site, cid),
         )
-    report = (await client.get("/api/v1/portal/funnel", params={"site": site})).json()
+    report = (await client.get("/api/v1/portal/funnel", params={"site": site}, headers=AUTH)).json()
     assert report["totals"] == {"visits": 1, "accepted": 1, "granted": 1, "session_seen": 1}
     row = next(p for p in report["promos"] if p["promo"] == promo)
     assert (row["impressions"], row["accepted"], row["granted"], row["clicked"]) == (1, 1, 1, 1)
@@ -219,11 +219,19 @@ async def test_admin_api_is_authenticated_audited_and_targets_promos(env: dict[s
 
 async def test_funnel_api_rejects_bad_parameters(env: dict[str, Any]) -> None:
     client = env["client"]
+    assert (await client.get("/api/v1/portal/funnel")).status_code == 401
     assert (
-        await client.get("/api/v1/portal/funnel", params={"site": "nowhere"})
+        await client.get("/api/v1/portal/funnel", params={"site": "nowhere"}, headers=AUTH)
     ).status_code == 404
     r = await client.get(
         "/api/v1/portal/funnel",
         params={"since": "2030-01-01T00:00:00Z", "until": "2020-01-01T00:00:00Z"},
+        headers=AUTH,
     )
     assert r.status_code == 422
+    unbounded = await client.get(
+        "/api/v1/portal/funnel",
+        params={"since": "2000-01-01T00:00:00Z", "until": "2030-01-01T00:00:00Z"},
+        headers=AUTH,
+    )
+    assert unbounded.status_code == 422 and "92 days" in unbounded.text

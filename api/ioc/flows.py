@@ -111,18 +111,47 @@ async def hourly_rows(pool: PoolDep, day: date, site: str | None) -> list[dict[s
         return await cur.fetchall()
 
 
+#: Client counts of the public hourly rows, and the statistics computed from each.
+SUPPRESSIBLE = {
+    "unique_visitors": (),
+    "unique_visitors_stable": (),
+    "new_visitors": (),
+    "returning_visitors": (),
+    "dwell_sessions": ("dwell_median_s", "dwell_p90_s"),
+}
+
+
+def k_suppress(row: dict[str, Any], k: int) -> dict[str, Any]:
+    """Counts below ``k`` (and statistics over them) become null, listed in
+    ``suppressed``: at a quiet site at 3 a.m., "1 new visitor, dwell 4 h" singles a
+    person out. Occupancy gauges (peak/avg connected) are not per-client and stay."""
+    suppressed = []
+    for count, derived in SUPPRESSIBLE.items():
+        value = row.get(count)
+        if value is not None and value < k:
+            suppressed += [count, *derived]
+    return {
+        **{c: (None if c in suppressed else v) for c, v in row.items()},
+        "suppressed": suppressed,
+    }
+
+
 @router.get(
     "/sites/{site}/flows/hourly",
     summary="Hourly visitors, dwell and occupancy peaks of one site for one local day",
     responses={404: ERROR_RESPONSES[404], 503: ERROR_RESPONSES[503]},
 )
-async def site_hourly(pool: PoolDep, site: SiteDep, date: DateQuery = None) -> dict[str, Any]:
+async def site_hourly(
+    pool: PoolDep, ioc: IocDep, site: SiteDep, date: DateQuery = None
+) -> dict[str, Any]:
+    """Public: client counts below k (`min_count`) are null and named in `suppressed`."""
     day = date or today()
-    rows = await hourly_rows(pool, day, site.id)
+    k = ioc.settings.od_min_count
+    rows = [k_suppress(r, k) for r in await hourly_rows(pool, day, site.id)]
     for r in rows:
         r["hour"] = r["hour"].isoformat()
         r["day"] = r["day"].isoformat()
-    return {"site": site.id, "date": day.isoformat(), "hours": rows}
+    return {"site": site.id, "date": day.isoformat(), "min_count": k, "hours": rows}
 
 
 def hour_bounds(hour: datetime) -> tuple[datetime, datetime]:

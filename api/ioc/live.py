@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
@@ -25,14 +26,15 @@ from pydantic import BaseModel, ValidationError
 from api.config import ApiTuning
 from api.deps import ConfigsDep, TuningDep
 from api.errors import ApiError
-from api.ioc.auth import IocDep, stream_user, user_from_token
+from api.ioc.auth import IocDep, authorise, stream_grant, stream_user
 from api.ioc.state import IocState, get_ioc
-from api.ioc.users import User
+from api.ioc.tickets import StreamGrant
 from api.live.consumer import FeedTopic, LiveFeed, Parser
 from api.live.hub import Hub
 from api.live.positions import LiveMetrics
 from api.live.stream import live_events
 from api.models import ERROR_RESPONSES
+from api.security.streams import client_ip, stream_slot
 from infra.settings import Settings
 from schemas.flows import FlowsHourlyV1
 from schemas.stream_out import AlertChangedV1, FusedOccupancyV1
@@ -46,6 +48,8 @@ router = APIRouter(prefix="/api/v1/ioc", tags=["ioc live"])
 FRESHNESS_EVERY_S = 5.0
 #: WebSocket close code for a missing/invalid token (4000-4999: application-defined).
 WS_UNAUTHORIZED = 4401
+#: WebSocket close code when the client address has too many streams open.
+WS_TOO_MANY = 4429
 
 
 def _parser(model: type[BaseModel], site_of: str) -> Parser:
@@ -91,6 +95,7 @@ def build_feed(settings: Settings, tuning: ApiTuning, metrics: LiveMetrics) -> L
         metrics,
         tuning.live_prime_messages,
         extra_topics=extra,
+        replay_slots=tuning.live_replay_slots,
     )
 
 
@@ -110,19 +115,40 @@ def _ready(ioc: IocState, configs: ConfigsDep, site: str | None) -> LiveFeed:
         raise ApiError(
             503,
             "live_unavailable",
-            f"the IOC feed is not connected to Kafka yet ({ioc.feed.last_error or 'starting'})",
+            "the IOC feed is not connected to Kafka yet; retry shortly",
             headers={"Retry-After": "5"},
         )
     return ioc.feed
 
 
-def _events(
-    feed: LiveFeed, tuning: ApiTuning, site: str | None, last_event_id: str | None
+async def _events(
+    ioc: IocState,
+    grant: StreamGrant,
+    tuning: ApiTuning,
+    site: str | None,
+    last_event_id: str | None,
 ) -> AsyncGenerator[ServerSentEvent, None]:
+    """The feed for one client, re-authorised every ``tuning.stream_reauth_s``: a revoked
+    or expired session ends the stream (the ``freshness`` tick guarantees an event at
+    least every few seconds, so the check runs even when the feed is quiet)."""
+    feed = ioc.feed
+
     def tick(site: str | None) -> ServerSentEvent:
         return ServerSentEvent(event="freshness", data=freshness(feed.hub, site))
 
-    return live_events(feed, tuning, site, last_event_id, tick, FRESHNESS_EVERY_S)
+    next_check = time.monotonic() + tuning.stream_reauth_s
+    events = live_events(feed, tuning, site, last_event_id, tick, FRESHNESS_EVERY_S)
+    async with aclosing(events):
+        async for event in events:
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + tuning.stream_reauth_s
+                try:
+                    await authorise(ioc, grant)
+                except ApiError:
+                    ioc.metrics.streams_revoked.inc()
+                    log.info("ending %s's live stream: session revoked or expired", grant.username)
+                    return
+            yield event
 
 
 SiteFilter = Annotated[str | None, Query(max_length=64, description="Only this site.")]
@@ -132,24 +158,42 @@ SiteFilter = Annotated[str | None, Query(max_length=64, description="Only this s
     "/live",
     response_class=EventSourceResponse,
     summary="IOC live feed: occupancy, fused, flows, alert changes (SSE)",
-    responses={404: ERROR_RESPONSES[404], 503: ERROR_RESPONSES[503]},
+    responses={
+        401: {"description": "No valid session or stream ticket."},
+        404: ERROR_RESPONSES[404],
+        429: {"description": "Too many open streams from this address."},
+        503: ERROR_RESPONSES[503],
+    },
+    dependencies=[Depends(stream_slot)],
 )
 async def live(
     ioc: IocDep,
     configs: ConfigsDep,
     tuning: TuningDep,
-    _: Annotated[User, Depends(stream_user)],
+    grant: Annotated[StreamGrant, Depends(stream_user)],
     site: SiteFilter = None,
     last_event_id: Annotated[str | None, Header()] = None,
+    resume: Annotated[
+        str | None,
+        Query(
+            alias="last_event_id",
+            max_length=20_000,
+            description="Resume position for clients that open a new EventSource (which "
+            "cannot set Last-Event-ID); the header wins.",
+        ),
+    ] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Events `occupancy` (OccupancyUpdateV1), `fused` (FusedOccupancyV1), `flows`
     (FlowsHourlyV1), `alert` (AlertChangedV1), and `freshness` (no id). Snapshot of the
     latest state per site and kind first (alerts: load the queue from `/api/v1/alerts`),
-    then live. Resume with `Last-Event-ID`. Needs a viewer token (header, or
-    `?access_token=` for EventSource)."""
-    feed = _ready(ioc, configs, site)
-    async for event in _events(feed, tuning, site, last_event_id):
-        yield event
+    then live. Resume with `Last-Event-ID`. Needs a viewer token in the header, or for
+    EventSource a one-time `?ticket=` from `POST /api/v1/auth/stream-ticket`; the session
+    is re-checked while the stream runs, and a revoked one ends it."""
+    _ready(ioc, configs, site)
+    events = _events(ioc, grant, tuning, site, last_event_id or resume)
+    async with aclosing(events):
+        async for event in events:
+            yield event
 
 
 @router.websocket("/ws")
@@ -157,22 +201,31 @@ async def live_ws(
     websocket: WebSocket,
     site: SiteFilter = None,
     last_event_id: Annotated[str | None, Query(max_length=20_000)] = None,
-    access_token: Annotated[str | None, Query()] = None,
+    ticket: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> None:
     """The same feed as JSON text frames ``{"event", "id", "data"}``; resume by passing the
-    last ``id`` as ``?last_event_id=``. Closes with 4401 on a bad token, 1013 when the feed
-    is not connected yet."""
+    last ``id`` as ``?last_event_id=``. Authenticate with a bearer header or a one-time
+    ``?ticket=``. Closes with 4401 on a bad or revoked session, 4429 over the per-address
+    stream cap, 1013 when the feed is not connected yet or the server is full."""
     app = websocket.app
+    limiter = app.state.streams
+    ip = client_ip(websocket)
     try:
         ioc = get_ioc(websocket)
-        await user_from_token(ioc, access_token or _bearer(websocket))
-        feed = _ready(ioc, app.state.device_configs, site)
+        grant = await stream_grant(ioc, websocket, ticket)
+        _ready(ioc, app.state.device_configs, site)
+        limiter.acquire(ip)
     except ApiError as exc:
-        await websocket.close(WS_UNAUTHORIZED if exc.status == 401 else 1013, exc.message[:120])
+        code = {401: WS_UNAUTHORIZED, 429: WS_TOO_MANY}.get(exc.status, 1013)
+        # Accept first: a close before the handshake is a bare HTTP 403 to the browser,
+        # which hides the reason (4401 = log in again, 4429/1013 = retry later).
+        await websocket.accept()
+        await websocket.close(code, exc.message[:120])
         return
-    await websocket.accept()
     try:
-        async with aclosing(_events(feed, app.state.tuning, site, last_event_id)) as events:
+        await websocket.accept()
+        events = _events(ioc, grant, app.state.tuning, site, last_event_id)
+        async with aclosing(events):
             async for event in events:
                 if event.event is None:
                     continue  # the retry/comment preamble means nothing here
@@ -180,10 +233,8 @@ async def live_ws(
                 await websocket.send_text(
                     json.dumps({"event": event.event, "id": event.id, "data": data})
                 )
+        await websocket.close(WS_UNAUTHORIZED, "session revoked or expired")
     except WebSocketDisconnect:
         return
-
-
-def _bearer(websocket: WebSocket) -> str | None:
-    scheme, _, value = websocket.headers.get("authorization", "").partition(" ")
-    return value if scheme.lower() == "bearer" and value else None
+    finally:
+        limiter.release(ip)

@@ -22,7 +22,7 @@ from fastapi import APIRouter, Query, Response
 from api.deps import ConfigsDep, PoolDep
 from api.errors import ApiError
 from api.ioc.auth import IocDep
-from api.ioc.flows import DateQuery, hour_bounds, hourly_rows, today
+from api.ioc.flows import DateQuery, hour_bounds, hourly_rows, k_suppress, today
 from api.models import ERROR_RESPONSES
 from device_configs.models import Site
 
@@ -45,6 +45,9 @@ TOURPULSE_CONTEXT: dict[str, str] = {
     "peopleCountLow": "tp:peopleCountLow",
     "peopleCountHigh": "tp:peopleCountHigh",
     "degraded": "tp:degraded",
+    "estimateSource": "tp:estimateSource",
+    "estimateConfidence": "tp:estimateConfidence",
+    "sensorFlags": "tp:sensorFlags",
     "refSite": "tp:refSite",
 }
 #: A site at or above this share of its capacity is reported ``congested``.
@@ -97,9 +100,20 @@ def crowd_flow_entity(site: Site, fused: dict[str, Any]) -> dict[str, Any]:
         "occupancy": _prop(round(min(share, 1.0), 4), observed),
         "congested": _prop(share >= CONGESTED_SHARE, observed),
         "degraded": _prop(bool(fused.get("degraded")), observed),
+        **_estimate_quality(fused, observed),
         "refSite": {"type": "Relationship", "object": _urn("TouristDestination", site.id)},
         **_place(site),
     }
+
+
+def _estimate_quality(fused: dict[str, Any], observed: str) -> dict[str, Any]:
+    """What the count rests on and how far to trust it (absent from older messages)."""
+    quality = {
+        "estimateSource": fused.get("source"),
+        "estimateConfidence": fused.get("confidence"),
+        "sensorFlags": fused.get("flags") or None,
+    }
+    return {k: _prop(v, observed) for k, v in quality.items() if v is not None}
 
 
 def _iso(value: str) -> str:
@@ -138,11 +152,14 @@ async def crowd_flow_observed(
 async def tourism_presence_observed(
     pool: PoolDep,
     configs: ConfigsDep,
+    ioc: IocDep,
     date: DateQuery = None,
     site: str | None = Query(default=None, max_length=64),
 ) -> Response:
+    """Counts below k are left out (k-suppression, as on the hourly flows route)."""
     sites = {s.id: s for s in _sites(configs, site)}
-    rows = await hourly_rows(pool, date or today(), site)
+    k = ioc.settings.od_min_count
+    rows = [k_suppress(r, k) for r in await hourly_rows(pool, date or today(), site)]
     entities = []
     for r in rows:
         if r["site"] not in sites:
@@ -154,13 +171,17 @@ async def tourism_presence_observed(
             "type": "TourismPresenceObserved",
             "dateObservedFrom": _prop(_iso(start.isoformat())),
             "dateObservedTo": _prop(observed),
-            "uniqueVisitors": _prop(r["unique_visitors"], observed),
-            "uniqueVisitorsStable": _prop(r["unique_visitors_stable"], observed),
-            "newVisitors": _prop(r["new_visitors"], observed),
-            "returningVisitors": _prop(r["returning_visitors"], observed),
             "refSite": {"type": "Relationship", "object": _urn("TouristDestination", r["site"])},
             **_place(sites[r["site"]]),
         }
+        for key, column in (
+            ("uniqueVisitors", "unique_visitors"),
+            ("uniqueVisitorsStable", "unique_visitors_stable"),
+            ("newVisitors", "new_visitors"),
+            ("returningVisitors", "returning_visitors"),
+        ):
+            if r[column] is not None:
+                entity[key] = _prop(r[column], observed)
         for key, column in (("dwellTimeMedian", "dwell_median_s"), ("dwellTimeP90", "dwell_p90_s")):
             if r[column] is not None:
                 entity[key] = _prop(round(r[column], 1), observed, unit="SEC")

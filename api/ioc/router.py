@@ -17,6 +17,7 @@ from fastapi import APIRouter, FastAPI
 from api.ioc import alerts, auth, console, flows, live, ngsi
 from api.ioc.config import IocSettings, resolve_secret
 from api.ioc.state import ChangePublisher, IocFeedMetrics, IocState
+from api.ioc.tickets import TicketBook
 from api.ioc.users import UserStore
 from schemas.topics import KafkaTopic
 from stream.alerts.store import AlertStore
@@ -50,6 +51,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         feed=feed,
         publisher=publisher,
         metrics=metrics,
+        tickets=TicketBook(secret),
     )
     feed.start()
     try:

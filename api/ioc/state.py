@@ -13,8 +13,10 @@ from starlette.requests import HTTPConnection
 
 from api.errors import ApiError
 from api.ioc.config import IocSettings
+from api.ioc.tickets import TicketBook
 from api.ioc.users import UserStore
 from api.live.consumer import LiveFeed
+from api.security.throttle import LoginThrottle
 from infra.kafka_client import KafkaClientSettings, as_kafka
 from schemas.stream_out import AlertChangedV1
 from stream.alerts.store import AlertStore
@@ -60,6 +62,17 @@ class IocFeedMetrics:
             "tp_api_ioc_alert_actions_total",
             "Operator alert actions.",
             ["action", "outcome"],
+            registry=r,
+        )
+        self.logins = Counter(
+            "tp_api_ioc_logins_total",
+            "Login attempts by outcome (ok, failed, throttled, busy).",
+            ["outcome"],
+            registry=r,
+        )
+        self.streams_revoked = Counter(
+            "tp_api_ioc_streams_revoked_total",
+            "Live streams ended because their session was revoked or expired.",
             registry=r,
         )
         self.publish_failures = Counter(
@@ -124,6 +137,8 @@ class IocState:
     feed: LiveFeed
     publisher: ChangePublisher
     metrics: IocFeedMetrics
+    tickets: TicketBook
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
 
 
 def get_ioc(request: HTTPConnection) -> IocState:

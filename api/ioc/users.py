@@ -1,13 +1,14 @@
 """IOC users in PostgreSQL (``ioc_users``) with Argon2id password hashes.
 
-Hashing is deliberately slow (tens of ms of CPU), so it runs in a worker thread: a burst of
-logins must not freeze the live feeds sharing the event loop. Unknown users are checked
-against a dummy hash so response time does not reveal which usernames exist.
+Hashing is deliberately slow (tens of ms of CPU, 64 MiB), so it runs in a worker thread
+behind a :class:`~api.security.hashing.HashGate`: a burst of logins must neither freeze the
+live feeds sharing the event loop nor allocate 64 MiB per concurrent attempt. Unknown
+users are checked against a dummy hash so response time does not reveal which usernames
+exist.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,8 @@ from psycopg import AsyncConnection
 from psycopg.errors import UniqueViolation
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from api.security.hashing import HashGate
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{1,63}$")
 #: Shorter passwords are refused at creation (NIST SP 800-63B minimum for chosen secrets).
@@ -76,12 +79,13 @@ def _verify(stored_hash: str, password: str) -> bool:
 
 
 class UserStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, gate: HashGate | None = None) -> None:
         self._pool = pool
+        self.gate = gate or HashGate()
 
     async def create(self, username: str, password: str, role: Role) -> User:
         check_new_credentials(username, password)
-        hashed = await asyncio.to_thread(_hasher.hash, password)
+        hashed = await self.gate.run(_hasher.hash, password)
         try:
             async with self._pool.connection() as conn:
                 row = await _one(
@@ -98,7 +102,7 @@ class UserStore:
     async def set_password(self, username: str, password: str) -> None:
         """New password; tokens issued before now stop working."""
         check_new_credentials(username, password)
-        hashed = await asyncio.to_thread(_hasher.hash, password)
+        hashed = await self.gate.run(_hasher.hash, password)
         await self._update(
             username,
             "UPDATE ioc_users SET password_hash = %s, tokens_valid_after = now()"
@@ -132,11 +136,11 @@ class UserStore:
                 (username,),
             )
         stored = str(row["password_hash"]) if row else _DUMMY_HASH
-        ok = await asyncio.to_thread(_verify, stored, password[:MAX_PASSWORD_LEN])
+        ok = await self.gate.run(_verify, stored, password[:MAX_PASSWORD_LEN])
         if not ok or row is None or row["disabled"]:
             return None
         if _hasher.check_needs_rehash(stored):
-            hashed = await asyncio.to_thread(_hasher.hash, password)
+            hashed = await self.gate.run(_hasher.hash, password)
             async with self._pool.connection() as conn:
                 await conn.execute(
                     "UPDATE ioc_users SET password_hash = %s WHERE username = %s",

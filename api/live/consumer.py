@@ -92,6 +92,9 @@ class LiveFeed:
     extra_topics: Sequence[FeedTopic] = ()
     last_error: str | None = None
     last_message_at: float | None = None
+    #: Kafka replays (resumes beyond the ring) allowed at once; more get a snapshot.
+    replay_slots: int = 2
+    replays_running: int = field(default=0, init=False)
     _consumer: AIOKafkaConsumer | None = field(default=None, init=False)
     _task: asyncio.Task[None] | None = field(default=None, init=False)
 
@@ -286,7 +289,14 @@ async def read_range(
 
 
 async def earliest_offsets(feed: LiveFeed, partitions: list[int]) -> Positions:
-    """Oldest offsets Kafka still has (older ones were removed by retention)."""
+    """Oldest offsets Kafka still has (older ones were removed by retention).
+
+    Asked of the feed's own consumer when it runs: a resume then costs one short-lived
+    consumer (the replay), not two."""
+    if feed._consumer is not None:
+        tps = {feed.kafka_partition(p): p for p in partitions}
+        begins = await feed._consumer.beginning_offsets(list(tps))
+        return {tps[tp]: off for tp, off in begins.items()}
     consumer = AIOKafkaConsumer(**as_kafka(feed.bootstrap).aiokafka(group_id=None))
     try:
         await consumer.start()

@@ -45,8 +45,12 @@ async def live_events(
     last_event_id: str | None,
     ticker: Ticker | None = None,
     tick_s: float = 5.0,
+    replay_max: int | None = None,
 ) -> AsyncGenerator[ServerSentEvent, None]:
     """Yield the events of one client until it disconnects or is dropped as too slow.
+
+    ``replay_max`` bounds how many missed messages this client may have re-read from
+    Kafka (default ``tuning.live_replay_max``; anonymous clients get a smaller bound).
 
     With a ``ticker``, its event (no id, so resume positions are untouched) goes out
     after the snapshot and then every ``tick_s`` seconds, busy or idle.
@@ -58,7 +62,9 @@ async def live_events(
         missed: list[LiveMessage] | None = None
         if resume is not None:
             sent = {p: resume.get(p, o) for p, o in sub.positions.items()}
-            missed = await _missed(feed, tuning, sub, sent)
+            missed = await _missed(
+                feed, tuning.live_replay_max if replay_max is None else replay_max, sub, sent
+            )
         if missed is None:  # fresh client, or a resume that is no longer possible
             sent = dict(sub.positions)
             for message in sub.latest:
@@ -107,7 +113,7 @@ def _parse_resume(feed: LiveFeed, last_event_id: str | None) -> Positions | None
 
 
 async def _missed(
-    feed: LiveFeed, tuning: ApiTuning, sub: Subscription, sent: Positions
+    feed: LiveFeed, replay_max: int, sub: Subscription, sent: Positions
 ) -> list[LiveMessage] | None:
     """Messages between the client's position and the hub's at subscribe time.
 
@@ -125,7 +131,7 @@ async def _missed(
         metrics.labels("ring").inc()
         return [m for m in sub.ring if site is None or m.site == site]
     try:
-        replayed = await _replay_from_kafka(feed, tuning, gap, sub.positions)
+        replayed = await _replay_from_kafka(feed, replay_max, gap, sub.positions)
     except (LookupError, KafkaError, TimeoutError, OSError) as exc:
         metrics.labels("snapshot").inc()
         log.info("resume from %s impossible (%s): sending a snapshot", encode_positions(sent), exc)
@@ -135,11 +141,21 @@ async def _missed(
 
 
 async def _replay_from_kafka(
-    feed: LiveFeed, tuning: ApiTuning, start: Positions, stop: Positions
+    feed: LiveFeed, replay_max: int, start: Positions, stop: Positions
 ) -> list[LiveMessage]:
     total = sum(stop[p] - offset for p, offset in start.items())
-    if total > tuning.live_replay_max:
-        raise LookupError(f"{total} missed messages > replay limit {tuning.live_replay_max}")
+    if total > replay_max:
+        raise LookupError(f"{total} missed messages > replay limit {replay_max}")
+    if feed.replays_running >= feed.replay_slots:
+        raise LookupError(f"{feed.replays_running} Kafka replays already running")
+    feed.replays_running += 1
+    try:
+        return await _read_missed(feed, start, stop)
+    finally:
+        feed.replays_running -= 1
+
+
+async def _read_missed(feed: LiveFeed, start: Positions, stop: Positions) -> list[LiveMessage]:
     async with asyncio.timeout(REPLAY_TIMEOUT_S):
         earliest = await earliest_offsets(feed, sorted(start))
         lost = [p for p, offset in start.items() if offset < earliest.get(p, 0)]

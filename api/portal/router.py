@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from api.portal import admin, api_routes
+from api.portal import admin, api_routes, dsr
 from api.portal.i18n import translator
 from api.portal.pages import (
     COOKIE,
@@ -57,6 +57,7 @@ router = APIRouter()
 lifespan = portal_lifespan
 router.include_router(api_routes.router)
 router.include_router(admin.router)
+router.include_router(dsr.router)
 
 Short = Annotated[str | None, Form(max_length=64)]
 #: Stands in for the visit's CSRF token in cached splash pages (HTML-escaping leaves it be).
@@ -316,7 +317,7 @@ async def privacy(request: Request, site_id: str, withdrawn: int = 0) -> Respons
     if site is None:
         return error_page(request, PortalError("not_found", 404), lang)
     ctx = _ctx_or_none(request, site_id)
-    records = await rt.store.consents(ctx["cid"]) if ctx else []
+    records = await rt.store.consents(ctx["ps"]) if ctx else []
     return render(
         request,
         "privacy.html",
@@ -348,7 +349,7 @@ async def withdraw(
         rt.sealer.check_csrf(ctx["ps"], csrf)
         if site is None or purpose not in ("marketing", "network_access"):
             raise PortalError("bad_params", 400)
-        await rt.store.withdraw(ctx["cid"], purpose)
+        await rt.store.withdraw(ctx["ps"], purpose)
     except PortalError as err:
         return error_page(request, err, chosen, site)
     return RedirectResponse(f"/portal/{site_id}/privacy?lang={chosen}&withdrawn=1", 303)

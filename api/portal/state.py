@@ -36,6 +36,7 @@ from api.portal.writer import LandingWriter
 from device_configs.loader import load_device_configs
 from device_configs.models import Site
 from edge.privacy import KeyStore, Pseudonymiser
+from edge.privacy.rotation import rotate_on_schedule
 from infra.settings import Settings, get_settings
 from schemas.envelope import EventBase
 
@@ -190,13 +191,18 @@ async def portal_lifespan(app: FastAPI) -> AsyncIterator[None]:
     runtime.writer.start()
     first_try = asyncio.Event()
     seeding = asyncio.create_task(seed_until_done(runtime, first_try), name="portal-seed-promos")
+    # The key is destroyed at 04:00 even if no phone lands at night (it rotated lazily).
+    rotating = asyncio.create_task(
+        rotate_on_schedule(runtime.pseudonymiser.key_store), name="portal-key-rotation"
+    )
     try:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(first_try.wait(), SEED_FIRST_WAIT_S)
         yield None
     finally:
         seeding.cancel()
-        await asyncio.gather(seeding, return_exceptions=True)
+        rotating.cancel()
+        await asyncio.gather(seeding, rotating, return_exceptions=True)
         await runtime.writer.close()
         if runtime.publisher is not None:
             runtime.publisher.close()

@@ -120,21 +120,24 @@ class PortalStore:
             row = await cur.fetchone()
             return str(row[0]) if row else None
 
-    async def consents(self, client_id: str) -> list[dict[str, Any]]:
+    async def consents(self, ps: str) -> list[dict[str, Any]]:
+        """The consents given in this portal session (the sealed cookie's), never looked up
+        by client id: that id derives from a MAC the controller passes unsigned, so anyone
+        knowing a victim's MAC could otherwise list or withdraw the victim's consents."""
         async with self.pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 "SELECT purpose, terms_version, notice_version, given_at, withdrawn_at"
-                " FROM portal_consents WHERE client_id = %s ORDER BY given_at",
-                (client_id,),
+                " FROM portal_consents WHERE portal_session = %s ORDER BY given_at",
+                (ps,),
             )
             return await cur.fetchall()
 
-    async def withdraw(self, client_id: str, purpose: str) -> int:
+    async def withdraw(self, ps: str, purpose: str) -> int:
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "UPDATE portal_consents SET withdrawn_at = now() WHERE client_id = %s"
+                "UPDATE portal_consents SET withdrawn_at = now() WHERE portal_session = %s"
                 " AND purpose = %s AND withdrawn_at IS NULL",
-                (client_id, purpose),
+                (ps, purpose),
             )
             return cur.rowcount
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Response
@@ -13,6 +14,8 @@ from psycopg_pool import PoolTimeout
 
 from api.deps import ConfigsDep, LiveFeedDep, MetricsDep, PoolDep
 from api.models import ComponentHealth, HealthReport
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["operations"])
 
@@ -57,18 +60,21 @@ async def _check_database(pool: PoolDep) -> ComponentHealth:
         async with pool.connection(timeout=PROBE_TIMEOUT_S) as conn:
             await conn.execute("SELECT 1")
     except (PoolTimeout, PsycopgError) as exc:
-        return ComponentHealth(ok=False, detail=f"unreachable: {type(exc).__name__}: {exc}")
+        # The exception text (host names, user names) goes to the log, not to the caller.
+        log.warning("health: database unreachable: %s: %s", type(exc).__name__, exc)
+        return ComponentHealth(ok=False, detail="unreachable")
     return ComponentHealth(ok=True, detail="SELECT 1 answered")
 
 
 async def _check_live(feed: LiveFeedDep) -> ComponentHealth:
     if not feed.running:
-        return ComponentHealth(ok=False, detail=feed.last_error or "consumer starting")
+        return ComponentHealth(ok=False, detail="Kafka consumer not connected yet")
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             await feed.probe()
     except (KafkaError, TimeoutError, OSError) as exc:
-        return ComponentHealth(ok=False, detail=f"broker unreachable: {type(exc).__name__}: {exc}")
+        log.warning("health: Kafka unreachable: %s: %s", type(exc).__name__, exc)
+        return ComponentHealth(ok=False, detail="broker unreachable")
     positions = feed.hub.positions
     return ComponentHealth(
         ok=True,

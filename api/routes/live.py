@@ -13,6 +13,7 @@ from api.errors import ApiError
 from api.live.consumer import LiveFeed
 from api.live.stream import live_events
 from api.models import ERROR_RESPONSES
+from api.security.streams import stream_slot
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
@@ -29,7 +30,7 @@ def live_ready(feed: LiveFeedDep, configs: ConfigsDep, site: SiteFilter = None) 
         raise ApiError(
             503,
             "live_unavailable",
-            f"the live feed is not connected to Kafka yet ({feed.last_error or 'starting'})",
+            "the live feed is not connected to Kafka yet; retry shortly",
             headers={"Retry-After": "5"},
         )
     return feed
@@ -39,7 +40,12 @@ def live_ready(feed: LiveFeedDep, configs: ConfigsDep, site: SiteFilter = None) 
     "/live",
     response_class=EventSourceResponse,
     summary="Live occupancy updates (Server-Sent Events)",
-    responses={404: ERROR_RESPONSES[404], 503: ERROR_RESPONSES[503]},
+    responses={
+        404: ERROR_RESPONSES[404],
+        429: {"description": "Too many open streams from this address."},
+        503: ERROR_RESPONSES[503],
+    },
+    dependencies=[Depends(stream_slot)],
 )
 async def live(
     feed: Annotated[LiveFeed, Depends(live_ready)],
@@ -56,11 +62,14 @@ async def live(
     * On connect: the latest known update of each site (snapshot), then live updates.
     * Each event's `id` is a Kafka position vector (`partition-offset` pairs). On reconnect
       with `Last-Event-ID`, the events missed since are sent (from memory, or re-read from
-      Kafka), each exactly once. If they are no longer available (beyond the replay limit
-      or Kafka retention), a fresh snapshot is sent instead.
+      Kafka), each exactly once. If they are no longer available (beyond the replay limit,
+      which is small for this anonymous feed, or Kafka retention), a fresh snapshot is
+      sent instead.
     * A `: ping` comment every 15 s keeps proxies from closing an idle stream; `retry:`
       suggests the reconnect delay.
     * A client that falls too far behind is disconnected and resumes by its last id.
     """
-    async for event in live_events(feed, tuning, site, last_event_id):
+    async for event in live_events(
+        feed, tuning, site, last_event_id, replay_max=tuning.live_replay_max_anonymous
+    ):
         yield event

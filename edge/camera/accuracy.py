@@ -17,6 +17,7 @@ import cv2
 
 from device_configs.camera import Preset
 from edge.camera.counting import PeopleCounter
+from edge.camera.detector import PersonDetector
 from edge.camera.geometry import Geometry, LineCrossings, Point
 
 WARMUP_FRAMES = 30  # MOG2 needs a few seconds to learn the background
@@ -29,6 +30,10 @@ class Accuracy:
     line_truth: dict[str, tuple[int, int]]
     line_counted: dict[str, tuple[int, int]]
     fps: float
+    mean_true: dict[str, float]  # mean true count per zone: MAE as a share of it
+
+    def mae_share(self, zone: str) -> float:
+        return self.zone_mae[zone] / max(self.mean_true[zone], 1e-9)
 
     @property
     def line_error_pct(self) -> float:
@@ -53,7 +58,13 @@ def load_tracks(path: Path, scale_x: float, scale_y: float) -> dict[int, dict[in
 
 
 def evaluate(
-    video: Path, tracks_csv: Path, preset: Preset, width: int = 640, height: int = 480
+    video: Path,
+    tracks_csv: Path,
+    preset: Preset,
+    width: int = 640,
+    height: int = 480,
+    detector: PersonDetector | None = None,
+    detect_every: int = 1,
 ) -> Accuracy:
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
@@ -61,9 +72,10 @@ def evaluate(
     src_w, src_h = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
     truth = load_tracks(tracks_csv, width / src_w, height / src_h)
     geometry = Geometry.from_preset(preset, width, height)
-    counter = PeopleCounter(geometry, width, height)
+    counter = PeopleCounter(geometry, width, height, detector, detect_every)
     truth_lines = {ln.name: LineCrossings(ln, margin=0.0) for ln in geometry.lines}
     errors: dict[str, float] = {z.name: 0.0 for z in geometry.zones}
+    true_sum: dict[str, float] = {z.name: 0.0 for z in geometry.zones}
     scored = 0
     counted: dict[str, list[int]] = {ln.name: [0, 0] for ln in geometry.lines}
     busy = 0.0
@@ -86,6 +98,7 @@ def evaluate(
             for z in geometry.zones:
                 true_n = sum(1 for foot in people.values() if z.contains(foot))
                 errors[z.name] += abs(result.zones[z.name] - true_n)
+                true_sum[z.name] += true_n
             for name, (i, o) in window.items():
                 counted[name][0] += i
                 counted[name][1] += o
@@ -100,4 +113,5 @@ def evaluate(
         line_truth={n: (c.in_count, c.out_count) for n, c in truth_lines.items()},
         line_counted={n: (c[0], c[1]) for n, c in counted.items()},
         fps=frame_no / busy if busy else 0.0,
+        mean_true={k: v / max(scored, 1) for k, v in true_sum.items()},
     )

@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from device_configs.camera import Tour
 from device_configs.models import Camera
 from edge.camera.audio import AudioWorker
+from edge.camera.calibration import with_calibration
 from edge.camera.commands import CommandSubscriber, parse_command
 from edge.camera.onvif_client import (
     REFUSED_ERRORS,
@@ -70,6 +72,8 @@ class CameraAgent:
         credentials: tuple[str, str],
         uplink: Uplink,
         mqtt_settings: MqttClientSettings,
+        detector_model: Path | None = None,
+        detect_fps: float = 5.0,
     ) -> None:
         if camera.setup is None:
             raise ValueError(f"camera {camera.id} has no setup (ONVIF address, presets)")
@@ -77,7 +81,7 @@ class CameraAgent:
         self.credentials, self.uplink = credentials, uplink
         self.mqtt_settings = mqtt_settings
         self.session: OnvifSession | None = None
-        self.video = VideoWorker(self._from_thread(self._on_video))
+        self.video = VideoWorker(self._from_thread(self._on_video), detector_model, detect_fps)
         self.audio = AudioWorker(self._from_thread(self._on_audio))
         self.reachable = False
         self.reconnects = 0
@@ -112,7 +116,7 @@ class CameraAgent:
 
     def _on_video(self, meta: object) -> None:
         assert isinstance(meta, VideoMetadata)
-        self._emit(CameraMetadataV1, meta)
+        self._emit(CameraMetadataV1, with_calibration(meta, self.setup))
 
     def _on_audio(self, result: object) -> None:
         if isinstance(result, AudioLevel):

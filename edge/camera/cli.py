@@ -80,7 +80,14 @@ def run(args: argparse.Namespace) -> int:
         LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
         software="tourpulse-edge-camera",
     )
-    agent = CameraAgent(camera, credentials, link, mqtt_settings)
+    agent = CameraAgent(
+        camera,
+        credentials,
+        link,
+        mqtt_settings,
+        detector_model=settings.camera_detector_model,
+        detect_fps=settings.camera_detect_fps,
+    )
 
     def health() -> Health:
         h = agent.health()

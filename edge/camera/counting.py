@@ -1,19 +1,26 @@
-"""People counting that runs on a CPU without downloaded weights.
+"""People counting on a CPU: a person detector where its model is installed, else motion.
 
-Background subtraction (MOG2, shadows removed) finds moving blobs; a blob wider than one
-upright person is counted as several (people walking side by side merge into one blob);
-a nearest-neighbour tracker on foot points gives identities, which line crossing needs.
-HOG runs only on demand (it is ~10x slower): see :func:`hog_people`.
+``detector`` (default where the model is configured): YOLOX-nano boxes
+(:mod:`edge.camera.detector`) a few times per second; the tracker carries identities
+between detections. ``motion`` (the no-model fallback): background subtraction (MOG2,
+shadows removed) finds moving blobs; a blob wider than one upright person is counted as
+several. Both feed the same nearest-neighbour tracker on foot points, which line crossing
+needs. Every count says which counter made it. HOG runs only on demand (it is ~10x
+slower): see :func:`hog_people`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import cv2
 import numpy as np
 
+from edge.camera.detector import PersonDetector
 from edge.camera.geometry import Geometry, LineCrossings, Point
+
+CounterKind = Literal["detector", "motion"]
 
 PERSON_ASPECT = 0.42  # width / height of one upright pedestrian's box
 MIN_AREA_FRAC = 0.0012  # blobs smaller than this share of the frame are noise / far away
@@ -113,32 +120,86 @@ class FrameCounts:
     zones: dict[str, int]
     people: int
     motion: float
+    counter: CounterKind = "motion"
+
+
+class MotionMeter:
+    """Share of pixels that changed since the previous frame, on a small grey copy: the
+    motion figure of the detector path, which has no background model to ask."""
+
+    def __init__(self) -> None:
+        self._last: np.ndarray | None = None
+
+    def update(self, frame: np.ndarray) -> float:
+        small = cv2.cvtColor(cv2.resize(frame, (160, 120)), cv2.COLOR_BGR2GRAY)
+        last, self._last = self._last, small
+        if last is None:
+            return 0.0
+        return float(np.count_nonzero(cv2.absdiff(small, last) > 25)) / small.size
 
 
 class PeopleCounter:
-    """Feed frames; read zone occupancy per frame and line crossings per window."""
+    """Feed frames; read zone occupancy per frame and line crossings per window.
 
-    def __init__(self, geometry: Geometry, width: int, height: int) -> None:
+    With a ``detector``, detection runs on every ``detect_every``-th frame (e.g. 2 at
+    10 fps = 5 detections/s) and the tracks stand still in between, so one core serves
+    several cameras; without, every frame goes through the motion blobs.
+    """
+
+    def __init__(
+        self,
+        geometry: Geometry,
+        width: int,
+        height: int,
+        detector: PersonDetector | None = None,
+        detect_every: int = 1,
+    ) -> None:
         diag = float(np.hypot(width, height))
         self.geometry = geometry
-        self.detector = BlobDetector(width, height)
-        self.tracker = Tracker(max_dist=MAX_MATCH_FRAC * diag)
+        self.person_detector = detector
+        self.detect_every = max(1, detect_every)
+        self.kind: CounterKind = "detector" if detector is not None else "motion"
+        self.detector = BlobDetector(width, height) if detector is None else None
+        self.motion_meter = MotionMeter()
+        step = self.detect_every if detector is not None else 1
+        self.tracker = Tracker(max_dist=MAX_MATCH_FRAC * diag * step)
         self.lines = {
             ln.name: LineCrossings(ln, margin=LINE_MARGIN_FRAC * diag) for ln in geometry.lines
         }
+        self._frame = 0
+        self._live: list[Track] = []
 
     def process(self, frame: np.ndarray) -> FrameCounts:
-        blobs = self.detector.detect(frame)
+        motion = self._observe(frame)
+        live = self._live
+        zones = {
+            z.name: sum(t.people for t in live if z.contains(t.foot)) for z in self.geometry.zones
+        }
+        return FrameCounts(zones, sum(t.people for t in live), motion, self.kind)
+
+    def _observe(self, frame: np.ndarray) -> float:
+        """Update the tracks when this frame is analysed; return the frame's motion."""
+        self._frame += 1
+        if self.detector is not None:
+            blobs = self.detector.detect(frame)
+            motion = self.detector.motion
+        else:
+            motion = self.motion_meter.update(frame)
+            if (self._frame - 1) % self.detect_every:
+                return motion
+            assert self.person_detector is not None
+            blobs = [
+                Blob(int(b.x), int(b.y), int(b.w), int(b.h), 1)
+                for b in self.person_detector.detect(frame)
+            ]
         live, dropped = self.tracker.update(blobs)
         for crossing in self.lines.values():
             for tid in dropped:
                 crossing.forget(tid)
             for t in live:
                 crossing.update(t.id, t.foot)
-        zones = {
-            z.name: sum(t.people for t in live if z.contains(t.foot)) for z in self.geometry.zones
-        }
-        return FrameCounts(zones, sum(t.people for t in live), self.detector.motion)
+        self._live = live
+        return motion
 
     def take_lines(self) -> dict[str, tuple[int, int]]:
         return {name: c.take() for name, c in self.lines.items()}

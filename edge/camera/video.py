@@ -12,11 +12,13 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import cv2
 
 from device_configs.camera import Preset
 from edge.camera.counting import PeopleCounter
+from edge.camera.detector import PersonDetector
 from edge.camera.geometry import Geometry
 from schemas.camera import LineCount, VideoMetadata
 
@@ -28,8 +30,18 @@ STALE_AFTER_S = 3.0  # no frame for this long = not streaming
 
 
 class VideoWorker:
-    def __init__(self, on_window: Callable[[VideoMetadata], None]) -> None:
+    def __init__(
+        self,
+        on_window: Callable[[VideoMetadata], None],
+        detector_model: Path | None = None,
+        detect_fps: float = 5.0,
+    ) -> None:
         self._on_window = on_window
+        self._detector_model = detector_model
+        self._detect_fps = detect_fps
+        self._detector: PersonDetector | None = None
+        #: "detector" or "motion" (the no-model fallback), as in every count event.
+        self.counter_kind = "motion"
         self._url: str | None = None
         self._preset: Preset | None = None
         self._lock = threading.Lock()
@@ -74,9 +86,27 @@ class VideoWorker:
             self.reconnects += 1
             backoff = min(backoff * 2, REOPEN_BACKOFF_MAX_S)
 
+    def _load_detector(self) -> PersonDetector | None:
+        """The person detector once per worker; None (motion fallback) without a model."""
+        if self._detector is None and self._detector_model is not None:
+            try:
+                self._detector = PersonDetector(self._detector_model)
+            except (OSError, RuntimeError, ImportError) as exc:
+                log.error("person detector unavailable (%s): counting motion instead", exc)
+                self._detector_model = None
+        self.counter_kind = "detector" if self._detector is not None else "motion"
+        return self._detector
+
+    def _counter(self, preset: Preset | None, source_fps: float) -> PeopleCounter:
+        detector = self._load_detector()
+        every = max(1, round((source_fps or 10.0) / self._detect_fps))
+        geometry = Geometry.from_preset(preset, PROC_W, PROC_H)
+        return PeopleCounter(geometry, PROC_W, PROC_H, detector, every)
+
     def _analyse(self, cap: cv2.VideoCapture) -> None:
         preset = self._preset
-        counter = PeopleCounter(Geometry.from_preset(preset, PROC_W, PROC_H), PROC_W, PROC_H)
+        source_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        counter = self._counter(preset, source_fps)
         window_start = time.monotonic()
         frames, zone_sum, people_sum, motion_sum, lag = 0, dict[str, int](), 0, 0.0, 0.0
         while not self._stop.is_set():
@@ -89,8 +119,7 @@ class VideoWorker:
             with self._lock:
                 if self._preset is not preset:  # view changed: new scene, new model
                     preset = self._preset
-                    geometry = Geometry.from_preset(preset, PROC_W, PROC_H)
-                    counter = PeopleCounter(geometry, PROC_W, PROC_H)
+                    counter = self._counter(preset, source_fps)
                     zone_sum = {}
             counts = counter.process(cv2.resize(frame, (PROC_W, PROC_H)))
             frames += 1
@@ -117,6 +146,7 @@ class VideoWorker:
                         motion=min(1.0, motion_sum / frames),
                         fps=round(self.fps, 2),
                         lag_s=round(lag, 3),
+                        counter=counts.counter,
                     )
                 )
                 window_start = time.monotonic()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from device_configs.loader import load_device_configs
 from device_configs.models import Camera
+from edge.camera_sim.video import SHARED_PERSON_MODEL
 
 #: Demo-only credentials for the simulated cameras (never used by a real camera).
 DEMO_CREDENTIALS = ("admin", "tourpulse-demo")
@@ -33,6 +34,8 @@ def demo_env(device_configs: Path, environ: Mapping[str, str] | None = None) -> 
     the operator key, with demo values -- only those not set already."""
     source = os.environ if environ is None else environ
     wanted = {"TP_CAMERA_OPERATOR_KEY": DEMO_OPERATOR_KEY}
+    if SHARED_PERSON_MODEL.is_file():  # the detector counter where ../shared has the model
+        wanted["TP_CAMERA_DETECTOR_MODEL"] = str(SHARED_PERSON_MODEL)
     for camera in demo_cameras(device_configs):
         assert camera.setup is not None
         credentials = camera.setup.onvif.credentials

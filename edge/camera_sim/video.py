@@ -15,6 +15,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_PETS_DIR = REPO_ROOT.parent / "shared" / "data" / "video" / "pets2009_s2l1"
+#: YOLOX-nano from ../shared/models, for the demo, tests and benchmarks (a deployment
+#: installs the model and names it in TP_CAMERA_DETECTOR_MODEL).
+SHARED_PERSON_MODEL = REPO_ROOT.parent / "shared" / "models" / "yolox_nano" / "yolox_nano.onnx"
 DEB_MEMBER = "./usr/share/doc/opencv-doc/examples/data/vtest.avi"
 
 

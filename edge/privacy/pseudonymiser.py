@@ -13,6 +13,7 @@ from edge.privacy.keystore import KeyStore
 from edge.privacy.mac import normalise_mac
 
 _DOMAIN = b"tourpulse.client.v1\x00"
+_TOKEN_DOMAIN = b"tourpulse.token.v1\x00"
 ID_HEX_CHARS = 32
 
 
@@ -35,6 +36,21 @@ class Pseudonymiser:
         Raises :class:`edge.privacy.InvalidMac` (without the value in the message).
         """
         digest = hmac.digest(self.key_store.current_key(), _DOMAIN + normalise_mac(mac), "sha256")
+        return digest.hex()[:ID_HEX_CHARS]
+
+    def token(self, *parts: str | bytes) -> str:
+        """32 hex chars keyed on the day's key for free text that may embed identifiers.
+
+        Why hash the whole value instead of scrubbing patterns out of it: vendors build
+        session ids from user names, IPs and MACs in spellings no pattern list covers
+        (Aruba ``guest/10.20.1.99/<mac>``, a MAC run into hex digits). Parts are joined
+        with their lengths, so ("ab", "c") and ("a", "bc") differ.
+        """
+        msg = bytearray(_TOKEN_DOMAIN)
+        for part in parts:
+            raw = part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part
+            msg += len(raw).to_bytes(4, "big") + raw
+        digest = hmac.digest(self.key_store.current_key(), bytes(msg), "sha256")
         return digest.hex()[:ID_HEX_CHARS]
 
     def pseudonymise(self, mac: str | bytes) -> Pseudonym:

@@ -37,7 +37,14 @@ def _radius(agent: WifiAgent) -> SourceAdapter | None:
     c = agent.cfg.radius
     if not c.enabled:
         return None
-    return RadiusAccountingAdapter(agent.emitter, agent.inventory, c.host, c.port)
+    return RadiusAccountingAdapter(
+        agent.emitter,
+        agent.inventory,
+        c.host,
+        c.port,
+        max_skew_s=c.max_clock_skew_s,
+        rcvbuf=c.receive_buffer_bytes,
+    )
 
 
 def _syslog(agent: WifiAgent) -> SourceAdapter | None:
@@ -107,6 +114,9 @@ class WifiAgent:
             details["dropped_total"] = self.link.outbox.dropped
         for a in self.adapters:
             details[a.name] = {"packets": a.stats.packets, "events": a.stats.events}
+            kernel_drops = getattr(a, "kernel_drops", None)
+            if kernel_drops is not None:
+                details[a.name]["udp_drops"] = kernel_drops()  # type: ignore[index]
         # Disconnected is still healthy: the outbox is doing its job. Unhealthy = not running.
         return Health(True, details)
 

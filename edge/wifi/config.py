@@ -28,6 +28,15 @@ class RadiusSection(_Section):
     enabled: bool = True
     host: str = "0.0.0.0"
     port: Port = 1813
+    max_clock_skew_s: Annotated[float, Field(ge=0, le=86400)] = Field(
+        default=300.0,
+        description="Event-Timestamp further than this from the agent's clock is ignored "
+        "(arrival time is used instead).",
+    )
+    receive_buffer_bytes: Annotated[int, Field(ge=65536, le=256 * 1024 * 1024)] = Field(
+        default=4 * 1024 * 1024,
+        description="UDP receive buffer (beyond net.core.rmem_max only when privileged).",
+    )
 
 
 class SyslogSection(_Section):

@@ -37,6 +37,12 @@ log = logging.getLogger(__name__)
 MAX_BODY = 8 * 1024 * 1024
 
 
+#: What one malformed observation can raise; it is counted and skipped, never a 5xx for the
+#: whole POST (Meraki re-posts after a 5xx, so one bad record used to lose every other one).
+#: OverflowError: ``"nearestApRssi": 1e999`` is valid JSON for infinity.
+_BAD_OBSERVATION = (KeyError, TypeError, ValueError, AttributeError, OverflowError, ValidationError)
+
+
 class MerakiScanningAdapter:
     name = "meraki"
 
@@ -111,6 +117,8 @@ class MerakiScanningAdapter:
             body = await request.json()
         except ValueError:
             return self._bad("invalid_json", 400)
+        except RecursionError:  # valid JSON nested deeper than Python's parser goes
+            return self._bad("too_deep", 400)
         if not isinstance(body, dict):
             return self._bad("not_an_object", 400)
         if self.secret is not None and not hmac.compare_digest(
@@ -160,7 +168,7 @@ class MerakiScanningAdapter:
         except InvalidMac:
             self.stats.drop("invalid_mac")
             return False
-        except (KeyError, TypeError, ValueError, AttributeError, ValidationError):
+        except _BAD_OBSERVATION:
             self.stats.drop("invalid_observation")
             return False
         out.append(event)

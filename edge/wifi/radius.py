@@ -14,25 +14,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections import OrderedDict
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from pydantic import ValidationError
 from pyrad.dictionary import Dictionary
 
 from edge.privacy import InvalidMac
+from edge.wifi import udp_socket
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.radius_parse import (
+    DEFAULT_MAX_SKEW_S,
+    NasRestart,
     Rejected,
     Request,
     load_dictionary,
     parse_accounting,
     reply_packet,
 )
-from edge.wifi.sessions import EventEmitter
+from edge.wifi.sessions import EventEmitter, SessionStatus
 from schemas.envelope import EventBase
+from schemas.wifi import WifiSessionData, WifiSessionStartV1, WifiSessionStopV1
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +51,8 @@ DEDUP_MAX = 200_000
 #: instead of one per packet); replies wait at most this long for it.
 FLUSH_S = 0.002
 FLUSH_MAX = 256
+#: Open sessions remembered (all NASes) so Accounting-On/Off can close them; oldest evicted.
+OPEN_MAX = 200_000
 
 
 class Deduplicator:
@@ -68,6 +76,17 @@ class Deduplicator:
         self._seen[key] = now
 
 
+class _OpenSession(NamedTuple):
+    """What closing a session needs (a tuple: a whole event per open session cost ~2 KB)."""
+
+    client_id: str
+    randomized: bool
+    site: str
+    ap: str
+    ssid: str | None
+    last: datetime
+
+
 class RadiusAccountingAdapter(asyncio.DatagramProtocol):
     """Listens on UDP (1813 by default); one instance per agent."""
 
@@ -80,16 +99,24 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         host: str = "0.0.0.0",
         port: int = 1813,
         dictionary: Dictionary | None = None,
+        max_skew_s: float = DEFAULT_MAX_SKEW_S,
+        rcvbuf: int = udp_socket.DEFAULT_RCVBUF,
     ) -> None:
         self.emitter = emitter
         self.inventory = inventory
         self.host = host
         self.port = port
         self.dictionary = dictionary or load_dictionary()
+        self.max_skew_s = max_skew_s
+        self.rcvbuf = rcvbuf
+        self._socket: socket.socket | None = None
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
         self.transport: asyncio.DatagramTransport | None = None
-        self._pending: list[tuple[EventBase, tuple[object, ...], Request, Addr]] = []
+        self._pending: list[tuple[list[EventBase], tuple[object, ...], Request, Addr]] = []
+        #: NAS address -> session id -> what a Stop needs, for Accounting-On/Off.
+        self._open: dict[str, OrderedDict[str, _OpenSession]] = {}
+        self._open_count = 0
         self._pending_keys: set[tuple[object, ...]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
 
@@ -100,7 +127,13 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         )
         self.transport = transport
         self.port = transport.get_extra_info("sockname")[1]
+        self._socket = transport.get_extra_info("socket")
+        udp_socket.watch(self._socket, self.stats.source, self.rcvbuf)
         log.info("RADIUS accounting listening on %s:%d", self.host, self.port)
+
+    def kernel_drops(self) -> int | None:
+        """Datagrams the kernel dropped before we read them (receive buffer full)."""
+        return udp_socket.udp_drops(self._socket) if self._socket else None
 
     async def stop(self) -> None:
         self._flush()
@@ -116,7 +149,9 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             log.exception("unexpected error handling a RADIUS packet (packet not logged)")
 
     def _handle(self, data: bytes, src_ip: str, addr: Addr) -> None:
-        result = parse_accounting(data, src_ip, datetime.now(UTC), self.inventory, self.dictionary)
+        result = parse_accounting(
+            data, src_ip, datetime.now(UTC), self.inventory, self.dictionary, self.max_skew_s
+        )
         if isinstance(result, Rejected):
             self.stats.drop(result.reason)
             return
@@ -125,7 +160,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.stats.drop(rejected.reason)
             self._reply(req, addr)
             return
-        key = result.dedup_key
+        key: tuple[object, ...] = result.dedup_key
         if key in self._pending_keys:
             self.stats.drop("duplicate")  # answered when the first copy is committed
             return
@@ -133,13 +168,17 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.stats.drop("duplicate")
             self._reply(result.request, addr)  # the NAS missed our first answer
             return
-        try:
-            event = self.emitter.build_session(result.facts, self.stats)
-        except (InvalidMac, ValidationError):
-            self.stats.drop("invalid_values")
-            self._reply(result.request, addr)
-            return
-        self._pending.append((event, key, result.request, addr))
+        if isinstance(result, NasRestart):
+            events = self._close_nas(result)
+        else:
+            try:
+                events = [self.emitter.build_session(result.facts, self.stats)]
+            except (InvalidMac, ValidationError):
+                self.stats.drop("invalid_values")
+                self._reply(result.request, addr)
+                return
+            self._track(result.facts.nas or src_ip, events[0])
+        self._pending.append((events, key, result.request, addr))
         self._pending_keys.add(key)
         if len(self._pending) >= FLUSH_MAX:
             self._flush()
@@ -156,7 +195,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         if not batch:
             return
         try:
-            self.emitter.emit_many([event for event, _, _, _ in batch], self.stats)
+            self.emitter.emit_many([e for events, _, _, _ in batch for e in events], self.stats)
         except Exception:  # unanswered, so the NAS retransmits and nothing is lost
             for _ in batch:
                 self.stats.drop("outbox_error")
@@ -166,6 +205,53 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         for _, key, pkt, addr in batch:
             self.dedup.remember(key, now)
             self._reply(pkt, addr)
+
+    def _track(self, nas: str, event: EventBase) -> None:
+        """Remember the session's latest event while it is open (the Stop forgets it)."""
+        sid = str(event.data.session_id)  # type: ignore[attr-defined]
+        sessions = self._open.setdefault(nas, OrderedDict())
+        known = sessions.pop(sid, None)
+        self._open_count -= known is not None
+        if isinstance(event, WifiSessionStopV1):
+            return
+        if known is None and not isinstance(event, WifiSessionStartV1):
+            return  # an interim for a session we never saw start stays as it was: unknown
+        d: WifiSessionData = event.data  # type: ignore[attr-defined]
+        sessions[sid] = _OpenSession(
+            d.client_id, d.randomized_mac, event.site, d.ap, d.ssid, event.event_time
+        )
+        self._open_count += 1
+        while self._open_count > OPEN_MAX:
+            oldest = max(self._open.values(), key=len)
+            oldest.popitem(last=False)
+            self._open_count -= 1
+
+    def _close_nas(self, restart: NasRestart) -> list[EventBase]:
+        """Stop events (reason = Accounting-On/Off) for every session the NAS had open.
+
+        Why: after a controller reboot its clients otherwise stayed "present" until the
+        session timeout. Limitation: sessions opened before this agent started are unknown
+        here (kept in memory only).
+        """
+        sessions = self._open.pop(restart.nas, OrderedDict())
+        self._open_count -= len(sessions)
+        req = restart.request
+        return [
+            self.emitter.session_event(
+                SessionStatus.STOP,
+                client_id=o.client_id,
+                randomized=o.randomized,
+                session_id=sid,
+                site=o.site,
+                ap=o.ap,
+                event_time=max(restart.event_time, o.last),
+                dedup_key=f"{sid}|{restart.status}|{req.ident}|{req.authenticator.hex()}",
+                stats=self.stats,
+                ssid=o.ssid,
+                terminate_cause=restart.status,
+            )
+            for sid, o in sessions.items()
+        ]
 
     def _reply(self, req: Request, addr: Addr) -> None:
         if self.transport:

@@ -21,7 +21,7 @@ import hmac
 import re
 import struct
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any, NamedTuple
 
@@ -35,20 +35,38 @@ from edge.wifi.sessions import SessionFacts, SessionStatus
 MAX_PACKET = 4096
 #: Acct-Delay-Time beyond this is nonsense (a NAS clock bug), not a 10-day-old event.
 MAX_DELAY_S = 24 * 3600
+#: How far a NAS's Event-Timestamp may be from our clock before we distrust it (NTP-less
+#: APs boot in 1970); configurable per agent (``radius.max_clock_skew_s``).
+DEFAULT_MAX_SKEW_S = 300.0
 
 _STATUS = {
     "Start": SessionStatus.START,
     "Interim-Update": SessionStatus.INTERIM,
     "Stop": SessionStatus.STOP,
 }
-_CALLED = re.compile(r"^(?P<mac>(?:[0-9A-Fa-f]{2}[-:]?){5}[0-9A-Fa-f]{2})(?:[:;](?P<ssid>.*))?$")
+#: A station id: a MAC in any vendor spelling (colon, dash, Cisco dot, bare; any case),
+#: optionally followed by ``:SSID`` or ``;SSID`` (RFC 3580 3.20/3.21; both station ids).
+_STATION = re.compile(
+    r"^\s*(?P<mac>(?:[0-9A-Fa-f]{2}[-:]?){5}[0-9A-Fa-f]{2}"
+    r"|[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4})(?:[:;](?P<ssid>.*))?$"
+)
 
 
-ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE, PROXY_STATE = 4, 5, 33
+ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE, PROXY_STATE, VENDOR_SPECIFIC = 4, 5, 33, 26
+#: (vendor id, vendor type) -> what it tells us, from Debian's freeradius-common dictionaries
+#: (dictionary.aruba, .ruckus, .meraki). "ssid" fills in when Called-Station-Id has none;
+#: "ap_name" is looked up like a NAS-Identifier. A new vendor is one line here.
+VENDOR_ATTRIBUTES: dict[tuple[int, int], str] = {
+    (14823, 5): "ssid",  # Aruba-Essid-Name
+    (14823, 10): "ap_name",  # Aruba-AP-Group (APs configured by group name)
+    (25053, 3): "ssid",  # Ruckus-SSID
+    (25053, 135): "ssid",  # Ruckus-Wlan-Name
+    (29671, 1): "ap_name",  # Meraki-Device-Name
+}
 _USED = ("Acct-Status-Type", "Acct-Session-Id", "Calling-Station-Id", "Called-Station-Id",
          "NAS-Identifier", "Acct-Delay-Time", "Acct-Terminate-Cause", "Acct-Input-Octets",
          "Acct-Output-Octets", "Acct-Input-Gigawords", "Acct-Output-Gigawords",
-         "Acct-Session-Time")  # fmt: skip
+         "Acct-Session-Time", "Event-Timestamp")  # fmt: skip
 
 
 def load_dictionary() -> Dictionary:
@@ -101,11 +119,14 @@ def reply_packet(req: Request) -> bytes:
 class Attributes:
     """Raw values of the used attributes; read like pyrad's ``pkt.get(name)[0]``."""
 
-    __slots__ = ("raw", "table")
+    __slots__ = ("raw", "table", "vendor")
 
-    def __init__(self, raw: dict[str, list[bytes]], table: AttributeTable) -> None:
+    def __init__(
+        self, raw: dict[str, list[bytes]], table: AttributeTable, vendor: dict[str, str]
+    ) -> None:
         self.raw = raw
         self.table = table
+        self.vendor = vendor  # VENDOR_ATTRIBUTES field -> first value
 
     def one(self, name: str) -> Any:
         """The first value, or None; raises ValueError if *any* copy is undecodable (as
@@ -122,6 +143,7 @@ def read_attributes(data: bytes, dictionary: Dictionary) -> tuple[Attributes, tu
     """The used attributes and the Proxy-State values of a correctly framed packet."""
     table = attribute_table(dictionary)
     raw: dict[str, list[bytes]] = {}
+    vendor: dict[str, str] = {}
     proxy_state: list[bytes] = []
     length = int.from_bytes(data[2:4], "big")
     pos = 20
@@ -132,15 +154,33 @@ def read_attributes(data: bytes, dictionary: Dictionary) -> tuple[Attributes, tu
             raw.setdefault(name, []).append(data[pos + 2 : pos + attr_len])
         elif code == PROXY_STATE:
             proxy_state.append(data[pos + 2 : pos + attr_len])
+        elif code == VENDOR_SPECIFIC:
+            _vendor_attributes(data[pos + 2 : pos + attr_len], vendor)
         pos += attr_len
-    return Attributes(raw, table), tuple(proxy_state)
+    return Attributes(raw, table, vendor), tuple(proxy_state)
+
+
+def _vendor_attributes(value: bytes, out: dict[str, str]) -> None:
+    """RFC 2865 5.26 sub-attributes (1-byte type and length, as these vendors use)."""
+    if len(value) < 4:
+        return
+    vendor_id = int.from_bytes(value[:4], "big")
+    pos = 4
+    while pos + 2 <= len(value):
+        kind, length = value[pos], value[pos + 1]
+        if length < 2 or pos + length > len(value):
+            return  # malformed VSA: ignore it, the standard attributes still count
+        field = VENDOR_ATTRIBUTES.get((vendor_id, kind))
+        if field is not None and field not in out:
+            out[field] = value[pos + 2 : pos + length].decode("utf-8", "replace")
+        pos += length
 
 
 def _decode(kind: str, names: dict[bytes, str], value: bytes) -> Any:
     label = names.get(value)
     if label is not None:
         return label
-    if kind == "integer":
+    if kind in ("integer", "date"):
         if len(value) != 4:
             raise ValueError("integer attribute is not 4 bytes")
         return int.from_bytes(value, "big")
@@ -170,9 +210,26 @@ class Accepted:
     dedup_key: tuple[str, int, str, str, bytes]
 
 
+@dataclass(frozen=True)
+class NasRestart:
+    """Accounting-On / Accounting-Off (RFC 2866 5.1): the NAS (re)started or is going down,
+    so every session it had open is over; it will not send their Stops."""
+
+    status: str
+    nas: str
+    event_time: datetime
+    request: Request
+    dedup_key: tuple[str, int, str, str, bytes]
+
+
 def parse_accounting(
-    data: bytes, src_ip: str, arrival: datetime, inventory: Inventory, dictionary: Dictionary
-) -> Accepted | Rejected | tuple[Rejected, Request]:
+    data: bytes,
+    src_ip: str,
+    arrival: datetime,
+    inventory: Inventory,
+    dictionary: Dictionary,
+    max_skew_s: float = DEFAULT_MAX_SKEW_S,
+) -> Accepted | NasRestart | Rejected | tuple[Rejected, Request]:
     """Parse one datagram; ``(Rejected(reply=True), packet)`` when only a reply is due."""
     if len(data) < 20:
         return Rejected("truncated")
@@ -193,28 +250,39 @@ def parse_accounting(
     attrs, proxy_state = read_attributes(data, dictionary)
     req = Request(data[1], data[4:20], nas.secret, proxy_state)
     try:
-        return _facts(attrs, req, nas, src_ip, arrival, inventory)
+        return _facts(attrs, req, nas, src_ip, arrival, inventory, max_skew_s)
     except (struct.error, IndexError, KeyError, ValueError, TypeError, UnicodeDecodeError):
         return Rejected("malformed_attribute")
 
 
 def _facts(
-    pkt: Attributes, req: Request, nas: Nas, src_ip: str, arrival: datetime, inventory: Inventory
-) -> Accepted | Rejected | tuple[Rejected, Request]:
+    pkt: Attributes,
+    req: Request,
+    nas: Nas,
+    src_ip: str,
+    arrival: datetime,
+    inventory: Inventory,
+    max_skew_s: float,
+) -> Accepted | NasRestart | Rejected | tuple[Rejected, Request]:
     raw_status = pkt.one("Acct-Status-Type")
     status = _STATUS.get(str(raw_status))
+    if raw_status in ("Accounting-On", "Accounting-Off"):
+        key = (src_ip, req.ident, "", str(raw_status), req.authenticator)
+        return NasRestart(str(raw_status), src_ip, arrival, req, key)
     if status is None:
         return (Rejected("ignored_status", reply=True), req)  # Accounting-On/Off and others
     session_id = pkt.one("Acct-Session-Id")
     if not session_id:
         return (Rejected("missing_session_id", reply=True), req)
     calling = pkt.one("Calling-Station-Id")
+    client = _station(calling)[0] or str(calling or "")
     try:
-        mac = normalise_mac(str(calling or ""))  # 6 bytes: pseudonymised without re-parsing
+        mac = normalise_mac(client)  # 6 bytes: pseudonymised without re-parsing
     except InvalidMac:
         return (Rejected("invalid_calling_station", reply=True), req)
-    bssid, ssid = _called_station(pkt.one("Called-Station-Id"))
-    nas_identifier = pkt.one("NAS-Identifier")
+    bssid, ssid = _station(pkt.one("Called-Station-Id"))
+    ssid = ssid or pkt.vendor.get("ssid")
+    nas_identifier = pkt.one("NAS-Identifier") or pkt.vendor.get("ap_name")
     ap = inventory.resolve(nas, str(nas_identifier) if nas_identifier else None, bssid)
     if ap is None:
         return (Rejected("unknown_ap", reply=True), req)
@@ -222,25 +290,64 @@ def _facts(
     if not 0 <= delay <= MAX_DELAY_S:
         return (Rejected("bad_delay_time", reply=True), req)
     cause = pkt.one("Acct-Terminate-Cause")
+    stamp = _int_or_none(pkt.one("Event-Timestamp"))
+    sent = arrival
+    if stamp is not None and abs(stamp - arrival.timestamp()) <= max_skew_s:
+        sent = datetime.fromtimestamp(stamp, UTC)
+    rx = _octets(pkt, "Acct-Input-Octets", "Acct-Input-Gigawords")
+    tx = _octets(pkt, "Acct-Output-Octets", "Acct-Output-Gigawords")
+    seconds = _int_or_none(pkt.one("Acct-Session-Time"))
     facts = SessionFacts(
         status=status,
         mac=mac,
         session_id=str(session_id)[:256],
         site=ap.site,
         ap=ap.id,
-        event_time=arrival - timedelta(seconds=delay),
-        dedup_key=f"{src_ip}|{req.ident}|{req.authenticator.hex()}",
+        event_time=sent - timedelta(seconds=delay),
+        dedup_key=_report_key(str(raw_status), stamp, delay, rx, tx, seconds, req),
         ssid=ssid,
-        rx_bytes=_octets(pkt, "Acct-Input-Octets", "Acct-Input-Gigawords"),
-        tx_bytes=_octets(pkt, "Acct-Output-Octets", "Acct-Output-Gigawords"),
-        session_seconds=_int_or_none(pkt.one("Acct-Session-Time")),
+        rx_bytes=rx,
+        tx_bytes=tx,
+        session_seconds=seconds,
         terminate_cause=str(cause)[:64] if cause is not None else None,
+        nas=src_ip,
     )
     # The Request Authenticator is in the key: it is an MD5 over the whole packet, so a true
     # retransmission repeats it, while two different Interim-Updates that happen to reuse
     # an identifier (radclient and busy NASes recycle the 256 ids fast) do not merge.
     key = (src_ip, req.ident, str(session_id), str(raw_status), req.authenticator)
     return Accepted(facts, req, key)
+
+
+def _report_key(
+    status: str,
+    stamp: int | None,
+    delay: int,
+    rx: int | None,
+    tx: int | None,
+    seconds: int | None,
+    req: Request,
+) -> str:
+    """What identifies one report of a session (the emitter prefixes the session identity).
+
+    Why not the RADIUS identifier/authenticator: a NAS that retransmits after a while (or
+    after our restart) updates Acct-Delay-Time, so the packet gets a new identifier and
+    authenticator, yet it is the same report and must give the identical event (same id,
+    same event time). Reports are told apart by Event-Timestamp - Acct-Delay-Time (constant
+    across retransmissions), else by their counters; a session has one Start and one Stop.
+    Only an Interim-Update with none of these falls back to the packet itself. Limitation:
+    without Event-Timestamp, a Start reusing the same id for the same client within the
+    outbox's memory (1 h) is taken for a retransmission.
+    """
+    if stamp is not None:
+        return f"{status}|t{stamp - delay}"
+    if status == "Start":
+        return status
+    if seconds is not None or rx is not None or tx is not None:
+        return f"{status}|{seconds}|{rx}|{tx}"
+    if status == "Stop":
+        return status
+    return f"{status}|{req.ident}|{req.authenticator.hex()}"
 
 
 def structure_problem(data: bytes) -> str | None:
@@ -271,11 +378,11 @@ def _octets(pkt: Attributes, low: str, giga: str) -> int | None:
     return (int(pkt.one(giga) or 0) << 32) + int(lo)
 
 
-def _called_station(value: Any) -> tuple[str | None, str | None]:
-    """``AA-BB-CC-DD-EE-FF:SSID`` (RFC 3580 3.20) → (AP MAC, SSID); tolerant of variants."""
+def _station(value: Any) -> tuple[str | None, str | None]:
+    """``AA-BB-CC-DD-EE-FF:SSID`` (RFC 3580 3.20) → (MAC, SSID); any MAC spelling."""
     if not value:
         return None, None
-    m = _CALLED.match(str(value))
+    m = _STATION.match(str(value))
     if not m:
         return None, None
     return m.group("mac"), (m.group("ssid") or None)

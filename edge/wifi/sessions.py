@@ -2,13 +2,13 @@
 
 Every adapter fills a :class:`SessionFacts` (raw MAC included, in memory only) and calls
 :meth:`EventEmitter.session`; this is the one place a MAC is turned into a pseudonym, so
-no adapter can forget to. Free-text identifiers that some vendors build from the MAC (Cisco
-WLC Acct-Session-Id "…/aa:bb:cc:dd:ee:ff/…") are scrubbed the same way.
+no adapter can forget to. A NAS's own session id (free text that vendors build from user
+names, IPs and MACs, e.g. Aruba ``guest/10.20.1.99/<mac>``) is never published either: it is
+replaced by a keyed hash of (NAS, session id, client), the session's identity.
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,12 +26,6 @@ from schemas.wifi import (
 
 #: Stable namespace so a retransmitted report gets the same event id even after a restart.
 EVENT_ID_NS = uuid.UUID("6f1c1f7e-3b7a-4d1e-9c55-2b0c7e1a9d01")
-
-_MAC_IN_TEXT = re.compile(
-    r"(?<![0-9a-fA-F])(?:[0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}(?![0-9a-fA-F])"
-    r"|(?<![0-9a-fA-F.])(?:[0-9a-fA-F]{4}\.){2}[0-9a-fA-F]{4}(?![0-9a-fA-F])"
-    r"|(?<![0-9a-fA-F])[0-9a-fA-F]{12}(?![0-9a-fA-F])"
-)
 
 
 class SessionStatus(StrEnum):
@@ -62,6 +56,10 @@ class SessionFacts:
     tx_bytes: int | None = None
     session_seconds: int | None = None
     terminate_cause: str | None = None
+    #: Set by RADIUS: ``session_id`` is then the NAS's raw Acct-Session-Id, published only as
+    #: a keyed hash of (NAS, id, client), so an id reused by another NAS or client is a new
+    #: session; ``dedup_key`` must then hold no identifier (it is prefixed with that hash).
+    nas: str | None = None
 
 
 class EventEmitter:
@@ -72,10 +70,6 @@ class EventEmitter:
         self.pseudonymiser = pseudonymiser
         self.device = device
 
-    def scrub(self, text: str) -> str:
-        """Replace any MAC address inside free text by its pseudonym."""
-        return _MAC_IN_TEXT.sub(lambda m: self.pseudonymiser.client_id(m.group(0)), text)
-
     def session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
         """Build and submit; raises InvalidMac / ValidationError for the caller to count."""
         event = self.build_session(facts, stats)
@@ -85,15 +79,19 @@ class EventEmitter:
     def build_session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
         """The contract event for ``facts`` (MAC pseudonymised), not yet submitted."""
         pseudo = self.pseudonymiser.pseudonymise(facts.mac)
+        session_id, dedup_key = facts.session_id, facts.dedup_key
+        if facts.nas is not None:
+            token = self.pseudonymiser.token(facts.nas, facts.session_id, pseudo.client_id)
+            session_id, dedup_key = f"radius-{token}", f"{token}|{facts.dedup_key}"
         return self.session_event(
             facts.status,
             client_id=pseudo.client_id,
             randomized=pseudo.randomized,
-            session_id=self.scrub(facts.session_id),
+            session_id=session_id,
             site=facts.site,
             ap=facts.ap,
             event_time=facts.event_time,
-            dedup_key=self.scrub(facts.dedup_key),
+            dedup_key=dedup_key,
             stats=stats,
             ssid=facts.ssid,
             signal_dbm=facts.signal_dbm,

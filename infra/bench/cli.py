@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, str] = {
     "camera": "infra.bench.camera",
     "alerts": "infra.bench.alerts",
     "storage": "infra.bench.storage",
+    "security": "infra.bench.security",
+    "chaos": "infra.bench.chaos",
 }
 
 

@@ -5,7 +5,10 @@ a private Mosquitto this benchmark starts and stops. A pyrad load generator in t
 keeps a window of Accounting-Requests in flight and counts Accounting-Responses: a response
 means the event is durably in the outbox. Then the broker is stopped, a backlog is sent,
 the broker restarted, and the replay rate = backlog / (outbox empty - link reconnected).
-Targets from the issue: >= 2,000 packets/s and < 80 MB RSS on a small site box.
+Targets from the issue: >= 2,000 packets/s and < 80 MB RSS on a small site box. Issue 11
+adds ``udp_drops`` (kernel drops on the RADIUS socket during the live run, goal 0) and
+``rss_mb_at_rate`` (resident memory right after the live run, goal <= 80). A subscriber is
+connected throughout: the link now treats "no matching subscribers" as not delivered.
 """
 
 from __future__ import annotations
@@ -83,6 +86,31 @@ class _Broker:
             self.proc.wait(10)
 
 
+class _Subscriber:
+    """Subscribes to everything (again after each reconnect) so publishes are delivered."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_connect = lambda c, *_a: c.subscribe("#", qos=1)
+        self.client.reconnect_delay_set(1, 1)
+        self.client.connect_async("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _vm_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise BenchError("no VmRSS in /proc status")
+
+
 def _packets(n: int, offset: int) -> list[bytes]:
     from edge.wifi.radius_parse import load_dictionary
 
@@ -153,6 +181,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         radius_port, metrics_port = _free_port(socket.SOCK_DGRAM), _free_port()
         cfg = _write_configs(root, broker.port, radius_port, metrics_port)
         broker.start()
+        subscriber = _Subscriber(broker.port)
         log = (root / "agent.log").open("wb")
         agent = subprocess.Popen(
             [sys.executable, "-m", "edge.wifi", "--config", str(cfg)],
@@ -163,6 +192,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             _wait(lambda: _health(metrics_port).get("mqtt") == "connected", 60, "agent online")
             live, backlog = _packets(n, 0), _packets(n, n)
             elapsed = _blast(radius_port, live)
+            udp_drops = int(_health(metrics_port)["radius"].get("udp_drops") or 0)
+            rss_at_rate = _vm_rss_mb(agent.pid)
             _wait(lambda: _health(metrics_port).get("queue_depth") == 0, 300, "live drain")
 
             broker.stop()
@@ -178,10 +209,13 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             agent.terminate()
             agent.wait(30)
             log.close()
+            subscriber.close()
             broker.stop()
     return {
         "radius_packets_per_s": round(n / elapsed, 1),
         "rss_mb": rss,
+        "rss_mb_at_rate": rss_at_rate,
+        "udp_drops": udp_drops,
         "replay_events_per_s": round(n / max(replay_s, 1e-3), 1),
         "packets": n,
         "window": WINDOW,

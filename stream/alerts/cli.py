@@ -8,6 +8,7 @@ import sys
 import faust
 
 from device_configs import ConfigError, load_device_configs
+from device_configs.namespace import with_namespace
 from infra.observability import ObservabilityServer
 from infra.settings import get_settings
 
@@ -31,7 +32,10 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     try:
-        configs = load_device_configs(args.config or settings.device_configs)
+        configs = with_namespace(
+            load_device_configs(args.config or settings.device_configs),
+            settings.topic_namespace,
+        )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1

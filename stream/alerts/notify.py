@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import smtplib
+import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import Any
@@ -143,11 +144,16 @@ def _send_mail(target: EmailTarget, body: dict[str, Any], timeout_s: float) -> N
         f"originator: {alert['originator']}\nsince: {alert['created_at']}\n"
         f"details: {json.dumps(alert['details'], ensure_ascii=False)}\n"
     )
+    user = os.environ.get(target.username_env) if target.username_env else None
+    password = os.environ.get(target.password_env) if target.password_env else None
+    if user and password and not target.starttls:
+        # Never send a password in clear text: refuse (counted as a failed delivery).
+        raise smtplib.SMTPException(f"{target.name}: SMTP login configured without STARTTLS")
     with smtplib.SMTP(target.smtp_host, target.smtp_port, timeout=timeout_s) as smtp:
         if target.starttls:
-            smtp.starttls()
-        user = os.environ.get(target.username_env) if target.username_env else None
-        password = os.environ.get(target.password_env) if target.password_env else None
+            # A verifying context (certificate chain and host name): smtplib's default
+            # context does not verify, so a man in the middle could read the password.
+            smtp.starttls(context=ssl.create_default_context(cafile=target.tls_ca_file))
         if user and password:
             smtp.login(user, password)
         smtp.send_message(msg)

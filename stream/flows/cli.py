@@ -10,6 +10,7 @@ from datetime import timedelta
 import faust
 
 from device_configs import ConfigError, load_device_configs
+from device_configs.namespace import with_namespace
 from infra.observability import ObservabilityServer
 from infra.settings import get_settings
 from stream.flows.app import FlowsOptions, build_app
@@ -63,7 +64,10 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     settings = get_settings()
     try:
-        configs = load_device_configs(args.config or settings.device_configs)
+        configs = with_namespace(
+            load_device_configs(args.config or settings.device_configs),
+            settings.topic_namespace,
+        )
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1

@@ -6,6 +6,17 @@ gives a sample camera_people / (wifi_clients x coverage), folded into an exponen
 weighted mean and variance so the ratio follows slow changes (time of day, visitor mix).
 The band is the ratio's spread: +-Z standard deviations once calibrated, a wide fixed
 fraction before. Without fresh Wi-Fi, the cameras alone give people = camera / coverage.
+
+A sample below one person per connected client is refused: every connected phone is
+carried by someone on the site, so such a camera is not seeing the site's crowd (wrong
+coverage, a PTZ tour pointing elsewhere, a feed of another place -- the demo's pedestrian
+clip at a festival once calibrated the rice-paper village to 0.1 people per phone and hid
+its overcrowding). The site is flagged ``camera_disagrees`` instead.
+
+Every estimate says what it rests on (``source``) and how far to trust it
+(``confidence``): a camera-calibrated ratio is ``high``, the configured ratio of a
+Wi-Fi-only site or cameras alone ``medium``; each sensor-health flag (camera offline,
+detector fallback, Wi-Fi silent, camera disagreeing) lowers it one step.
 """
 
 from __future__ import annotations
@@ -13,6 +24,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
+
+Source = Literal["wifi_calibrated", "wifi_prior", "camera"]
+Confidence = Literal["high", "medium", "low"]
+_LEVELS: tuple[Confidence, ...] = ("high", "medium", "low")
 
 #: Band half-width (relative) while the ratio is only the configured prior.
 UNCALIBRATED_SPREAD = 0.5
@@ -28,6 +44,8 @@ class FusionParams:
     min_samples: int = 10  # samples before the ratio counts as calibrated
     min_clients: int = 5  # fewer clients make the ratio too noisy to learn from
     min_spread: float = 0.05  # the band never claims better than +-5 %
+    min_ratio: float = 1.0  # fewer people than connected phones: the camera misses the crowd
+    max_ratio: float = 20.0  # a 5 % Wi-Fi adoption is the least any site has shown
     wifi_stale_s: float = 120.0
     camera_stale_s: float = 30.0
 
@@ -69,11 +87,18 @@ class SiteState:
     wifi_as_of: datetime | None = None  # event-time watermark of the Wi-Fi count
     camera_people: dict[str, Reading] = field(default_factory=dict)
     offline: set[str] = field(default_factory=set)  # devices reported offline
+    fallback: set[str] = field(default_factory=set)  # cameras counting with the motion fallback
     calibration: Calibration | None = None
+    camera_disagrees: bool = False  # the latest camera sample was implausible
+    implausible_samples: int = 0
 
     def ratio(self, params: FusionParams) -> tuple[float, bool]:
         c = self.calibration
-        if c is not None and c.samples >= params.min_samples:
+        if (
+            c is not None
+            and c.samples >= params.min_samples
+            and params.min_ratio <= c.ratio <= params.max_ratio
+        ):
             return c.ratio, True
         return self.prior, False
 
@@ -88,6 +113,9 @@ class Estimate:
     people_per_client: float | None
     degraded: bool
     stale_sensors: list[str]
+    source: Source
+    confidence: Confidence
+    flags: list[str]
 
 
 def fresh_cameras(state: SiteState, now: float, params: FusionParams) -> dict[str, Reading]:
@@ -102,7 +130,8 @@ def calibrate(state: SiteState, now: float, params: FusionParams) -> bool:
     """Add a sample if Wi-Fi and every camera of the site are fresh; return whether added.
 
     All cameras are required because coverage is a share of the site: a partial sum
-    would bias the ratio low.
+    would bias the ratio low. Implausible samples (outside min_ratio..max_ratio) are
+    refused and flag the site instead.
     """
     if not state.cameras or state.wifi is None or now - state.wifi.at > params.wifi_stale_s:
         return False
@@ -113,6 +142,10 @@ def calibrate(state: SiteState, now: float, params: FusionParams) -> bool:
         return False
     coverage = min(1.0, sum(state.cameras.values()))
     sample = sum(r.value for r in fresh.values()) / (state.wifi.value * coverage)
+    state.camera_disagrees = not params.min_ratio <= sample <= params.max_ratio
+    if state.camera_disagrees:
+        state.implausible_samples += 1
+        return False
     if state.calibration is None:
         state.calibration = Calibration(state.prior)
     state.calibration.add(sample, params.alpha)
@@ -143,6 +176,10 @@ def estimate(state: SiteState, now: float, params: FusionParams) -> Estimate | N
         spread, wifi_clients = CAMERA_ONLY_SPREAD, None
     else:
         return None
+    source: Source = (
+        "camera" if wifi_clients is None else "wifi_calibrated" if calibrated else "wifi_prior"
+    )
+    flags = health_flags(state, stale)
     return Estimate(
         people=round(people, 1),
         low=round(max(0.0, people * (1 - spread)), 1),
@@ -152,4 +189,24 @@ def estimate(state: SiteState, now: float, params: FusionParams) -> Estimate | N
         people_per_client=round(ratio, 4) if wifi_clients is not None else None,
         degraded=bool(stale),
         stale_sensors=stale,
+        source=source,
+        confidence=confidence(source, flags),
+        flags=flags,
     )
+
+
+def health_flags(state: SiteState, stale: list[str]) -> list[str]:
+    """Sensor-health problems an operator should see next to the number."""
+    flags = [
+        "wifi_silent" if s == "wifi" else s.replace("camera:", "camera_offline:") for s in stale
+    ]
+    flags += sorted(f"detector_fallback:{cam}" for cam in state.fallback if cam in state.cameras)
+    if state.camera_disagrees:
+        flags.append("camera_disagrees")
+    return flags
+
+
+def confidence(source: Source, flags: list[str]) -> Confidence:
+    """``high`` for a camera-calibrated ratio, ``medium`` otherwise; one step down per flag."""
+    level = 0 if source == "wifi_calibrated" else 1
+    return _LEVELS[min(len(_LEVELS) - 1, level + len(flags))]

@@ -30,6 +30,10 @@ REJECTED = Counter(
 )
 EMITTED = Counter("tp_fusion_updates_total", "FusedOccupancyV1 messages emitted.")
 SAMPLES = Counter("tp_fusion_calibration_samples_total", "Camera/Wi-Fi calibration samples.")
+IMPLAUSIBLE = Counter(
+    "tp_fusion_calibration_implausible_total",
+    "Camera/Wi-Fi samples refused as implausible (the camera does not see the site's crowd).",
+)
 
 SAVE_CALIBRATION = """
 INSERT INTO fusion_calibration AS c (site, ratio, variance, samples)
@@ -92,6 +96,12 @@ class FusionService:
         state = self._state(event.site)
         state.camera_people[event.device] = Reading(people, self._clock())
         state.offline.discard(event.device)
+        # The camera agent names its counter (detector, or the motion fallback without a
+        # model); events from agents that predate the field count as the detector.
+        if getattr(data, "counter", None) == "motion":
+            state.fallback.add(event.device)
+        else:
+            state.fallback.discard(event.device)
 
     def on_availability(self, raw: bytes) -> None:
         try:
@@ -114,13 +124,15 @@ class FusionService:
         self.last_tick = now
         out = []
         for site, state in self.sites.items():
+            refused = state.implausible_samples
             if calibrate(state, now, self.params):
                 SAMPLES.inc()
                 self._dirty_calibration.add(site)
+            IMPLAUSIBLE.inc(state.implausible_samples - refused)
             est = estimate(state, now, self.params)
             if est is None:
                 continue
-            key = (est.people, est.low, est.high, est.degraded, tuple(est.stale_sensors))
+            key = (est.people, est.low, est.high, est.confidence, tuple(est.flags))
             if self._sent.get(site) == key:
                 continue
             self._sent[site] = key
@@ -137,6 +149,9 @@ class FusionService:
                     capacity=state.capacity,
                     degraded=est.degraded,
                     stale_sensors=est.stale_sensors,
+                    source=est.source,
+                    confidence=est.confidence,
+                    flags=est.flags,
                     as_of=state.wifi_as_of or emitted,
                     emitted_at=emitted,
                 )

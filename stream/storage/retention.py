@@ -28,6 +28,8 @@ class RetentionPolicy:
     raw_days: int = 30
     minute_days: int = 90
     hourly_days: int = 730
+    #: The portal's privacy notice promises deletion after 12 months.
+    portal_days: int = 365
 
     def tables(self, timescale: bool = False) -> list[tuple[str, str, int]]:
         """(table, time column, days kept) of every table cleaned by rows (or chunks)."""
@@ -41,6 +43,9 @@ class RetentionPolicy:
             ("flow_hourly", "hour", self.hourly_days),
             ("flow_daily", "day", self.hourly_days),
             ("flow_od_hourly", "hour", self.hourly_days),
+            # Impressions and clicks go with their visit (ON DELETE CASCADE).
+            ("portal_visits", "created_at", self.portal_days),
+            ("portal_consents", "given_at", self.portal_days),
         ]
 
 

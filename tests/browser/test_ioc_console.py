@@ -55,6 +55,10 @@ async def _feed_occupancy(producer: AIOKafkaProducer, settings: Settings) -> Non
             high=people * 1.1,
             capacity=4000,
             wifi_clients=int(people / 2.5),
+            people_per_client=2.5,
+            source="wifi_prior",
+            confidence="low",
+            flags=["wifi_silent"],
             as_of=now,
             emitted_at=now,
         )
@@ -138,6 +142,13 @@ async def test_operator_sees_live_numbers_and_acknowledges_an_engine_alert(
                 f"tr[data-site='{SITE}'] svg.spark polyline", "points"
             )
             assert points and len(points.split()) >= 2  # the sparkline is drawn
+            band = page.locator(f"tr[data-site='{SITE}'] td.band")
+            assert await band.get_attribute("data-confidence") == "low"
+            text = await band.text_content() or ""
+            low, high = (int(n) for n in text.split("Wi-Fi")[0].split("–"))
+            assert low < high  # the band around the number
+            assert "Wi-Fi × site ratio" in text and "low confidence" in text
+            assert "Wi-Fi silent" in text  # the sensor-health flag, spelled out
             day = f"tr[data-site='{SITE}'] svg.spark polyline.day"
             await page.wait_for_selector(f"{day}[points]")
             trend = [tuple(map(float, p.split(","))) for p in

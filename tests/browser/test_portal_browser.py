@@ -52,7 +52,7 @@ def _landing(env: dict[str, Any], integration: str) -> tuple[str, str]:
     return f"{base}/portal/independence-palace?continue={origin}", "independence-palace"
 
 
-@pytest.mark.parametrize("integration", ["meraki", "opennds1", "opennds2", "unifi", "rfc8908"])
+@pytest.mark.parametrize("integration", ["meraki", "opennds2", "unifi", "rfc8908"])
 async def test_walk_without_javascript(browser: Any, env: dict[str, Any], integration: str) -> None:
     context = await browser.new_context(java_script_enabled=False, locale="vi-VN", **PHONE)
     page = await context.new_page()

@@ -10,7 +10,7 @@ const STALE_MS = 120000;        // a site with nothing newer than this is shown 
 const SPARK_POINTS = 180;        // ~30 min at one fused update per 10 s
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY), me: null, sites: new Map(), alerts: new Map(),
-  source: null, map: null, flowLines: [], selected: null,
+  source: null, lastEventId: null, map: null, flowLines: [], selected: null,
 };
 
 const $ = (id) => document.getElementById(id);
@@ -96,18 +96,51 @@ function renderSite(site) {
   row.className = cls === "stale" ? "stale" : "";
   row.dataset.load = cls;
   row.cells[1].textContent = site.people == null ? "–" : Math.round(site.people);
-  const bar = row.cells[2].firstChild.firstChild;
+  renderBand(site, row.cells[2]);
+  const bar = row.cells[3].firstChild.firstChild;
   bar.style.width = `${Math.round(share * 100)}%`;
   bar.style.background = COLOURS[cls];
-  row.cells[2].title = `${Math.round(share * 100)} % of ${site.capacity}`;
-  row.cells[4].textContent = site.wifi == null ? "–" : site.wifi;
-  row.cells[5].textContent = site.updated ? new Date(site.updated).toLocaleTimeString() : "never";
+  row.cells[3].title = site.people == null ? `capacity ${site.capacity}` :
+    `${Math.round(share * 100)} % of ${site.capacity} (band ${bandShare(site)})`;
+  row.cells[5].textContent = site.wifi == null ? "–" : site.wifi;
+  row.cells[6].textContent = site.updated ? new Date(site.updated).toLocaleTimeString() : "never";
   const points = site.history;
   if (points.length > 1) {
     const max = Math.max(...points, 1);
     const coords = points.map((v, i) => `${(i / (SPARK_POINTS - 1)) * 120},${24 - (v / max) * 22}`).join(" ");
-    row.cells[3].querySelector("polyline").setAttribute("points", coords);
+    row.cells[4].querySelector("polyline").setAttribute("points", coords);
   }
+}
+
+// What the number rests on, in the words an operator uses.
+const SOURCES = { wifi_calibrated: "Wi-Fi × camera ratio", wifi_prior: "Wi-Fi × site ratio", camera: "cameras only" };
+const FLAG_TEXT = { wifi_silent: "Wi-Fi silent", camera_disagrees: "camera disagrees with Wi-Fi",
+  camera_offline: "camera offline", detector_fallback: "detector fallback" };
+
+function flagText(flag) {
+  const [kind, device] = flag.split(":");
+  return device ? `${FLAG_TEXT[kind] || kind} (${device})` : (FLAG_TEXT[kind] || kind);
+}
+
+function bandShare(site) {
+  return `${Math.round((100 * site.low) / site.capacity)}–${Math.round((100 * site.high) / site.capacity)} %`;
+}
+
+// The band, the source and the confidence; sensor-health flags are spelled out, so a
+// weaker number is visibly weaker (confidence drops one step per flag).
+function renderBand(site, cell) {
+  if (site.people == null || site.low == null) { cell.replaceChildren("–"); return; }
+  const conf = site.confidence || "medium";
+  cell.dataset.confidence = conf;
+  cell.dataset.source = site.source || "";
+  const flags = site.flags || [];
+  const detail = el("small", { class: "source" },
+    `${SOURCES[site.source] || "fused"} · `, el("span", { class: `conf ${conf}` }, `${conf} confidence`));
+  const children = [el("span", { class: "range" }, `${Math.round(site.low)}–${Math.round(site.high)}`), detail];
+  if (flags.length) children.push(el("small", { class: "flags" }, `⚠ ${flags.map(flagText).join(", ")}`));
+  cell.replaceChildren(...children);
+  cell.title = `${SOURCES[site.source] || "fused"}` +
+    (site.people_per_client ? `, ${site.people_per_client} people per Wi-Fi client` : "");
 }
 
 function buildSites(features) {
@@ -123,6 +156,7 @@ function buildSites(features) {
     svg.append(day);
     const row = el("tr", { dataset: { site: f.id } },
       el("td", {}, f.properties.name_en), el("td", { class: "num people" }, "–"),
+      el("td", { class: "band" }, "–"),
       el("td", {}, el("span", { class: "load" }, el("span"))), el("td", {}, svg),
       el("td", { class: "num" }, "–"), el("td", {}, "never"));
     tbody.append(row);
@@ -135,6 +169,9 @@ function onFused(data) {
   const site = state.sites.get(data.site);
   if (!site) return;
   site.people = data.people;
+  site.low = data.low; site.high = data.high;
+  site.source = data.source; site.confidence = data.confidence; site.flags = data.flags;
+  site.people_per_client = data.people_per_client;
   site.capacity = data.capacity || site.capacity;
   site.updated = Date.parse(data.emitted_at) || Date.now();
   site.history.push(data.people);
@@ -283,20 +320,34 @@ function initCamera() {
 
 // ---- live feed -----------------------------------------------------------------------------
 
-function connect() {
+// EventSource cannot send headers, and a JWT in the URL would end up in logs: each connection
+// gets a one-time ticket instead. The browser's own retry would reuse the spent ticket, so
+// errors close the source and reconnect with a fresh ticket, resuming by the last event id.
+async function connect() {
   if (state.source) state.source.close();
-  const source = new EventSource(`/api/v1/ioc/live?access_token=${encodeURIComponent(state.token)}`);
+  state.source = null;
+  let ticket;
+  try {
+    ticket = (await api("/api/v1/auth/stream-ticket", { method: "POST" })).ticket;
+  } catch (error) {
+    if (state.token) { setStatus(false, "reconnecting…"); setTimeout(connect, 5000); }
+    return;
+  }
+  const resume = state.lastEventId ? `&last_event_id=${encodeURIComponent(state.lastEventId)}` : "";
+  const source = new EventSource(`/api/v1/ioc/live?ticket=${encodeURIComponent(ticket)}${resume}`);
   state.source = source;
-  const on = (name, fn) => source.addEventListener(name, (e) => fn(JSON.parse(e.data)));
+  const on = (name, fn) => source.addEventListener(name, (e) => {
+    if (e.lastEventId) state.lastEventId = e.lastEventId;
+    fn(JSON.parse(e.data));
+  });
   on("fused", onFused); on("occupancy", onOccupancy); on("flows", onFlows);
   on("alert", onAlert); on("freshness", onFreshness);
   source.onopen = () => { setStatus(true); loadAlerts().catch(() => {}); };
   source.onerror = () => {
-    setStatus(false, source.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…");
-    if (source.readyState === EventSource.CLOSED) {
-      // The server refused (expired token, or the feed is down): check which, then retry.
-      api("/api/v1/auth/me").then(() => setTimeout(connect, 5000)).catch(() => {});
-    }
+    source.close();
+    if (state.source !== source) return;
+    setStatus(false, "reconnecting…");
+    setTimeout(connect, 3000);
   };
 }
 
@@ -312,9 +363,9 @@ async function loadDayTrend() {
     const values = (await response.json()).buckets.map((b) => b.connected_avg ?? 0);
     const max = Math.max(...values, 1);
     const coords = values.map((v, i) => `${(i / Math.max(values.length - 1, 1)) * 120},${24 - (v / max) * 22}`).join(" ");
-    const line = site.row.cells[3].querySelector("polyline.day");
+    const line = site.row.cells[4].querySelector("polyline.day");
     line.setAttribute("points", coords);
-    site.row.cells[3].title = `24 h: Wi-Fi clients per hour, peak hour ${Math.round(max)}`;
+    site.row.cells[4].title = `24 h: Wi-Fi clients per hour, peak hour ${Math.round(max)}`;
   }));
 }
 

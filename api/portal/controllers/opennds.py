@@ -7,9 +7,11 @@ openNDS redirects the client to the FAS with ``?fas=<query>`` (level 1: base64 o
 knows the key by sending the browser to ``http://<gatewayaddress>/<authdir>/?tok=<rhid>``
 with ``rhid = sha256(hid + faskey)``; openNDS then authenticates the client.
 
-Level 1 queries are not encrypted, so anyone can forge one: ``gatewayaddress`` must be a
-private address (or match ``TP_PORTAL_OPENNDS_GATEWAYS``), otherwise the portal would send
-browsers to attacker hosts.
+Level 1 queries are not encrypted, so anyone can forge one: with a faskey configured only
+level 2 is accepted. ``gatewayaddress`` must still be a private address (or exactly one of
+``TP_PORTAL_OPENNDS_GATEWAYS``, compared as address and port, never as a shell pattern:
+``10.0.0.1@evil.com`` must not pass), otherwise the portal would send browsers to
+attacker hosts.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from api.portal.controllers.base import Landing
-from api.portal.security import MAX_URL, PortalError, bounded, host_allowed, safe_url
+from api.portal.security import MAX_URL, PortalError, bounded, safe_url
 from api.portal.settings import PortalSettings
 
 _AUTHDIR = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -78,16 +80,18 @@ def rhid(hid: str, faskey: str) -> str:
     return hashlib.sha256((hid + faskey).encode()).hexdigest()
 
 
-def _gateway_ok(address: str, patterns: list[str]) -> bool:
+def _gateway_ok(address: str, allowed: list[str]) -> bool:
+    """``address`` is ``host[:port]`` with a literal IP host, private or loopback, and, if
+    a list is configured, exactly one of its entries (``host`` alone allows any port)."""
     host, _, port = address.rpartition(":") if address.count(":") == 1 else (address, "", "")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
+    if port and not (port.isdigit() and 0 < int(port) < 65536 and str(int(port)) == port):
         return False
-    if patterns and patterns != ["*"]:
-        return host_allowed(host, patterns)
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
         return False
+    if allowed and allowed != ["*"]:
+        return address in allowed or str(ip) in allowed
     return ip.is_private or ip.is_loopback
 
 
@@ -99,15 +103,11 @@ class OpenNDSAdapter:
             raise PortalError("not_configured", 503, "openNDS faskey is not set")
         fas = bounded(params.get("fas"), "fas", 4096)
         iv = params.get("iv")
-        if iv:
-            text = decrypt_query(
-                fas, bounded(iv, "iv", 64), settings.opennds_faskey.get_secret_value()
-            )
-        else:
-            try:
-                text = base64.b64decode(fas, validate=True).decode("utf-8")
-            except (ValueError, binascii.Error, UnicodeError):
-                raise PortalError("bad_params", 400, "openNDS query is not base64") from None
+        if not iv:
+            # Level 1 (plain base64) is forgeable by anyone; the faskey is set, so only
+            # level 2 is accepted.
+            raise PortalError("bad_params", 400, "openNDS must use FAS secure level 2 (iv)")
+        text = decrypt_query(fas, bounded(iv, "iv", 64), settings.opennds_faskey.get_secret_value())
         f = parse_fields(text)
         hid = bounded(f.get("hid"), "hid", 128)
         if not _HID.match(hid):

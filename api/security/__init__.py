@@ -1,0 +1,1 @@
+"""Abuse limits shared by the API's features (login throttling, stream caps, body limits)."""

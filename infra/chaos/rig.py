@@ -1,0 +1,270 @@
+"""The pipeline under test: brokers, database and every TourPulse service, all restartable.
+
+Mosquitto and PostgreSQL are always private (``tourpulse stack``'s own starters; the
+embedded PostgreSQL starts in about a second), since restarting them is a fault and the
+gateway forwards every topic it sees. In a full run Kafka is private too (the reliability
+port range) so it can be stopped; a quick run (``make test``) uses the shared Kafka,
+isolated by topic namespace, and skips the Kafka fault. Services run through the real
+``tourpulse`` CLI. The edge agent's state (its SQLite outbox) lives on a small tmpfs when
+the suite runs as root, so the "disk full" fault is a real ENOSPC; otherwise it is skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+
+from infra.bench.services import counter_value, free_port
+from infra.chaos.proxy import UplinkProxy
+from infra.settings import Settings
+from infra.stack import kafka as stack_kafka
+from infra.stack import manager
+from infra.stack import mqtt as stack_mqtt
+from infra.stack import postgres as stack_pg
+from infra.stack.state import Component, StackConfig
+
+SITE = "ben-thanh-market"
+NAS_ID = "btm-ap01"
+SECRET = "chaos-secret"
+#: Private ports for a full run (the reliability engineer's range; see docs/chaos.md).
+FULL_PORTS = {"mqtt": 21883, "kafka": 21092, "pg": 21432}
+TMPFS_MB = 64
+
+
+@dataclass
+class Proc:
+    """One ``tourpulse`` child process with a loopback /healthz + /metrics port."""
+
+    name: str
+    args: list[str]
+    env: dict[str, str]
+    log: Path
+    port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        with self.log.open("ab") as fh:
+            argv = [sys.executable, "-m", "infra.cli", *self.args]
+            self.proc = subprocess.Popen(argv, env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        return self
+
+    def kill9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill9()
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def metric(self, name: str) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            return counter_value(r.read().decode(), name)
+
+    def wait_healthy(self, timeout: float) -> None:
+        if not wait_until(self.healthy, timeout, lambda: self.proc is not None and
+                          self.proc.poll() is not None):  # fmt: skip
+            tail = self.log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} not healthy within {timeout:.0f} s:\n{tail}")
+
+
+def _create_database(server_url: str, name: str) -> str:
+    """A new database on the private server (thrown away with the server: never dropped)."""
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+
+
+def wait_until(
+    cond: Callable[[], bool], timeout: float, dead: Callable[[], bool] = lambda: False
+) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not dead():
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+class Rig:
+    """Start with :meth:`up`, tear down with :meth:`down` (also after a failure)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        work: Path,
+        full: bool,
+        log: Callable[[str], None],
+        worker_args: tuple[str, ...] = (),
+    ) -> None:
+        """``worker_args``: extra ``tourpulse worker`` options (e.g. group timeouts to compare)."""
+        self.full, self.work, self.say = full, work, log
+        self.worker_args = list(worker_args)
+        self.ns = "chaos" + uuid.uuid4().hex[:6]
+        ports = FULL_PORTS if full else {"mqtt": free_port(), "kafka": 0, "pg": free_port()}
+        kafka_port = settings.kafka_bootstrap.rpartition(":")[2]
+        self.cfg = StackConfig(
+            data_dir=work / "stack",
+            mqtt_port=ports["mqtt"],
+            kafka_port=ports["kafka"] or int(kafka_port),
+            pg_port=ports["pg"],
+            kafka_libs=Path(__file__).resolve().parents[2] / ".tourpulse" / "kafka" / "libs",
+        )
+        self.settings = settings
+        self.components: dict[str, Component] = {}
+        self.server_url = settings.database_url
+        self.db_url = ""
+        self.state_dir = work / "edge-state"
+        self.tmpfs = False
+        self.procs: dict[str, Proc] = {}
+        self.proxy: UplinkProxy | None = None
+        self.radius_port = 0
+        self.duplicates_injected = 0  # set by the duplicate-delivery fault
+        self.killed = ""  # the worker a fault killed, started again after the run
+
+    # --- infrastructure -------------------------------------------------------------------
+    def up(self) -> None:
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.components["mqtt"] = stack_mqtt.ensure_mqtt(self.cfg, self.say)
+        if self.full:
+            self.components["kafka"] = stack_kafka.ensure_kafka(self.cfg, self.say)
+        comp, self.server_url = stack_pg.ensure_postgres(self.cfg, self.say)
+        self.components["postgres"] = comp
+        for name, comp in self.components.items():
+            if not comp.managed:  # a fault would not stop it: refuse instead of lying
+                raise RuntimeError(f"{name}: {comp.address} is already in use by another server")
+        self.db_url = _create_database(self.server_url, f"tp_{self.ns}")
+        self._mount_state()
+        self.proxy = UplinkProxy(self.cfg.mqtt_port)
+        self._write_configs()
+        env = {
+            **os.environ,
+            "TP_TOPIC_NAMESPACE": self.ns,
+            "DATABASE_URL": self.db_url,
+            "TP_MQTT_HOST": "127.0.0.1",
+            "TP_MQTT_PORT": str(self.cfg.mqtt_port),
+            "TP_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+            "TP_DEVICE_CONFIGS": str(self.work / "device_configs"),
+        }
+        self._add("gateway", ["gateway", "--client-id", f"gw-{self.ns}", "--share-group",
+                              self.ns, "--stats-every", "0"], env)  # fmt: skip
+        for i in (1, 2):  # two workers: a killed one's partitions are taken over
+            self._add(f"worker{i}", ["worker", "--session-timeout", "900", *self.worker_args], env)
+        agent_port = free_port()
+        self._write_agent_config(agent_port)
+        self.procs["agent"] = Proc("agent", ["-v", "edge", "wifi", "--config",
+                                             str(self.work / "edge-wifi.yaml")],
+                                   env, self.work / "agent.log", agent_port)  # fmt: skip
+        for p in self.procs.values():
+            p.start()
+        for p in self.procs.values():
+            p.wait_healthy(180)
+        self.say(f"chaos rig up: namespace {self.ns}, mqtt {self.cfg.mqtt_port}, "
+                 f"kafka {self.kafka_bootstrap}, tmpfs outbox {self.tmpfs}")  # fmt: skip
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return self.cfg.kafka_bootstrap if self.full else self.settings.kafka_bootstrap
+
+    def _add(self, name: str, args: list[str], env: dict[str, str]) -> None:
+        port = free_port()
+        self.procs[name] = Proc(name, [*args, "--metrics-port", str(port)], env,
+                                self.work / f"{name}.log", port)  # fmt: skip
+
+    def _mount_state(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            return
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(self.state_dir)],
+            capture_output=True, check=False,
+        )  # fmt: skip
+        self.tmpfs = result.returncode == 0
+
+    def down(self) -> None:
+        for p in self.procs.values():
+            p.stop()
+        if self.proxy is not None:
+            self.proxy.close()
+        if self.tmpfs:
+            subprocess.run(["umount", "-l", str(self.state_dir)], check=False)
+        with contextlib.suppress(Exception):  # best effort: leftover topics are harmless
+            from infra.bench.services import delete_kafka_topics
+
+            delete_kafka_topics(self.kafka_bootstrap, self.ns)
+        for comp in self.components.values():
+            manager.stop_component(comp)
+
+    # --- faults ---------------------------------------------------------------------------
+    def stop_component(self, name: str) -> None:
+        manager.stop_component(self.components[name])
+
+    def start_component(self, name: str) -> None:
+        if name == "mqtt":
+            self.components[name] = stack_mqtt.ensure_mqtt(self.cfg, self.say)
+        elif name == "kafka":
+            self.components[name] = stack_kafka.ensure_kafka(self.cfg, self.say)
+        else:
+            self.components[name] = stack_pg.ensure_postgres(self.cfg, self.say)[0]
+
+    def fill_disk(self) -> Path:
+        """Fill the outbox's tmpfs to the last byte; returns the filler to delete later."""
+        filler = self.state_dir / "filler"
+        with filler.open("wb", buffering=0) as fh:
+            for block in (1 << 20, 4096, 1):
+                with contextlib.suppress(OSError):
+                    while fh.write(b"\0" * block):
+                        pass
+        return filler
+
+    def _write_configs(self) -> None:
+        dc = self.work / "device_configs"
+        dc.mkdir(exist_ok=True)
+        (dc / "sites.yaml").write_text(
+            f"sites:\n- id: {SITE}\n  name_vi: Chợ Bến Thành\n  name_en: Ben Thanh Market\n"
+            "  kind: urban\n  lat: 10.7725\n  lon: 106.698\n  capacity_persons: 3000\n"
+            "  radius_nas:\n  - ip: 127.0.0.1\n    secret: secret:radius\n"
+        )
+        (dc / "access_points.yaml").write_text(
+            f"access_points:\n- id: {SITE}-ap01\n  site: {SITE}\n  name: AP 1\n"
+            f"  nas_identifier: {NAS_ID}\n"
+        )
+
+    def _write_agent_config(self, metrics_port: int) -> None:
+        secrets = self.work / "secrets.yaml"
+        secrets.write_text(f"radius: {SECRET}\n")
+        secrets.chmod(0o600)
+        assert self.proxy is not None
+        self.radius_port = free_port()
+        (self.work / "edge-wifi.yaml").write_text(
+            f"device: btm-wifi\nsite: {SITE}\nstate_dir: {self.state_dir}\n"
+            f"device_configs: {self.work / 'device_configs'}\nsecrets_file: {secrets}\n"
+            f"metrics_port: {metrics_port}\n"
+            f"mqtt:\n  port: {self.proxy.port}\n  max_inflight: 100\n  reconnect_max_s: 2\n"
+            f"radius:\n  host: 127.0.0.1\n  port: {self.radius_port}\n"
+        )
