@@ -96,7 +96,7 @@ def create_app(
             app.state.pool = pool
             hub = Hub(app.state.metrics, tuning.live_ring_size, tuning.live_client_queue)
             feed = LiveFeed(
-                settings.kafka_bootstrap,
+                settings.kafka_client_settings(),
                 settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
                 hub,
                 app.state.metrics,

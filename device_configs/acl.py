@@ -1,9 +1,12 @@
 """Mosquitto password and ACL files from the device configs: one MQTT user per device.
 
-Why: a stolen site box must not be able to impersonate another site. Each device may only
-publish under ``tp/v1/<its site>/<kind>/<its id>/+`` (for every site it serves) and only
-read its own ``.../cmd`` topic. Services (gateway, API) get read on ``tp/v1/#`` and write on
-command topics.
+Why: a stolen site box must not be able to impersonate another site or command a camera.
+Each device may only publish its kind's telemetry streams under
+``tp/v1/<its site>/<kind>/<its id>/<stream>`` (never its own ``cmd``) and only read its own
+``.../cmd`` topic. Services get one role each (least privilege, see :data:`SERVICE_ROLES`):
+the gateway only reads (``tp/#``: its catch-all subscription dead-letters wrong-shape
+topics), the API is the only identity that may write camera ``cmd`` topics, the portal
+only writes funnel events. Workers have no MQTT identity: they only talk to Kafka.
 
 Passwords come from the deployment's secrets file (key ``mqtt-<user>``); missing ones can be
 generated and written back, so the secrets file stays the single source. The password file
@@ -22,10 +25,53 @@ from pathlib import Path
 import yaml
 
 from device_configs.models import DeviceConfigs
-from schemas.topics import MQTT_PREFIX, DeviceKind, MqttStream, MqttTopic
+from schemas.topics import MQTT_PREFIX, MQTT_ROOT, DeviceKind, MqttStream, MqttTopic
 
 #: Mosquitto's own iteration count for ``$7$`` hashes (mosquitto_passwd default).
 PBKDF2_ITERATIONS = 101
+
+
+#: What each kind of device publishes (its ``cmd`` topic is read-only for it).
+DEVICE_STREAMS: dict[DeviceKind, tuple[MqttStream, ...]] = {
+    DeviceKind.WIFI: (
+        MqttStream.SESSION,
+        MqttStream.PRESENCE,
+        MqttStream.HEARTBEAT,
+        MqttStream.AVAILABILITY,
+    ),
+    DeviceKind.AP: (
+        MqttStream.SESSION,
+        MqttStream.PRESENCE,
+        MqttStream.HEARTBEAT,
+        MqttStream.AVAILABILITY,
+    ),
+    DeviceKind.CAMERA: (
+        MqttStream.VIDEO,
+        MqttStream.AUDIO,
+        MqttStream.EVENT,
+        MqttStream.HEALTH,
+        MqttStream.HEARTBEAT,
+        MqttStream.AVAILABILITY,
+    ),
+}
+#: Service role -> (write patterns, read patterns).
+SERVICE_ROLES: dict[str, tuple[set[str], set[str]]] = {
+    "gateway": (set(), {f"{MQTT_ROOT}/#"}),
+    "api": ({f"{MQTT_PREFIX}/+/{DeviceKind.CAMERA.value}/+/{MqttStream.CMD.value}"}, set()),
+    "portal": ({f"{MQTT_PREFIX}/+/{DeviceKind.PORTAL.value}/+/{MqttStream.FUNNEL.value}"}, set()),
+}
+
+
+def parse_service(spec: str) -> tuple[str, str]:
+    """``ROLE=USER`` (e.g. ``api=tp-api``) or a bare user name, which gets the gateway role."""
+    role, sep, name = spec.partition("=")
+    if not sep:
+        return "gateway", spec
+    if role not in SERVICE_ROLES:
+        raise ValueError(f"unknown service role {role!r} (one of {', '.join(SERVICE_ROLES)})")
+    if not name:
+        raise ValueError(f"service {spec!r} has no user name")
+    return role, name
 
 
 @dataclass
@@ -49,9 +95,8 @@ def device_users(configs: DeviceConfigs, services: list[str]) -> list[MqttUser]:
 
     def grant(device: str, site: str, kind: DeviceKind) -> None:
         user = users.setdefault(device, MqttUser(device))
-        base = MqttTopic.build(site, kind, device, MqttStream.CMD)
-        user.write.add(f"{MQTT_PREFIX}/{site}/{kind.value}/{device}/+")
-        user.read.add(str(base))
+        user.write.update(str(MqttTopic.build(site, kind, device, s)) for s in DEVICE_STREAMS[kind])
+        user.read.add(str(MqttTopic.build(site, kind, device, MqttStream.CMD)))
 
     for site in configs.sites:
         if site.wifi_agent:
@@ -60,12 +105,12 @@ def device_users(configs: DeviceConfigs, services: list[str]) -> list[MqttUser]:
         grant(ap.id, ap.site, DeviceKind.AP)
     for cam in configs.cameras:
         grant(cam.id, cam.site, DeviceKind.CAMERA)
-    for name in services:
+    for spec in services:
+        role, name = parse_service(spec)
         if name in users:
-            raise ValueError(f"service name {name!r} collides with a device id")
-        users[name] = MqttUser(
-            name, write={f"{MQTT_PREFIX}/+/+/+/{MqttStream.CMD.value}"}, read={f"{MQTT_PREFIX}/#"}
-        )
+            raise ValueError(f"service name {name!r} collides with a device id or service")
+        write, read = SERVICE_ROLES[role]
+        users[name] = MqttUser(name, write=set(write), read=set(read))
     return sorted(users.values(), key=lambda u: u.name)
 
 

@@ -31,8 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--service",
         action="append",
         default=[],
-        help="service user with read on tp/v1/# "
-        "and write on command topics (repeatable), e.g. tp-gateway",
+        help="service identity ROLE=USER (repeatable): gateway=tp-gateway (reads tp/#), "
+        "api=tp-api (the only writer of camera cmd topics), portal=tp-portal (funnel "
+        "events); a bare USER gets the gateway role",
     )
     a.add_argument(
         "--generate-missing", action="store_true", help="create missing passwords in --secrets"

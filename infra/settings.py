@@ -10,9 +10,14 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:  # imported lazily: edge agents use these modules without central settings
+    from edge.link.mqtt_client import MqttClientSettings
+    from infra.kafka_client import KafkaClientSettings
 
 DEFAULT_DATABASE_URL = "postgresql://tourpulse:tourpulse@127.0.0.1:5432/tourpulse"
 DEVICE_CONFIG_DIR = Path(__file__).resolve().parent.parent / "device_configs" / "hcmc"
@@ -29,8 +34,15 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_tls_ca: Path | None = None
+    mqtt_tls_cert: Path | None = None
+    mqtt_tls_key: Path | None = None
 
     kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    kafka_username: str | None = None
+    kafka_password: str | None = None
+    kafka_tls_ca: Path | None = None
     #: YOLOX-nano ONNX file for the camera agents' people counter (a deployment installs
     #: it; the demo uses ../shared/models). None: motion counting, named so in every event.
     camera_detector_model: Path | None = None
@@ -52,6 +64,37 @@ class Settings(BaseSettings):
             return self.database_url_env
         recorded = read_stack_state(self.data_dir).get("database_url")
         return str(recorded) if recorded else DEFAULT_DATABASE_URL
+
+    def mqtt_client_settings(self) -> MqttClientSettings:
+        """This process's broker address, MQTT identity and TLS (see edge.link.mqtt_client)."""
+        from edge.link.mqtt_client import MqttClientSettings
+
+        return MqttClientSettings.model_validate(
+            {
+                "host": self.mqtt_host,
+                "port": self.mqtt_port,
+                "username": self.mqtt_username,
+                "password": self.mqtt_password,
+                "tls_ca": self.mqtt_tls_ca,
+                "tls_cert": self.mqtt_tls_cert,
+                "tls_key": self.mqtt_tls_key,
+            }
+        )
+
+    def kafka_client_settings(self) -> KafkaClientSettings:
+        """This process's Kafka address, SASL identity and TLS (see infra.kafka_client)."""
+        from infra.kafka_client import KafkaClientSettings
+
+        return KafkaClientSettings.model_validate(
+            {
+                "bootstrap": self.kafka_bootstrap,
+                "security_protocol": self.kafka_security_protocol,
+                "sasl_mechanism": self.kafka_sasl_mechanism,
+                "username": self.kafka_username,
+                "password": self.kafka_password,
+                "tls_ca": self.kafka_tls_ca,
+            }
+        )
 
     def kafka_topic(self, topic: str) -> str:
         """A Kafka topic name inside this deployment's namespace."""

@@ -191,9 +191,10 @@ class CommandResult(WireModel):
         default=None, description="None when the payload was too broken to carry an id."
     )
     ok: bool
-    error: Literal["invalid", "unknown_preset", "unknown_tour", "camera_error", "busy"] | None = (
-        None
-    )
+    error: (
+        Literal["invalid", "expired", "unknown_preset", "unknown_tour", "camera_error", "busy"]
+        | None
+    ) = None
     detail: Annotated[str, StringConstraints(max_length=500)] | None = None
 
 

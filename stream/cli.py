@@ -146,7 +146,7 @@ async def _run_direct(
 ) -> int:
     settings = get_settings()
     options = DirectOptions(
-        bootstrap=settings.kafka_bootstrap,
+        bootstrap=settings.kafka_client_settings(),
         group_id=settings.kafka_topic(APP_NAME),
         live_topic=settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
         dead_topic=settings.kafka_topic(KafkaTopic.DEAD_LETTER),

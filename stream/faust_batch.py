@@ -32,7 +32,7 @@ def batch_app(
     extra: dict[str, Any] = {"topic_partitions": partitions} if partitions else {}
     return faust.App(
         settings.kafka_topic(name),
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **settings.kafka_client_settings().faust(),
         store="memory://",
         web_enabled=False,
         topic_disable_leader=True,

@@ -41,6 +41,7 @@ from device_configs.loader import load_device_configs
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
+from edge.link.mqtt_client import MqttClientSettings
 from infra.settings import Settings
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared/data/video/pets2009_s2l1/vtest.avi"
@@ -276,7 +277,9 @@ async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asynci
         LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
     )
     link.start()
-    agent = CameraAgent(camera, ("admin", "tourpulse-test"), link, "127.0.0.1", mqtt_port)
+    agent = CameraAgent(
+        camera, ("admin", "tourpulse-test"), link, MqttClientSettings(port=mqtt_port)
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
     return broker, link, stop, task

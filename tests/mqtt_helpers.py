@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Sequence
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 
 
 def publish_payloads(
@@ -27,9 +28,9 @@ def publish_payloads(
     protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
 ) -> None:
     """Publish ``payloads`` in order to ``topic``; block until all are acknowledged."""
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"test-pub-{uuid.uuid4().hex[:8]}",
+    client = make_mqtt_client(
+        MqttClientSettings.from_env(host=host, port=port),
+        f"test-pub-{uuid.uuid4().hex[:8]}",
         protocol=protocol,
     )
     connected = threading.Event()

@@ -38,8 +38,11 @@ def test_acl_lists_only_own_topics(tmp_path: Path) -> None:
     out, secrets = _generate(tmp_path)
     acl = (out / "acl").read_text()
     block = acl.split("user btm-wifi\n")[1].split("\n\n")[0]
-    assert block.splitlines() == [
-        "topic write tp/v1/ben-thanh-market/wifi/btm-wifi/+",
+    assert block.splitlines() == [  # its own streams, never its own cmd (read-only)
+        "topic write tp/v1/ben-thanh-market/wifi/btm-wifi/availability",
+        "topic write tp/v1/ben-thanh-market/wifi/btm-wifi/heartbeat",
+        "topic write tp/v1/ben-thanh-market/wifi/btm-wifi/presence",
+        "topic write tp/v1/ben-thanh-market/wifi/btm-wifi/session",
         "topic read tp/v1/ben-thanh-market/wifi/btm-wifi/cmd",
     ]
     passwd = (out / "passwd").read_text()

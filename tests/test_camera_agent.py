@@ -7,6 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from edge.camera.agent import CameraAgent
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
+from edge.link.mqtt_client import MqttClientSettings
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 
 pytestmark = pytest.mark.integration
@@ -110,7 +112,12 @@ async def running(agent: CameraAgent) -> AsyncIterator[CameraAgent]:
         await asyncio.wait_for(task, 60)
 
 
-def _command(site: str, action: dict[str, object]) -> bytes:
+def _mqtt(stack: object) -> MqttClientSettings:
+    return MqttClientSettings(host=stack.mqtt_host, port=stack.mqtt_port)  # type: ignore[attr-defined]
+
+
+def _command(site: str, action: dict[str, object], issued: datetime | None = None) -> bytes:
+    issued = issued or datetime.now(UTC)
     return json.dumps(
         {
             "type": "camera.command",
@@ -118,7 +125,7 @@ def _command(site: str, action: dict[str, object]) -> bytes:
             "site": site,
             "device": "cam1",
             "source": "test",
-            "event_time": "2026-01-01T00:00:00Z",
+            "event_time": issued.isoformat(),
             "data": {"command_id": uuid.uuid4().hex[:12], "issued_by": "test", "command": action},
         }
     ).encode()
@@ -126,9 +133,7 @@ def _command(site: str, action: dict[str, object]) -> bytes:
 
 async def test_counts_audio_events_and_commands_round_trip(sim, link, stack, namespace) -> None:
     collector = MqttCollector(stack.mqtt_host, stack.mqtt_port, f"tp/v1/{namespace}/#")
-    agent = CameraAgent(
-        _camera(namespace, sim.onvif_port), (USER, PASSWORD), link, stack.mqtt_host, stack.mqtt_port
-    )
+    agent = CameraAgent(_camera(namespace, sim.onvif_port), (USER, PASSWORD), link, _mqtt(stack))
     cmd_topic = str(MqttTopic.build(namespace, DeviceKind.CAMERA, "cam1", MqttStream.CMD))
     try:
         async with running(agent):
@@ -170,10 +175,18 @@ async def test_counts_audio_events_and_commands_round_trip(sim, link, stack, nam
 
             unknown = _command(namespace, {"action": "goto_preset", "preset": "roof"})
             out_of_range = _command(namespace, {"action": "move", "pan": 5})
-            for payload, error in ((unknown, "unknown_preset"), (out_of_range, "invalid")):
+            # a command captured and replayed (or stuck in a queue) 30 s later never runs
+            stale = _command(
+                namespace,
+                {"action": "goto_preset", "preset": "wide"},
+                datetime.now(UTC) - timedelta(seconds=30),
+            )
+            cases = ((unknown, "unknown_preset"), (out_of_range, "invalid"), (stale, "expired"))
+            for payload, error in cases:
                 collector.publish(cmd_topic, payload)
                 res = await collector.wait_for(error, lambda p=payload: result_for(p))
                 assert (res["ok"], res["error"]) == (False, error)
+            assert sim.head.position().pan == pytest.approx(-0.8)  # the stale goto never ran
             collector.publish(cmd_topic, b"{not json")
             await collector.wait_for(
                 "error for malformed payload",
@@ -198,9 +211,7 @@ async def test_counts_audio_events_and_commands_round_trip(sim, link, stack, nam
 
 
 async def test_recovers_when_the_stream_stops_and_comes_back(sim, link, stack, namespace) -> None:
-    agent = CameraAgent(
-        _camera(namespace, sim.onvif_port), (USER, PASSWORD), link, stack.mqtt_host, stack.mqtt_port
-    )
+    agent = CameraAgent(_camera(namespace, sim.onvif_port), (USER, PASSWORD), link, _mqtt(stack))
     collector = MqttCollector(stack.mqtt_host, stack.mqtt_port, f"tp/v1/{namespace}/#")
     try:
         async with running(agent):
@@ -221,12 +232,8 @@ async def test_recovers_when_the_stream_stops_and_comes_back(sim, link, stack, n
 
 
 async def test_wrong_password_and_unreachable_camera_are_reported(sim, link, stack, namespace):
-    wrong = CameraAgent(
-        _camera(namespace, sim.onvif_port), (USER, "nope"), link, stack.mqtt_host, stack.mqtt_port
-    )
-    gone = CameraAgent(
-        _camera(namespace, free_port()), (USER, PASSWORD), link, stack.mqtt_host, stack.mqtt_port
-    )
+    wrong = CameraAgent(_camera(namespace, sim.onvif_port), (USER, "nope"), link, _mqtt(stack))
+    gone = CameraAgent(_camera(namespace, free_port()), (USER, PASSWORD), link, _mqtt(stack))
     async with running(wrong), running(gone):
         collector = MqttCollector(stack.mqtt_host, stack.mqtt_port, "unused/#")
         try:

@@ -12,6 +12,7 @@ from api.cameras.lease import PtzLeases
 from api.cameras.state import CameraState, CommandSender
 from api.cameras.tours import TourScheduler
 from device_configs.models import Camera
+from edge.link.mqtt_client import MqttClientSettings
 
 
 class Clock:
@@ -78,7 +79,7 @@ def _camera(site: str) -> Camera:
 @pytest.mark.integration
 async def test_scheduler_walks_the_tour_and_pauses_for_a_lease(stack, namespace) -> None:
     collector = MqttCollector(stack.mqtt_host, stack.mqtt_port, f"tp/v1/{namespace}/camera/+/cmd")
-    sender = CommandSender(stack.mqtt_host, stack.mqtt_port)
+    sender = CommandSender(MqttClientSettings(host=stack.mqtt_host, port=stack.mqtt_port))
     state = CameraState(_camera(namespace))
     scheduler = TourScheduler({"cam1": state}, sender)
     try:

@@ -39,7 +39,7 @@ PAGE_CSP = "frame-ancestors 'none'"
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
     cameras = {c.id: CameraState(c) for c in app.state.device_configs.cameras if c.setup}
-    sender = CommandSender(settings.mqtt_host, settings.mqtt_port)
+    sender = CommandSender(settings.mqtt_client_settings())
     scheduler = TourScheduler(cameras, sender)
     app.state.cameras, app.state.camera_commands = cameras, sender
     app.state.camera_operator_key = os.environ.get("TP_CAMERA_OPERATOR_KEY")

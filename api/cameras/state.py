@@ -16,7 +16,6 @@ from typing import Any
 
 import av
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from api.cameras.lease import PtzLeases
 from api.cameras.limits import PeerCaps, SnapshotCache
@@ -24,6 +23,7 @@ from api.cameras.whep import CameraFeed
 from device_configs.camera import Tour, TourStep
 from device_configs.models import Camera
 from edge.camera.onvif_client import REFUSED_ERRORS, UNREACHABLE_ERRORS, OnvifSession
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from schemas.camera import CameraCommandV1
 from schemas.codec import encode_event
 from schemas.envelope import utc_now
@@ -106,14 +106,11 @@ class CameraState:
 class CommandSender:
     """Publishes camera commands on MQTT (QoS 1); the edge agent executes them."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"tp-api-cameras-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
+    def __init__(self, mqtt_settings: MqttClientSettings) -> None:
+        """``mqtt_settings`` carry the API's identity: the only one the ACL lets write cmd."""
+        self._client = make_mqtt_client(mqtt_settings, f"tp-api-cameras-{uuid.uuid4().hex[:8]}")
         self._client.reconnect_delay_set(1, 10)
-        self._client.connect_async(host, port, keepalive=30)
+        self._client.connect_async(mqtt_settings.host, mqtt_settings.port, keepalive=30)
         self._client.loop_start()
 
     def send(self, camera: Camera, issued_by: str, action: dict[str, Any]) -> str:

@@ -89,7 +89,7 @@ def build_feed(settings: Settings, tuning: ApiTuning, metrics: LiveMetrics) -> L
     ]
     hub = Hub(metrics, tuning.live_ring_size, tuning.live_client_queue)
     return LiveFeed(
-        settings.kafka_bootstrap,
+        settings.kafka_client_settings(),
         settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
         hub,
         metrics,

@@ -38,7 +38,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         metrics = app.state.ioc_metrics = IocFeedMetrics(app.state.metrics.registry)
     feed = live.build_feed(settings, app.state.tuning, metrics)
     publisher = ChangePublisher(
-        settings.kafka_bootstrap, settings.kafka_topic(KafkaTopic.ALERT_CHANGES)
+        settings.kafka_client_settings(), settings.kafka_topic(KafkaTopic.ALERT_CHANGES)
     )
     configs = app.state.device_configs
     app.state.ioc = IocState(

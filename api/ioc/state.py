@@ -17,6 +17,7 @@ from api.ioc.tickets import TicketBook
 from api.ioc.users import UserStore
 from api.live.consumer import LiveFeed
 from api.security.throttle import LoginThrottle
+from infra.kafka_client import KafkaClientSettings, as_kafka
 from schemas.stream_out import AlertChangedV1
 from stream.alerts.store import AlertStore
 
@@ -89,7 +90,7 @@ class ChangePublisher:
     is down; the database stays the record either way.
     """
 
-    bootstrap: str
+    bootstrap: str | KafkaClientSettings
     topic: str
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -111,7 +112,7 @@ class ChangePublisher:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, client_id="tourpulse-api-ioc", acks="all"
+                    **as_kafka(self.bootstrap).aiokafka(client_id="tourpulse-api-ioc", acks="all")
                 )
                 try:
                     await producer.start()

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from api.live.hub import Hub, LiveMessage
 from api.live.positions import PARTITION_STRIDE, LiveMetrics, Positions
+from infra.kafka_client import KafkaClientSettings, as_kafka
 from schemas.stream_out import OccupancyUpdateV1
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def to_live_message(
 
 @dataclass
 class LiveFeed:
-    bootstrap: str
+    bootstrap: str | KafkaClientSettings
     topic: str
     hub: Hub
     metrics: LiveMetrics
@@ -153,11 +154,12 @@ class LiveFeed:
     async def _consume(self) -> None:
         consumer = AIOKafkaConsumer(
             *(t.name for t in self.topics),
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # only for partitions added later
-            client_id="tourpulse-api-live",
+            **as_kafka(self.bootstrap).aiokafka(
+                group_id=None,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",  # only for partitions added later
+                client_id="tourpulse-api-live",
+            ),
         )
         try:
             await consumer.start()
@@ -255,10 +257,9 @@ async def read_range(
     if not wanted:
         return
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=feed.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        client_id="tourpulse-api-replay",
+        **as_kafka(feed.bootstrap).aiokafka(
+            group_id=None, enable_auto_commit=False, client_id="tourpulse-api-replay"
+        )
     )
     try:
         await consumer.start()
@@ -296,7 +297,7 @@ async def earliest_offsets(feed: LiveFeed, partitions: list[int]) -> Positions:
         tps = {feed.kafka_partition(p): p for p in partitions}
         begins = await feed._consumer.beginning_offsets(list(tps))
         return {tps[tp]: off for tp, off in begins.items()}
-    consumer = AIOKafkaConsumer(bootstrap_servers=feed.bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**as_kafka(feed.bootstrap).aiokafka(group_id=None))
     try:
         await consumer.start()
         tps = {feed.kafka_partition(p): p for p in partitions}

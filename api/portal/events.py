@@ -12,9 +12,9 @@ import threading
 import uuid
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import Counter
 
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
 from schemas.topics import MqttTopic
@@ -29,20 +29,12 @@ PUBLISHED = Counter(
 class FunnelPublisher:
     """A paho client on its own network thread; QoS 1 so the broker acknowledges each event."""
 
-    def __init__(
-        self, host: str, port: int, username: str | None = None, password: str | None = None
-    ):
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"tp-portal-{uuid.uuid4().hex[:8]}",
-            protocol=mqtt.MQTTv5,
-        )
-        if username:
-            self.client.username_pw_set(username, password)
+    def __init__(self, mqtt_settings: MqttClientSettings):
+        self.client = make_mqtt_client(mqtt_settings, f"tp-portal-{uuid.uuid4().hex[:8]}")
         self.connected = threading.Event()
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = lambda *_a: self.connected.clear()
-        self.client.connect_async(host, port, keepalive=30)
+        self.client.connect_async(mqtt_settings.host, mqtt_settings.port, keepalive=30)
         self.client.loop_start()
 
     def _on_connect(self, _c: object, _u: object, _f: object, rc: object, _p: object) -> None:

@@ -125,13 +125,7 @@ def build_runtime(
 ) -> PortalRuntime:
     configs = load_device_configs(settings.device_configs)
     key_dir = portal.key_dir or settings.data_dir / "privacy"
-    publisher = (
-        FunnelPublisher(
-            settings.mqtt_host, settings.mqtt_port, settings.mqtt_username, settings.mqtt_password
-        )
-        if publish
-        else None
-    )
+    publisher = FunnelPublisher(settings.mqtt_client_settings()) if publish else None
     store = PortalStore(pool)
     return PortalRuntime(
         settings=settings,

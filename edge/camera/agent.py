@@ -27,6 +27,7 @@ from edge.camera.onvif_client import (
     OnvifSession,
 )
 from edge.camera.video import VideoWorker
+from edge.link.mqtt_client import MqttClientSettings
 from schemas.camera import (
     AudioLevel,
     CameraAudioLevelV1,
@@ -70,8 +71,7 @@ class CameraAgent:
         camera: Camera,
         credentials: tuple[str, str],
         uplink: Uplink,
-        mqtt_host: str,
-        mqtt_port: int,
+        mqtt_settings: MqttClientSettings,
         detector_model: Path | None = None,
         detect_fps: float = 5.0,
     ) -> None:
@@ -79,7 +79,7 @@ class CameraAgent:
             raise ValueError(f"camera {camera.id} has no setup (ONVIF address, presets)")
         self.camera, self.setup = camera, camera.setup
         self.credentials, self.uplink = credentials, uplink
-        self.mqtt_host, self.mqtt_port = mqtt_host, mqtt_port
+        self.mqtt_settings = mqtt_settings
         self.session: OnvifSession | None = None
         self.video = VideoWorker(self._from_thread(self._on_video), detector_model, detect_fps)
         self.audio = AudioWorker(self._from_thread(self._on_audio))
@@ -139,8 +139,7 @@ class CameraAgent:
     async def run(self, stop: asyncio.Event) -> None:
         self._loop = asyncio.get_running_loop()
         self.subscriber = CommandSubscriber(
-            self.mqtt_host,
-            self.mqtt_port,
+            self.mqtt_settings,
             self.camera.site,
             self.camera.id,
             self._commands,

@@ -14,6 +14,7 @@ from pathlib import Path
 from device_configs.loader import ConfigError, load_device_configs
 from edge.camera.agent import CameraAgent
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
+from edge.link.mqtt_client import MqttClientSettings
 from edge.wifi.cli import edge_group
 from infra.observability import Health, ObservabilityServer
 from infra.settings import get_settings
@@ -60,8 +61,22 @@ def run(args: argparse.Namespace) -> int:
         return 2
     outbox = args.outbox or settings.data_dir / "edge" / f"{camera.id}.sqlite"
     outbox.parent.mkdir(parents=True, exist_ok=True)
+    try:  # the camera's own MQTT user, password and TLS from TP_MQTT_* (see devices acl)
+        mqtt_settings = MqttClientSettings.from_env()
+    except ValueError as exc:
+        print(f"error: MQTT settings: {exc}")
+        return 2
     link = MqttLink(
-        MqttLinkConfig(host=settings.mqtt_host, port=settings.mqtt_port, outbox_path=outbox),
+        MqttLinkConfig(
+            host=mqtt_settings.host,
+            port=mqtt_settings.port,
+            username=mqtt_settings.username,
+            password_env="TP_MQTT_PASSWORD" if mqtt_settings.password else None,
+            tls_ca=mqtt_settings.tls_ca,
+            tls_cert=mqtt_settings.tls_cert,
+            tls_key=mqtt_settings.tls_key,
+            outbox_path=outbox,
+        ),
         LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
         software="tourpulse-edge-camera",
     )
@@ -69,8 +84,7 @@ def run(args: argparse.Namespace) -> int:
         camera,
         credentials,
         link,
-        settings.mqtt_host,
-        settings.mqtt_port,
+        mqtt_settings,
         detector_model=settings.camera_detector_model,
         detect_fps=settings.camera_detect_fps,
     )

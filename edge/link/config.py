@@ -12,6 +12,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from edge.link.mqtt_client import MqttClientSettings
 from schemas.topics import DeviceKind
 
 
@@ -32,6 +33,8 @@ class MqttLinkConfig(BaseModel):
     password_env: str | None = Field(default=None, description="Env var holding the password.")
     password_file: Path | None = Field(default=None, description="File holding the password.")
     tls_ca: Path | None = Field(default=None, description="CA bundle; enables TLS when set.")
+    tls_cert: Path | None = Field(default=None, description="Client certificate (mutual TLS).")
+    tls_key: Path | None = Field(default=None, description="Private key of ``tls_cert``.")
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
 
     outbox_path: Path = Path(".tourpulse/edge/outbox.sqlite")
@@ -53,3 +56,15 @@ class MqttLinkConfig(BaseModel):
         if self.password_file:
             return self.password_file.read_text().strip()
         return None
+
+    def client_settings(self) -> MqttClientSettings:
+        """The broker address, identity and TLS as the one MQTT client factory takes them."""
+        return MqttClientSettings(
+            host=self.host,
+            port=self.port,
+            username=self.username,
+            password=self.password(),  # pydantic coerces it to SecretStr
+            tls_ca=self.tls_ca,
+            tls_cert=self.tls_cert,
+            tls_key=self.tls_key,
+        )

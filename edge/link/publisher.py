@@ -29,12 +29,12 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter, Gauge
 
 from edge.link.config import LinkIdentity, MqttLinkConfig
+from edge.link.mqtt_client import make_mqtt_client
 from edge.link.outbox import Outbox
 from schemas.codec import encode_event
 from schemas.device import (
@@ -188,15 +188,7 @@ class MqttLink:
 
     def _new_client(self) -> mqtt.Client:
         ident = self.identity
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"tp-{ident.site}-{ident.device}"[:64],
-            protocol=mqtt.MQTTv5,
-        )
-        if self.cfg.username:
-            client.username_pw_set(self.cfg.username, self.cfg.password())
-        if self.cfg.tls_ca:
-            client.tls_set(ca_certs=str(self.cfg.tls_ca))
+        client = make_mqtt_client(self.cfg.client_settings(), f"tp-{ident.site}-{ident.device}")
         will = self._availability("offline", "last-will")
         client.will_set(self._availability_topic(), encode_event(will), qos=1, retain=True)
         client.on_connect = self._on_connect

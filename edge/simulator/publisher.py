@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from edge.link.publisher import RETRY_MAX_S, RETRY_MIN_S, RETRY_REASONS
 from edge.simulator.generator import SOURCE, WifiEvent, edge_device_id
 from schemas.batch import MAX_BATCH_EVENTS, join_batch
@@ -69,6 +69,18 @@ class PublishOptions:
     linger_s: float = 0.05  # longest a session event waits for more of its device's
     progress_s: float = 5.0
     connect_timeout_s: float = 15.0
+
+    def client_settings(self) -> MqttClientSettings:
+        """Broker, identity and TLS for the one MQTT client factory."""
+        return MqttClientSettings.model_validate(
+            {
+                "host": self.host,
+                "port": self.port,
+                "username": self.username,
+                "password": self.password,
+                "tls_ca": self.tls_ca,
+            }
+        )
 
 
 @dataclass
@@ -121,15 +133,9 @@ class _EdgeLink:
         self._resend: list[tuple[str, bytes, bool]] = []
         self._resend_at = 0.0
         self._backoff = RETRY_MIN_S
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"tp-sim-{self.device}-{os.getpid()}"[:64],
-            protocol=mqtt.MQTTv5,
+        self.client = make_mqtt_client(
+            opts.client_settings(), f"tp-sim-{self.device}-{os.getpid()}"
         )
-        if opts.username:
-            self.client.username_pw_set(opts.username, opts.password)
-        if opts.tls_ca:
-            self.client.tls_set(ca_certs=opts.tls_ca)
         self.client.max_inflight_messages_set(opts.window)
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish

@@ -34,9 +34,9 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from device_configs.loader import load_device_configs
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from edge.simulator.generator import SimConfig, WifiSessionGenerator
 from edge.simulator.identity import SimulatedClockPseudonymiser
 from infra.bench.context import BenchContext, BenchError
@@ -134,7 +134,7 @@ def _create_topics(settings: Settings, ns: str) -> None:
     """The topics the API reads; no occupancy/flows workers run here to create them."""
     from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(settings.kafka_client_settings().librdkafka())
     names = [
         KafkaTopic.OCCUPANCY_LIVE,
         KafkaTopic.OCCUPANCY_FUSED,
@@ -264,7 +264,9 @@ class _Prober:
         self.site = f"{ns}-probe"
         self.sse = sse
         self.count = 0
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{ns}-prober")
+        self.client = make_mqtt_client(
+            settings.mqtt_client_settings(), f"{ns}-prober", protocol=mqtt.MQTTv311
+        )
         self.client.connect(settings.mqtt_host, settings.mqtt_port)
         self.client.loop_start()
 
@@ -310,7 +312,11 @@ def _background(host: str, port: int, ns: str, keys: str, stop: EventType) -> No
     topics = [
         str(MqttTopic.build(e.site, DeviceKind.WIFI, e.device, MqttStream.SESSION)) for e in pool
     ]
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{ns}-background")
+    client = make_mqtt_client(
+        MqttClientSettings.from_env(host=host, port=port),
+        f"{ns}-background",
+        protocol=mqtt.MQTTv311,
+    )
     client.max_queued_messages_set(20_000)
     client.connect(host, port)
     client.loop_start()

@@ -21,8 +21,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from infra.bench.context import BenchError
 
 _WINDOW = 2000  # unacknowledged publishes, like the simulator's default
@@ -30,10 +30,9 @@ MAX_LEAD = 800  # published but not yet received; below Mosquitto's default queu
 
 
 def _client(name: str) -> mqtt.Client:
-    return mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"tp-bench-{name}-{uuid.uuid4().hex[:6]}",
-        protocol=mqtt.MQTTv5,
+    """Credentials and TLS from TP_MQTT_* like every other client (the broker may be secured)."""
+    return make_mqtt_client(
+        MqttClientSettings.from_env(), f"tp-bench-{name}-{uuid.uuid4().hex[:6]}"
     )
 
 

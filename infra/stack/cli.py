@@ -17,9 +17,20 @@ def _config() -> StackConfig:
     return StackConfig.from_settings(Settings())
 
 
-def _up(_args: argparse.Namespace) -> int:
+def _up(args: argparse.Namespace) -> int:
     cfg = _config()
     print(f"stack: data in {cfg.data_dir}", flush=True)
+    if getattr(args, "secure", False):
+        from infra.stack.secure import up_secure
+
+        try:
+            up_secure(cfg, Settings(), lambda line: print(line, flush=True))
+        except (RuntimeError, OSError, ValueError, KeyError) as exc:
+            print(f"stack up --secure failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"stack: up (secure)  mqtt=TLS {cfg.mqtt_host}:{cfg.mqtt_port}  "
+              f"kafka=SASL_SSL {cfg.kafka_bootstrap}")  # fmt: skip
+        return 0
     try:
         endpoints = manager.up(cfg).endpoints
     except (RuntimeError, OSError) as exc:
@@ -69,4 +80,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("status", _status, "show each component, its address, version and owner"),
         ("fetch", _fetch, "download the Kafka broker jars (Maven) without starting anything"),
     ):
-        sub.add_parser(name, help=text, description=text).set_defaults(func=func)
+        action = sub.add_parser(name, help=text, description=text)
+        action.set_defaults(func=func)
+        if name == "up":
+            action.add_argument(
+                "--secure",
+                action="store_true",
+                help="Mosquitto with TLS + passwords + ACL, Kafka with SASL_SSL (SCRAM-SHA-512) "
+                "+ ACLs; certificates, secrets and per-service .env files in <data dir>/secure",
+            )

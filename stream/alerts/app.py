@@ -83,7 +83,7 @@ def build_app(
 ) -> tuple[faust.App, AlertService]:
     app = faust.App(
         settings.kafka_topic("tourpulse-alerts"),
-        broker=f"kafka://{settings.kafka_bootstrap}",
+        **settings.kafka_client_settings().faust(),
         web_port=web_port,
         web_host="127.0.0.1",
         stream_wait_empty=False,

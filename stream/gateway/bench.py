@@ -31,9 +31,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
+from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from infra.settings import Settings, get_settings
 from schemas.batch import join_batch
 from schemas.codec import encode_event
@@ -77,7 +75,7 @@ def _publish(
     published: Synchronized[int],
     forwarded: Synchronized[int],
 ) -> None:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = make_mqtt_client(MqttClientSettings.from_env(host=host, port=port))
     client.max_inflight_messages_set(1000)
     client.connect(host, port)
     client.loop_start()

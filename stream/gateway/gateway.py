@@ -30,12 +30,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from confluent_kafka import KafkaError, KafkaException, Message
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from edge.link.mqtt_client import make_mqtt_client
 from infra.observability import Health, ObservabilityServer
 from infra.settings import Settings
 from schemas.registry import EVENT_MODELS
@@ -136,12 +136,9 @@ class Gateway:
                 self.config.metrics_port, self.health, self.metrics.registry
             ).start()
         s = self.settings
-        ensure_topics(
-            s.kafka_bootstrap, self._topics.values(), self.config.partitions, stop=self._stop
-        )
-        self._producer = new_producer(
-            s.kafka_bootstrap, self.config.client_id, error_cb=self._on_kafka_error
-        )
+        kafka = s.kafka_client_settings()
+        ensure_topics(kafka, self._topics.values(), self.config.partitions, stop=self._stop)
+        self._producer = new_producer(kafka, self.config.client_id, error_cb=self._on_kafka_error)
         self._mark_kafka(True)
         self._poller = threading.Thread(
             target=self._poll_loop, name="gateway-kafka-poll", daemon=True
@@ -220,17 +217,9 @@ class Gateway:
 
     # ----------------------------------------------------------------- MQTT side
     def _new_mqtt_client(self) -> mqtt.Client:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.config.client_id,
-            protocol=mqtt.MQTTv5,
-            manual_ack=True,
+        client = make_mqtt_client(
+            self.settings.mqtt_client_settings(), self.config.client_id, manual_ack=True
         )
-        s = self.settings
-        if s.mqtt_username:
-            client.username_pw_set(s.mqtt_username, s.mqtt_password)
-        if s.mqtt_tls_ca:
-            client.tls_set(ca_certs=str(s.mqtt_tls_ca))
         client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

@@ -17,6 +17,8 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+from infra.kafka_client import KafkaClientSettings, as_kafka
+
 log = logging.getLogger(__name__)
 
 #: Seconds to wait for one admin request; the caller retries with backoff on failure.
@@ -26,27 +28,30 @@ BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 15.0
 
 
-def producer_config(bootstrap: str, client_id: str) -> dict[str, Any]:
-    """librdkafka settings tuned for many small events with at-least-once delivery."""
-    return {
-        "bootstrap.servers": bootstrap,
-        "client.id": client_id,
-        "enable.idempotence": True,  # retries never duplicate or reorder within a partition
-        "acks": "all",
-        "linger.ms": 5,  # a few ms of batching buys an order of magnitude in throughput
-        "compression.type": "lz4",
-        "batch.num.messages": 10000,
-        # Give up on one produce attempt after 2 min; the gateway then re-produces it, so
-        # a long Kafka outage never loses the (still unacknowledged) MQTT message.
-        "message.timeout.ms": 120_000,
-        "socket.connection.setup.timeout.ms": 10_000,
-        "reconnect.backoff.max.ms": 10_000,
-        "log_level": 4,  # warnings and worse from librdkafka itself
-    }
+def producer_config(bootstrap: str | KafkaClientSettings, client_id: str) -> dict[str, Any]:
+    """librdkafka settings tuned for many small events with at-least-once delivery.
+
+    Connection, security (SASL/TLS) and acks=all + idempotence (retries never duplicate
+    or reorder within a partition) come from the shared :class:`KafkaClientSettings`.
+    """
+    return as_kafka(bootstrap).librdkafka_producer(
+        **{
+            "client.id": client_id,
+            "linger.ms": 5,  # a few ms of batching buys an order of magnitude in throughput
+            "compression.type": "lz4",
+            "batch.num.messages": 10000,
+            # Give up on one produce attempt after 2 min; the gateway then re-produces it, so
+            # a long Kafka outage never loses the (still unacknowledged) MQTT message.
+            "message.timeout.ms": 120_000,
+            "socket.connection.setup.timeout.ms": 10_000,
+            "reconnect.backoff.max.ms": 10_000,
+            "log_level": 4,  # warnings and worse from librdkafka itself
+        }
+    )
 
 
 def ensure_topics(
-    bootstrap: str,
+    bootstrap: str | KafkaClientSettings,
     names: Iterable[str],
     partitions: int,
     replication: int = 1,
@@ -59,7 +64,9 @@ def ensure_topics(
     """
     wanted = sorted(set(names))
     admin = AdminClient(
-        {"bootstrap.servers": bootstrap, "log_level": 3, "socket.connection.setup.timeout.ms": 5000}
+        as_kafka(bootstrap).librdkafka(
+            **{"log_level": 3, "socket.connection.setup.timeout.ms": 5000}
+        )
     )
     waiter = stop or threading.Event()
     delay = BACKOFF_START_S
@@ -106,6 +113,8 @@ def _is_transport(err: KafkaError) -> bool:
     )
 
 
-def new_producer(bootstrap: str, client_id: str, **callbacks: Any) -> Producer:
+def new_producer(
+    bootstrap: str | KafkaClientSettings, client_id: str, **callbacks: Any
+) -> Producer:
     """A producer; ``callbacks`` are librdkafka callbacks such as ``error_cb``."""
     return Producer({**producer_config(bootstrap, client_id), **callbacks})

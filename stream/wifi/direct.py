@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
 from aiokafka.structs import OffsetAndMetadata
 
+from infra.kafka_client import KafkaClientSettings, as_kafka
 from stream.wifi.processor import OccupancyProcessor, ProcessorConfig
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ PARTITION_CHECK_SECONDS = 3600.0
 
 @dataclass(frozen=True)
 class DirectOptions:
-    bootstrap: str
+    bootstrap: str | KafkaClientSettings
     group_id: str
     live_topic: str
     dead_topic: str
@@ -56,7 +57,8 @@ async def run_direct(
     on_processor: Callable[[OccupancyProcessor], None] = lambda p: None,
 ) -> None:
     """Consume until ``stop`` is set; the batch in flight is finished and committed first."""
-    producer = AIOKafkaProducer(bootstrap_servers=options.bootstrap, linger_ms=20)
+    kafka = as_kafka(options.bootstrap)
+    producer = AIOKafkaProducer(**kafka.aiokafka(linger_ms=20))
     await producer.start()
 
     def sender(topic: str) -> Callable[[bytes | None, bytes], Awaitable[None]]:
@@ -69,15 +71,16 @@ async def run_direct(
     on_processor(processor)
     consumer = AIOKafkaConsumer(
         config.source_topic,
-        bootstrap_servers=options.bootstrap,
-        group_id=options.group_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=options.batch_size,
-        session_timeout_ms=int(options.group_session_timeout * 1000),
-        heartbeat_interval_ms=int(options.heartbeat_interval * 1000),
-        rebalance_timeout_ms=int(options.rebalance_timeout * 1000),
-        group_instance_id=options.instance_id,
+        **kafka.aiokafka(
+            group_id=options.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=options.batch_size,
+            session_timeout_ms=int(options.group_session_timeout * 1000),
+            heartbeat_interval_ms=int(options.heartbeat_interval * 1000),
+            rebalance_timeout_ms=int(options.rebalance_timeout * 1000),
+            group_instance_id=options.instance_id,
+        ),
     )
     timers = [
         _every(config.live_interval / 2, processor.flush_live),
