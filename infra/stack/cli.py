@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from infra.settings import Settings
@@ -17,8 +18,8 @@ def _config() -> StackConfig:
     return StackConfig.from_settings(Settings())
 
 
-def _up(_args: argparse.Namespace) -> int:
-    cfg = _config()
+def _up(args: argparse.Namespace) -> int:
+    cfg = dataclasses.replace(_config(), kafka_brokers=args.kafka_brokers)
     print(f"stack: data in {cfg.data_dir}", flush=True)
     try:
         endpoints = manager.up(cfg).endpoints
@@ -69,4 +70,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("status", _status, "show each component, its address, version and owner"),
         ("fetch", _fetch, "download the Kafka broker jars (Maven) without starting anything"),
     ):
-        sub.add_parser(name, help=text, description=text).set_defaults(func=func)
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(func=func)
+        if name == "up":
+            p.add_argument(
+                "--kafka-brokers",
+                type=int,
+                choices=(1, 3),
+                default=1,
+                help="1 (default, fast dev/CI) or a 3-broker KRaft cluster on consecutive "
+                "ports (replication 3, min.insync.replicas 2)",
+            )
