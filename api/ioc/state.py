@@ -98,7 +98,10 @@ class ChangePublisher:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap, client_id="tourpulse-api-ioc", acks="all"
+                    bootstrap_servers=self.bootstrap,
+                    client_id="tourpulse-api-ioc",
+                    acks="all",
+                    enable_idempotence=True,
                 )
                 try:
                     await producer.start()

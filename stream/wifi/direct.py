@@ -56,7 +56,10 @@ async def run_direct(
     on_processor: Callable[[OccupancyProcessor], None] = lambda p: None,
 ) -> None:
     """Consume until ``stop`` is set; the batch in flight is finished and committed first."""
-    producer = AIOKafkaProducer(bootstrap_servers=options.bootstrap, linger_ms=20)
+    # acks=all + idempotence: on the 3-broker cluster a live update survives a leader loss.
+    producer = AIOKafkaProducer(
+        bootstrap_servers=options.bootstrap, linger_ms=20, acks="all", enable_idempotence=True
+    )
     await producer.start()
 
     def sender(topic: str) -> Callable[[bytes | None, bytes], Awaitable[None]]:
