@@ -112,7 +112,7 @@ class ChangePublisher:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    **as_kafka(self.bootstrap).aiokafka(client_id="tourpulse-api-ioc", acks="all")
+                    **as_kafka(self.bootstrap).aiokafka_producer(client_id="tourpulse-api-ioc")
                 )
                 try:
                     await producer.start()

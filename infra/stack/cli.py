@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
 from infra.settings import Settings
@@ -18,7 +19,7 @@ def _config() -> StackConfig:
 
 
 def _up(args: argparse.Namespace) -> int:
-    cfg = _config()
+    cfg = dataclasses.replace(_config(), kafka_brokers=args.kafka_brokers)
     print(f"stack: data in {cfg.data_dir}", flush=True)
     if getattr(args, "secure", False):
         from infra.stack.secure import up_secure
@@ -83,6 +84,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action = sub.add_parser(name, help=text, description=text)
         action.set_defaults(func=func)
         if name == "up":
+            action.add_argument(
+                "--kafka-brokers",
+                type=int,
+                choices=(1, 3),
+                default=1,
+                help="1 (default, fast dev/CI) or a 3-broker KRaft cluster on consecutive "
+                "ports (replication 3, min.insync.replicas 2)",
+            )
             action.add_argument(
                 "--secure",
                 action="store_true",

@@ -105,6 +105,11 @@ def ensure_kafka(cfg: StackConfig, say: Callable[[str], None]) -> Component:
             "kafka", "external", cfg.kafka_bootstrap, "Kafka (version not reported)", False
         )
     java = shutil.which("java")
+    if java and (jars_ready(cfg.libs_dir) or shutil.which("mvn")) and cfg.kafka_brokers > 1:
+        from infra.stack.kafka_cluster import start_cluster
+
+        libs = fetch_jars(cfg.libs_dir, say)
+        return start_cluster(cfg, java, libs, cfg.kafka_brokers, say)
     if java and (jars_ready(cfg.libs_dir) or shutil.which("mvn")):
         return _start_apache_kafka(cfg, java, fetch_jars(cfg.libs_dir, say), say)
     missing = "java" if java is None else "Maven (mvn)"

@@ -39,10 +39,11 @@ class StackConfig:
     pg_port: int = 5432
     database_url: str | None = None
     kafka_libs: Path | None = None
+    kafka_brokers: int = 1  # > 1: a KRaft cluster on consecutive ports (kafka_cluster.py)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StackConfig:
-        kafka_host, kafka_port = split_hostport(settings.kafka_bootstrap, 9092)
+        kafka_host, kafka_port = split_hostport(settings.kafka_bootstrap.split(",")[0], 9092)
         libs = os.environ.get("TP_KAFKA_LIBS")
         return cls(
             data_dir=settings.data_dir.resolve(),
@@ -57,7 +58,8 @@ class StackConfig:
 
     @property
     def kafka_bootstrap(self) -> str:
-        return f"{self.kafka_host}:{self.kafka_port}"
+        hosts = (f"{self.kafka_host}:{self.kafka_port + i}" for i in range(self.kafka_brokers))
+        return ",".join(hosts)
 
     @property
     def libs_dir(self) -> Path:

@@ -58,7 +58,8 @@ async def run_direct(
 ) -> None:
     """Consume until ``stop`` is set; the batch in flight is finished and committed first."""
     kafka = as_kafka(options.bootstrap)
-    producer = AIOKafkaProducer(**kafka.aiokafka(linger_ms=20))
+    # acks=all + idempotence: on the 3-broker cluster a live update survives a leader loss.
+    producer = AIOKafkaProducer(**kafka.aiokafka_producer(linger_ms=20))
     await producer.start()
 
     def sender(topic: str) -> Callable[[bytes | None, bytes], Awaitable[None]]:
