@@ -8,6 +8,7 @@ to ``<data_dir>/logs/<name>.log``; a child that dies stops the demo with its log
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -117,6 +118,11 @@ def _run(args: argparse.Namespace) -> int:
     # one cookie secret for the run.
     os.environ.setdefault("TP_PORTAL_GRANT_HOSTS", '["127.0.0.1"]')
     os.environ.setdefault("TP_PORTAL_SECRET", secrets.token_hex(32))
+    # The funnel is business data behind an admin token: a fresh one for this run, printed.
+    tokens = os.environ.setdefault(
+        "TP_PORTAL_ADMIN_TOKENS", json.dumps({"demo": secrets.token_urlsafe(24)})
+    )
+    admin_token = str(next(iter(json.loads(tokens).values())))
     # Camera credentials (demo values) must be set before simulator, agents and API start.
     os.environ.update(camera_demo_env(settings.device_configs))
     children = demo_children(args.speed, settings.device_configs)
@@ -128,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
                 child.proc = subprocess.Popen(child.args, stdout=out, stderr=subprocess.STDOUT)
             print(f"demo: started {child.name} (pid {child.proc.pid}, log {child.log})")
             time.sleep(1.0)  # let consumers subscribe before producers publish
-        _print_urls(settings.api_host, settings.api_port, operator_password)
+        _print_urls(settings.api_host, settings.api_port, operator_password, admin_token)
         return _supervise(children, stop, args.duration)
     finally:
         _stop_all(children)
@@ -168,13 +174,14 @@ def _demo_operator() -> str:
     raise SystemExit(f"demo: could not set up the IOC user: {done.stderr.strip()}")
 
 
-def _print_urls(host: str, port: int, operator_password: str) -> None:
+def _print_urls(host: str, port: int, operator_password: str, admin_token: str) -> None:
     base = f"http://{host}:{port}"
     print(
         "\nTourPulse demo is running (Ctrl-C to stop):\n"
         f"  IOC console           {base}/ioc   (user {DEMO_USER}, password {operator_password})\n"
         f"  phone joins Wi-Fi     {CONTROLLER}/connect/ben-thanh-market?lang=vi  (or ?lang=en)\n"
-        f"  portal funnel         {base}/api/v1/portal/funnel?site=ben-thanh-market\n"
+        f"  portal funnel         {base}/api/v1/portal/funnel?site=ben-thanh-market"
+        f"  (header Authorization: Bearer {admin_token})\n"
         f"  live occupancy (SSE)  {base}/api/v1/live\n"
         f"  sites (GeoJSON)       {base}/api/v1/sites\n"
         f"  occupancy history     {base}/api/v1/sites/ben-thanh-market/occupancy\n"

@@ -57,7 +57,7 @@ async def _pedestrian_camera(settings: Settings, site: str) -> None:
     await producer.start()
     try:
         for n in range(10**6):
-            data = VideoMetadata(zones={"path": 3 + n % 5}, people=4 + n % 5)
+            data = VideoMetadata(zones={"path": 3 + n % 5}, people=4 + n % 5, counter="detector")
             event = CameraMetadataV1(site=site, device=f"{site}-cam1", source="test.camera",
                                      event_time=datetime.now(UTC), data=data)  # fmt: skip
             topic = settings.kafka_topic(KafkaTopic.CAMERA_METADATA)

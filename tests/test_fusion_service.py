@@ -48,7 +48,7 @@ def test_namespaced_site_is_judged_by_its_config_and_a_disagreeing_camera_is_ref
         device=f"{site}-cam1",
         source="test",
         event_time=datetime.now(UTC),
-        data=VideoMetadata(zones={"path": 5}),
+        data=VideoMetadata(zones={"path": 5}, counter="detector"),
     )
     for _ in range(15):  # a pedestrian clip: 5 people where 160 phones are connected
         now[0] += 1.0

@@ -10,6 +10,7 @@ online by the simulator's grant URL, and ``GET /api/v1/portal/funnel`` shows the
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -62,6 +63,9 @@ async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> N
             await asyncio.sleep(0.2)
 
 
+ADMIN = "demo-admin-token-0123456789abcdef"
+
+
 @pytest.fixture
 async def demo(
     settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -70,6 +74,7 @@ async def demo(
     # exactly what infra/demo.py gives the API child
     monkeypatch.setenv("TP_PORTAL_GRANT_HOSTS", '["127.0.0.1"]')
     monkeypatch.setenv("TP_PORTAL_SECRET", os.urandom(16).hex())
+    monkeypatch.setenv("TP_PORTAL_ADMIN_TOKENS", json.dumps({"demo": ADMIN}))
     log = tmp_path / "controller.log"
     proc = _start_controller(sim_port, api_port, log)
     try:
@@ -88,7 +93,8 @@ async def test_phone_joins_accepts_is_granted_and_the_funnel_moves(
     browser: Any,
     demo: dict[str, str],
 ) -> None:
-    async with httpx.AsyncClient(base_url=demo["api"], timeout=30) as http:
+    auth = {"Authorization": f"Bearer {ADMIN}"}  # the funnel is behind the admin token
+    async with httpx.AsyncClient(base_url=demo["api"], timeout=30, headers=auth) as http:
         before = (await http.get("/api/v1/portal/funnel", params={"site": SITE})).json()
         context = await browser.new_context(locale="vi-VN", **PHONE)
         page = await context.new_page()
