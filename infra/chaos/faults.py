@@ -167,11 +167,12 @@ def run_fault(rig: Rig, fault: Fault, count: int, say: Callable[[str], None]) ->
     undo()
     t_undo = t_injected if fault.recovery_from_inject else time.monotonic()
     restart_s = time.monotonic() - t_undo_start  # e.g. Kafka's own start-up time
-    recovery = _recovery(rig, fault.name, load, t_undo)
+    names = rig.stored_session_ids(load.sessions())
+    recovery = _recovery(rig, names, load, t_undo)
     load.wait(SETTLE_S + count / rate)
     load.stop()
     acked = load.acked()
-    stored = _settle(rig, fault.name, acked)
+    stored = _settle(rig, names, acked)
     if rig.killed:  # back to two workers for the next fault
         rig.procs[rig.killed].start().wait_healthy(120)
         rig.killed = ""
@@ -211,7 +212,7 @@ def _wait(cond: Callable[[], bool], timeout: float) -> bool:
     return False
 
 
-def _recovery(rig: Rig, prefix: str, load: NasLoad, since: float) -> float | None:
+def _recovery(rig: Rig, names: dict[str, str], load: NasLoad, since: float) -> float | None:
     """Seconds from ``since`` until the pipeline flows again end to end (None: never).
 
     Flowing again = every report acknowledged before ``since`` is stored, and so is one
@@ -223,7 +224,7 @@ def _recovery(rig: Rig, prefix: str, load: NasLoad, since: float) -> float | Non
     while time.monotonic() < deadline:
         after = {k for k, t in load.answered.copy().items() if t > since}
         try:
-            stored = set(measure.stored_counts(rig.db_url, prefix))
+            stored = set(measure.stored_counts(rig.db_url, names))
         except Exception:  # PostgreSQL may still be starting after its restart
             stored = set()
         if before <= stored and (after & stored or len(load.answered) == load.count):
@@ -232,14 +233,14 @@ def _recovery(rig: Rig, prefix: str, load: NasLoad, since: float) -> float | Non
     return None
 
 
-def _settle(rig: Rig, prefix: str, acked: set[Any]) -> dict[Any, int]:
+def _settle(rig: Rig, names: dict[str, str], acked: set[Any]) -> dict[Any, int]:
     """Stored rows once everything acknowledged is there or nothing changed for SETTLE_S."""
     last, changed = -1, time.monotonic()
     while True:
-        stored = measure.stored_counts(rig.db_url, prefix)
+        stored = measure.stored_counts(rig.db_url, names)
         if acked <= set(stored):
             time.sleep(2.0)  # late duplicates still in flight would show up now
-            return measure.stored_counts(rig.db_url, prefix)
+            return measure.stored_counts(rig.db_url, names)
         if len(stored) != last:
             last, changed = len(stored), time.monotonic()
         elif time.monotonic() - changed > SETTLE_S:

@@ -10,6 +10,7 @@ the raw rows (same rules as the worker: a session spans first event -> stop, or 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 import psycopg
@@ -19,15 +20,19 @@ from infra.chaos.nas import Key
 MINUTE = timedelta(minutes=1)
 
 
-def stored_counts(db_url: str, prefix: str) -> dict[Key, int]:
-    """Rows per (session_id, type) for the sessions of one run."""
+def stored_counts(db_url: str, names: Mapping[str, str]) -> dict[Key, int]:
+    """Rows per (NAS session id, type) for the sessions of one run.
+
+    ``names`` maps each stored (pseudonymous) session id back to the NAS's Acct-Session-Id:
+    the agent never publishes the NAS's own id, which may embed a MAC or an IP.
+    """
     with psycopg.connect(db_url, connect_timeout=5) as conn:
         rows = conn.execute(
             "SELECT session_id, type, count(*) FROM wifi_session_events "
-            "WHERE session_id LIKE %s GROUP BY 1, 2",
-            (prefix + "-%",),
+            "WHERE session_id = ANY(%s) GROUP BY 1, 2",
+            (list(names),),
         ).fetchall()
-    return {(str(s), str(t)): int(n) for s, t, n in rows}
+    return {(names[str(s)], str(t)): int(n) for s, t, n in rows}
 
 
 def dead_letters(bootstrap: str, topic: str) -> int:

@@ -30,6 +30,12 @@ WINDOW = 64  # reports in flight (well below the 256 RADIUS identifiers)
 Key = tuple[str, str]
 
 
+def mac_of(session: str) -> str:
+    """The client MAC of a session (its number, spread over the low four octets)."""
+    n = int(session.rsplit("-", 1)[1])
+    return f"02-C4-{n >> 24 & 255:02X}-{n >> 16 & 255:02X}-{n >> 8 & 255:02X}-{n & 255:02X}"
+
+
 @dataclass
 class NasLoad:
     """Send ``count`` reports of sessions named ``<prefix>-<n>`` at ``rate`` per second.
@@ -50,6 +56,10 @@ class NasLoad:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
+
+    def sessions(self) -> list[str]:
+        """The Acct-Session-Id of every session of this load."""
+        return sorted({session for session, _ in self.keys()})
 
     def keys(self) -> list[Key]:
         """Every report of this load, in sending order (session-major)."""
@@ -80,15 +90,12 @@ class NasLoad:
     def _packet(self, i: int, key: Key) -> AcctPacket:
         status, _kind, seconds = REPORTS[i % len(REPORTS)]
         session = key[0]
-        n = int(session.rsplit("-", 1)[1])
         pkt = AcctPacket(
             code=AccountingRequest, id=i % 256, secret=self.secret.encode(), dict=_DICT.get()
         )
         pkt["Acct-Status-Type"] = status
         pkt["Acct-Session-Id"] = session
-        pkt["Calling-Station-Id"] = (
-            f"02-C4-{n >> 24 & 255:02X}-{n >> 16 & 255:02X}-{n >> 8 & 255:02X}-{n & 255:02X}"
-        )
+        pkt["Calling-Station-Id"] = mac_of(session)
         pkt["NAS-Identifier"] = self.nas_identifier
         pkt["Acct-Session-Time"] = seconds
         return pkt

@@ -24,11 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
 
+from edge.privacy.keystore import KeyStore
+from edge.privacy.pseudonymiser import Pseudonymiser
 from infra.bench.services import counter_value, free_port
+from infra.chaos.nas import mac_of
 from infra.chaos.proxy import UplinkProxy
 from infra.settings import Settings
 from infra.stack import kafka as stack_kafka
@@ -231,6 +235,18 @@ class Rig:
             self.components[name] = stack_kafka.ensure_kafka(self.cfg, self.say)
         else:
             self.components[name] = stack_pg.ensure_postgres(self.cfg, self.say)[0]
+
+    def stored_session_ids(self, sessions: list[str]) -> dict[str, str]:
+        """Stored session id -> NAS Acct-Session-Id: the agent publishes only a keyed hash of
+        (NAS, session id, pseudonymous client), so the harness computes the same with the
+        agent's own key (the deployment's default scope and zone)."""
+        keys = KeyStore.in_dir(self.state_dir, "hcmc", tz=ZoneInfo("Asia/Ho_Chi_Minh"))
+        pseudo = Pseudonymiser(keys)
+        out = {}
+        for session in sessions:
+            client = pseudo.pseudonymise(mac_of(session)).client_id
+            out[f"radius-{pseudo.token('127.0.0.1', session, client)}"] = session
+        return out
 
     def fill_disk(self) -> Path:
         """Fill the outbox's tmpfs to the last byte; returns the filler to delete later."""
