@@ -24,20 +24,7 @@ def test_mutator_is_deterministic_and_changes_inputs() -> None:
 
 @pytest.mark.parametrize(
     "kind",
-    [
-        pytest.param(
-            k,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="aiortc's SDP parser raises AssertionError on some malformed offers, "
-                "which api/cameras/whep.py does not catch (500 instead of 400); reported to "
-                "the `tours` owner of api/cameras",
-            ),
-        )
-        if k == "whep_sdp"
-        else k
-        for k in TARGETS
-    ],
+    [k for k in TARGETS],
 )
 def test_network_input_never_crashes_and_every_rejection_is_counted(kind: str) -> None:
     result = run_kind(kind, PER_KIND)
