@@ -36,8 +36,15 @@ def enlarge_receive_buffer(sock: socket.socket, size: int = DEFAULT_RCVBUF) -> i
 
 
 def udp_drops(sock: socket.socket) -> int | None:
-    """The kernel's drop counter for this socket, or None if it cannot be found."""
-    inode = str(os.fstat(sock.fileno()).st_ino)
+    """The kernel's drop counter for this socket, or None if it cannot be found.
+
+    None too once the socket is closed: the gauge reading it outlives a stopped adapter,
+    and a scrape must never fail because of it.
+    """
+    try:
+        inode = str(os.fstat(sock.fileno()).st_ino)
+    except OSError:
+        return None
     for table in ("/proc/net/udp", "/proc/net/udp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
