@@ -16,13 +16,12 @@ from edge_wifi_support import (
     write_agent_config,
 )
 from pyrad.packet import AccountingRequest, AccountingResponse, AcctPacket
+from test_edge_wifi_event_time import _queued_after_restarts
 
-from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
 from edge.wifi.agent import WifiAgent
 from edge.wifi.config import load_config
 from edge.wifi.radius import RadiusAccountingAdapter
 from edge.wifi.radius_parse import load_dictionary
-from schemas.topics import DeviceKind
 from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1
 
 RADIUS_BLOCK = "radius:\n  host: 127.0.0.1\n  port: 0\n"
@@ -226,22 +225,5 @@ async def test_retransmission_after_an_agent_restart_is_not_a_second_event(
     duplicate filter was gone, so the copy became a second event with the same id and a
     new arrival-based event time: stored twice, last-seen moved forward (measured: 200
     duplicate rows for 200 re-sent reports). The outbox now remembers queued ids."""
-    cfg = MqttLinkConfig(port=1, outbox_path=tmp_path / "outbox.sqlite")
-    ident = LinkIdentity("ben-thanh-market", "btm-wifi", DeviceKind.WIFI)
-    config = load_config(write_agent_config(tmp_path, 1, radius=RADIUS_BLOCK))
-    raw = _raw(42)
-    for attempt in range(2):  # the same packet before and after a restart
-        link = MqttLink(cfg, ident)  # never started: rows stay in the outbox to count
-        agent = WifiAgent(config, link)
-        await agent.start()
-        try:
-            radius = agent.adapters[0]
-            assert isinstance(radius, RadiusAccountingAdapter)
-            reply = await _send(radius.port, raw)
-            assert reply is not None and reply[0] == AccountingResponse
-        finally:
-            await agent.stop()
-        rows = link.outbox.peek()
-        link.outbox.close()
-        assert len(rows) == 1, f"attempt {attempt}: {len(rows)} queued events"
-        await asyncio.sleep(1.1)  # a later arrival: a new event time if it were re-built
+    rows = await _queued_after_restarts(tmp_path, [_raw(42), _raw(42)])  # before and after
+    assert len(rows) == 1, f"{len(rows)} queued events"
