@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
-PY_PACKAGES := schemas edge stream api device_configs infra
+PY_PACKAGES := schemas core edge stream api device_configs infra
 
 .PHONY: help deps venv node-tools camera-interop kafka-jars test stack-up stack-down stack-status lint demo bench chaos clean
 

@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from api.cameras import router as cameras
 from api.errors import install_error_handlers
+from core.mqtt_client import MqttClientSettings
+from core.settings import Settings
 from device_configs.loader import load_device_configs
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
-from edge.link.mqtt_client import MqttClientSettings
-from infra.settings import Settings
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared/data/video/pets2009_s2l1/vtest.avi"
 LOAD = Path(__file__).with_name("camera_whep_load.py")

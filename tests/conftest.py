@@ -6,7 +6,7 @@ Contract relied on by every test module (keep these names stable):
   (``.mqtt_host``, ``.mqtt_port``, ``.kafka_bootstrap``, ``.database_url``).
 - ``namespace``: "t" + 8 hex chars, for Kafka topic prefixes, consumer groups, MQTT sites.
 - ``database_url``: a fresh database with the migrations applied, dropped afterwards.
-- ``settings``: :class:`infra.settings.Settings` pointing at all of the above.
+- ``settings``: :class:`core.settings.Settings` pointing at all of the above.
 - ``kafka_admin``: ``await kafka_admin.create_topics(names, partitions=4)`` and
   ``await kafka_admin.consume_all(topic, n, timeout=60)`` bound to the stack's broker.
 - ``mqtt_publish``: ``await mqtt_publish(topic, payloads, qos=1)`` waiting for PUBACKs.
@@ -27,7 +27,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from infra.settings import Settings
+from core.settings import Settings
 from infra.stack import manager
 from infra.stack.manager import Endpoints
 from infra.stack.state import StackConfig

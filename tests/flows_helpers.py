@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from wifi_helpers import WifiEvent, make_event
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.topics import KafkaTopic
 from schemas.wifi import WifiSessionData
 

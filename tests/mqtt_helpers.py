@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 
 
 def publish_payloads(

@@ -17,7 +17,7 @@ from test_api_support import sse_events, until, uvicorn_server
 from api.app import create_app
 from api.config import ApiTuning
 from api.ioc.users import Role, UserStore
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.topics import KafkaTopic
 
 pytestmark = pytest.mark.integration

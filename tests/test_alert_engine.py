@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs import load_device_configs
-from infra.settings import DEVICE_CONFIG_DIR
 from schemas.device import AvailabilityData, AvailabilityV1, DeviceHeartbeatV1, HeartbeatData
 from schemas.stream_out import AlertChangedV1, FusedOccupancyV1
 from stream.alerts.engine import AlertEngine

@@ -11,7 +11,7 @@ from test_api_support import produce, read_occupancy, sse_events, until, update,
 
 from api.app import create_app
 from api.config import ApiTuning
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.topics import KafkaTopic
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,8 @@ from test_api_support import until, uvicorn_server
 from api.app import create_app
 from api.ioc.users import Role, UserStore
 from api.portal.settings import PortalSettings
+from core.settings import Settings
 from infra.bench.api_schema import run_schema
-from infra.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from infra.bench import cli as bench_cli
 from infra.bench.context import BenchContext, BenchError
 from infra.bench.cpu import CpuMeter, only
 from infra.bench.mosquitto import measure
 from infra.bench.services import counter_value
 from infra.cli import main
-from infra.settings import Settings
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:

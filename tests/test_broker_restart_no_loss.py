@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from gateway_samples import session_start
 
+from core.settings import Settings
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
-from infra.settings import Settings
 from infra.stack import manager, mqtt
 from infra.stack.state import StackConfig
 from schemas.codec import decode_event

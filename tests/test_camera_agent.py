@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from camera_fixtures import PASSWORD, PRESETS, USER, MqttCollector, require_pets
 
+from core.mqtt_client import MqttClientSettings
 from device_configs.models import Camera
 from edge.camera.agent import CameraAgent
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
-from edge.link.mqtt_client import MqttClientSettings
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 
 pytestmark = pytest.mark.integration

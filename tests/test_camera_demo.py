@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from core.settings import DEVICE_CONFIG_DIR
 from edge.camera_sim.demo import DEMO_CREDENTIALS, demo_children, demo_env
-from infra.settings import DEVICE_CONFIG_DIR
 
 DEMO_CAMERAS = [
     "cu-chi-tunnels-ben-dinh-cam1",

@@ -16,9 +16,9 @@ from api.cameras.lease import PtzLeases
 from api.cameras.limits import PeerCaps, RateLimit, SnapshotCache
 from api.cameras.tickets import TicketIssuer
 from api.errors import ApiError, install_error_handlers
+from core.settings import DEVICE_CONFIG_DIR, Settings
 from device_configs.loader import load_device_configs
 from edge.camera_sim.rtsp_child import free_port
-from infra.settings import DEVICE_CONFIG_DIR, Settings
 
 CAM = "/api/v1/cameras/cu-chi-tunnels-ben-dinh-cam1"
 

@@ -23,8 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from camera_fixtures import require_pets, write_camera_configs
 from edge_wifi_support import free_port, healthy, spawn_cli, stop_process, wait_until
 
+from core.settings import Settings
 from edge.camera_sim.demo import demo_env
-from infra.settings import Settings
 from schemas.camera import CameraAudioLevelV1, CameraHealthV1, CameraMetadataV1, CameraOnvifEventV1
 from schemas.codec import decode_event
 from schemas.envelope import EventBase

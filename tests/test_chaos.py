@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from infra.bench import chaos
 from infra.bench.context import BenchContext
 from infra.chaos.faults import BAD_TOPICS
-from infra.settings import Settings
 from infra.stack.manager import Endpoints
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -21,7 +21,7 @@ from worker_support import (
     worker_topics,
 )
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.stream_out import OccupancyUpdateV1
 from schemas.topics import KafkaTopic
 
@@ -35,9 +35,8 @@ def _stored(url: str) -> int:
     return int(query(url, "SELECT count(*) FROM wifi_session_events")[0][0])  # type: ignore[call-overload]
 
 
-@pytest.mark.parametrize("engine", ["direct", "faust"])
 async def test_kill_9_mid_stream_then_restart_gives_exact_rollups(
-    settings: Settings, kafka_admin, tmp_path: Path, engine: str
+    settings: Settings, kafka_admin, tmp_path: Path
 ) -> None:
     await kafka_admin.create_topics(worker_topics(settings), partitions=4)
     events = generate(20_000, SITES, seed=99)
@@ -48,7 +47,7 @@ async def test_kill_9_mid_stream_then_restart_gives_exact_rollups(
 
     log = tmp_path / "worker.log"
     secs = TIMEOUT.total_seconds()
-    first = start_worker(settings, log, "--engine", engine, session_timeout=secs)
+    first = start_worker(settings, log, session_timeout=secs)
     try:
         await wait_for(lambda: _stored(url) >= 2000, 120, "first batches stored", first, log)
         await produce(settings.kafka_bootstrap, topic, events[half:])
@@ -58,7 +57,7 @@ async def test_kill_9_mid_stream_then_restart_gives_exact_rollups(
     killed_at = _stored(url)
     assert killed_at < len(events), "worker finished before it was killed: nothing tested"
 
-    second = start_worker(settings, log, "--engine", engine, session_timeout=secs)
+    second = start_worker(settings, log, session_timeout=secs)
     try:
         await wait_for(lambda: _stored(url) == len(events), 240, "all events stored", second, log)
         expected = expected_rollups(events, TIMEOUT)

@@ -34,8 +34,8 @@ from edge_wifi_support import spawn_cli, stop_process
 from kafka_helpers import create_topics
 from worker_support import query, tail
 
+from core.settings import Settings
 from infra.demo import SURGE_SITE, simulator_args
-from infra.settings import Settings
 from schemas.camera import CameraMetadataV1, VideoMetadata
 from schemas.codec import encode_event
 from schemas.topics import KafkaTopic
@@ -108,7 +108,7 @@ async def test_demo_festival_raises_overcrowding_within_two_minutes(
     } | {
         "worker": ["worker", "--metrics-port", "0", *fast_group],
         "flows": ["flows", "--metrics-port", "0", *fast_group],
-        "alerts": ["alerts", "--metrics-port", "0", "--web-port", str(_free_port())],
+        "alerts": ["alerts", "--metrics-port", "0"],
     }  # fmt: skip
     procs = {n: spawn_cli(argv, env, tmp_path / f"{n}.log") for n, argv in services.items()}
     camera: asyncio.Task[None] | None = None

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs import ConfigError, load_device_configs
-from infra.settings import DEVICE_CONFIG_DIR
 
 
 def test_shipped_hcmc_configs_are_valid() -> None:

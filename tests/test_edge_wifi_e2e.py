@@ -33,7 +33,7 @@ from edge_wifi_support import (
 )
 from worker_support import query, start_worker, stop_worker, wait_for, worker_topics
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.codec import decode_event
 from schemas.topics import KafkaTopic
 

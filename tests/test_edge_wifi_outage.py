@@ -28,7 +28,7 @@ from edge_wifi_support import (
 )
 from kafka_helpers import consume_all, create_topics
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.topics import KafkaTopic
 
 SESSIONS = 1000

@@ -10,7 +10,7 @@ from test_api_support import asgi_client
 
 from api.app import create_app
 from api.ioc.flows import k_suppress
-from infra.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 SITE = "ben-thanh-market"

@@ -17,7 +17,7 @@ from flows_helpers import expected_flows, flows_topics, start_flows, visitor_day
 from wifi_helpers import disorder
 from worker_support import produce, query, stop_worker, wait_for
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.topics import KafkaTopic
 
 pytestmark = pytest.mark.integration

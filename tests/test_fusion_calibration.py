@@ -7,8 +7,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs import load_device_configs
-from infra.settings import DEVICE_CONFIG_DIR
 from stream.fusion.model import FusionParams, Reading
 from stream.fusion.service import FusionService
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 from prometheus_client import REGISTRY
 
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs import load_device_configs
 from device_configs.namespace import with_namespace
-from infra.settings import DEVICE_CONFIG_DIR
 from schemas.camera import CameraMetadataV1, VideoMetadata
 from schemas.codec import encode_event
 from schemas.stream_out import OccupancyUpdateV1

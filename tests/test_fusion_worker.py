@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from flows_helpers import flows_topics, start_flows
 from worker_support import query, stop_worker, wait_for
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.camera import CameraMetadataV1, VideoMetadata
 from schemas.codec import encode_event
 from schemas.stream_out import OccupancyUpdateV1

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from gateway_samples import session_start, spine_events, topic_for
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.codec import decode_event, encode_event
 from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic

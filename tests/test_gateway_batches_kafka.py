@@ -15,13 +15,13 @@ import pytest
 from gateway_samples import session_start, topic_for
 from test_gateway import CrashesBeforeKafkaConfirms, start_gateway, until
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.batch import join_batch
 from schemas.codec import decode_event, encode_event
 from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic
+from stream.deadletter import Record
 from stream.gateway.gateway import Gateway, GatewayConfig, _Pending
-from stream.gateway.routing import Record
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""infra.observability: /metrics and /healthz served from a daemon thread on loopback."""
+"""core.observability: /metrics and /healthz served from a daemon thread on loopback."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from infra.observability import Health, ObservabilityServer
+from core.observability import Health, ObservabilityServer
 
 
 class Toggle:

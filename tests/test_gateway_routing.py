@@ -11,7 +11,7 @@ from gateway_samples import session_start, spine_events, topic_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.codec import decode_event, encode_event
 from schemas.device import DeviceHeartbeatV1, HeartbeatData
 from schemas.stream_out import DEAD_LETTER_PAYLOAD_CAP, DeadLetterV1

@@ -14,7 +14,7 @@ from test_api_support import asgi_client
 from wifi_helpers import make_event
 
 from api.app import create_app
-from infra.settings import Settings
+from core.settings import Settings
 from stream.wifi.sink import OccupancySink
 
 pytestmark = pytest.mark.integration

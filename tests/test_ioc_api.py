@@ -18,7 +18,7 @@ from test_api_support import produce, sse_events, until, uvicorn_server
 
 from api.app import create_app
 from api.ioc.users import Role, UserStore
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.stream_out import AlertChangedV1, FusedOccupancyV1
 from schemas.topics import KafkaTopic
 from stream.alerts.lifecycle import Severity

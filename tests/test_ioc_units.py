@@ -14,8 +14,8 @@ from api.ioc.users import Role, UserError, check_new_credentials
 from api.live.consumer import FeedTopic, LiveFeed, parse_occupancy
 from api.live.hub import Hub
 from api.metrics import ApiMetrics
+from core.settings import Settings
 from device_configs.loader import load_device_configs
-from infra.settings import Settings
 
 
 def test_production_refuses_a_missing_or_weak_secret(tmp_path: Path) -> None:

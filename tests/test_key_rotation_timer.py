@@ -8,8 +8,8 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from edge.privacy.keystore import KeyStore
-from edge.privacy.rotation import rotate_on_schedule
+from core.privacy.keystore import KeyStore
+from core.privacy.rotation import rotate_on_schedule
 
 
 async def test_timer_rotates_at_the_boundary_without_any_use(tmp_path: Path) -> None:

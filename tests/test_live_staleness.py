@@ -19,7 +19,7 @@ import pytest
 from test_api_support import SseEvent, produce, read_occupancy, sse_events, update, uvicorn_server
 
 from api.app import create_app
-from infra.settings import Settings
+from core.settings import Settings
 from infra.stack import kafka as stack_kafka
 from infra.stack import manager
 from infra.stack.procs import port_open

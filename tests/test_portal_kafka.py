@@ -19,7 +19,7 @@ import pytest
 from portal_stubs import StubControllers, free_port, portal_app, portal_settings, serve
 from test_gateway import run_cli, stop_cli
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.codec import decode_event
 from schemas.topics import KafkaTopic
 

@@ -14,8 +14,8 @@ from api.portal.controllers.opennds import decrypt_query, encrypt_query, parse_f
 from api.portal.controllers.rfc8908 import captive_status
 from api.portal.promos import Promo, pick_variant, select_cards
 from api.portal.security import PortalError, RateLimiter, Sealer, safe_url
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs.loader import load_device_configs
-from infra.settings import DEVICE_CONFIG_DIR
 
 TEMPLATES = Path(i18n.__file__).parent / "templates"
 

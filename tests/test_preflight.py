@@ -13,8 +13,8 @@ from test_api_support import asgi_client
 
 from api.app import create_app
 from api.config import ApiTuning
+from core.settings import Settings
 from infra.preflight import CHECKS, enforce_at_startup, run_preflight
-from infra.settings import Settings
 
 STRONG = "k3Y-" + "aZ09xQ7pL2mN8vB4cR6tY1uW5eS3dF" + "-end"
 

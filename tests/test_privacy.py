@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.privacy import (
+from core.privacy import (
     InvalidMac,
     KeyStore,
     Pseudonymiser,

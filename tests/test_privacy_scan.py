@@ -24,7 +24,7 @@ from edge_wifi_support import (
     write_agent_config,
 )
 
-from edge.privacy import normalise_mac
+from core.privacy import normalise_mac
 
 MACS = [f"DA:A1:19:{i:02X}:5E:{0xA0 + i:02X}" for i in range(6)] + [
     "00:1A:2B:3C:4D:5E",

@@ -34,11 +34,11 @@ from edge_wifi_support import stop_process as stop_cli
 from gateway_samples import session_start, topic_for
 from worker_support import query, start_worker, stop_worker, wait_for
 
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.kafka_client import KafkaClientSettings
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.settings import Settings
 from infra.cli import main
 from infra.kafka_acl import apply_grants, service_grants
-from infra.kafka_client import KafkaClientSettings
-from infra.settings import Settings
 from infra.stack.certs import make_server_cert
 from infra.stack.kafka import fetch_jars
 from infra.stack.procs import stop_process

@@ -24,9 +24,9 @@ from edge_wifi_support import PrivateMosquitto
 from paho.mqtt.reasoncodes import ReasonCode
 
 from api.cameras.state import CommandSender
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from device_configs.models import Camera
 from edge.camera.commands import CommandSubscriber
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from infra.cli import main
 from infra.stack.certs import make_server_cert
 

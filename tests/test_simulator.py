@@ -14,13 +14,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs.loader import load_device_configs
 from device_configs.models import DeviceConfigs, VenueKind
 from edge.simulator.auckland import LEISURE_WEEKEND, WATERFRONT_SENSORS, hourly_shape
 from edge.simulator.generator import SimConfig, WifiEvent, WifiSessionGenerator, edge_device_id
 from edge.simulator.identity import SimulatedClockPseudonymiser
 from edge.simulator.profiles import PROFILES
-from infra.settings import DEVICE_CONFIG_DIR
 from schemas.codec import decode_event, encode_event
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1

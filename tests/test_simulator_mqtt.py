@@ -20,8 +20,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs import load_device_configs
-from infra.settings import DEVICE_CONFIG_DIR
 from schemas.batch import decode_events
 from schemas.device import AvailabilityV1, DeviceHeartbeatV1
 from schemas.topics import MqttStream, MqttTopic

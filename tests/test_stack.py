@@ -72,7 +72,7 @@ def private_config(tmp_path: Path, **overrides: object) -> StackConfig:
 
 
 def test_config_follows_settings_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from infra.settings import Settings
+    from core.settings import Settings
 
     monkeypatch.setenv("TP_MQTT_PORT", "21883")
     monkeypatch.setenv("TP_KAFKA_BOOTSTRAP", "127.0.0.1:29092,127.0.0.1:29094")

@@ -9,7 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from infra.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from camera_fixtures import MqttCollector
 from api.cameras.lease import PtzLeases
 from api.cameras.state import CameraState, CommandSender
 from api.cameras.tours import TourScheduler
+from core.mqtt_client import MqttClientSettings
 from device_configs.models import Camera
-from edge.link.mqtt_client import MqttClientSettings
 
 
 class Clock:

@@ -22,7 +22,7 @@ from worker_support import (
     worker_topics,
 )
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.stream_out import DeadLetterV1, OccupancyUpdateV1
 from schemas.topics import KafkaTopic
 
@@ -32,9 +32,8 @@ BOTH_BACKENDS = True
 TIMEOUT = timedelta(minutes=5)
 
 
-@pytest.mark.parametrize("engine", ["direct", "faust"])
 async def test_worker_rollups_live_updates_and_dead_letters(
-    settings: Settings, kafka_admin, tmp_path: Path, engine: str
+    settings: Settings, kafka_admin, tmp_path: Path
 ) -> None:
     await kafka_admin.create_topics(worker_topics(settings), partitions=4)
     sites = ["ben-thanh", "nha-tho", "dinh-doc-lap", "cho-lon"]
@@ -52,7 +51,7 @@ async def test_worker_rollups_live_updates_and_dead_letters(
         await producer.stop()
 
     log = tmp_path / "worker.log"
-    proc = start_worker(settings, log, "--engine", engine, session_timeout=TIMEOUT.total_seconds())
+    proc = start_worker(settings, log, session_timeout=TIMEOUT.total_seconds())
     try:
         expected = expected_rollups([*events, late_stop], TIMEOUT)
         url = settings.database_url
@@ -89,5 +88,5 @@ def test_worker_help_lists_options() -> None:
         [sys.executable, "-m", "infra.cli", "worker", "--help"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    for option in ("--workers", "--engine", "--session-timeout", "--batch-size", "--metrics-port"):
+    for option in ("--workers", "--session-timeout", "--batch-size", "--metrics-port"):
         assert option in out

@@ -1,15 +1,11 @@
-"""Pure logic of the occupancy worker: minute invalidation, live throttling, ack ordering."""
+"""Pure logic of the occupancy worker: minute invalidation, live throttling."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from stream.wifi.live import LiveThrottle
 from stream.wifi.minutes import SessionChange, WindowChange, minutes_to_recompute
-from stream.wifi.pipeline import BatchPipeline
 from stream.wifi.sink import LiveOccupancy
 
 T = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -50,46 +46,3 @@ def test_throttle_sends_first_holds_fast_changes_and_drops_no_ops() -> None:
     assert throttle.offer(up(4)) is None  # back to the sent value: pending dropped
     now[0] = 3.0
     assert throttle.due() == []
-
-
-class _Event:
-    def __init__(self, value: bytes) -> None:
-        self.value = value
-
-
-async def test_pipeline_acks_only_after_the_write_returns_and_in_order() -> None:
-    log: list[str] = []
-    release = asyncio.Event()
-
-    async def write(values: list[bytes]) -> None:
-        log.append("write " + b",".join(values).decode())
-        await release.wait()
-
-    async def ack(event: _Event) -> None:
-        log.append("ack " + event.value.decode())
-
-    async with BatchPipeline(write, ack) as pipeline:
-        await pipeline.submit([_Event(b"1"), _Event(b"2")])
-        await pipeline.submit([_Event(b"3")])  # queued while 1,2 is being written
-        await asyncio.sleep(0.05)
-        assert log == ["write 1,2"]
-        release.set()
-        for _ in range(100):
-            if len(log) == 5:
-                break
-            await asyncio.sleep(0.01)
-    assert log == ["write 1,2", "ack 1", "ack 2", "write 3", "ack 3"]
-
-
-async def test_pipeline_surfaces_a_crashed_writer() -> None:
-    async def write(values: list[bytes]) -> None:
-        raise RuntimeError("bug")
-
-    async def ack(event: _Event) -> None:
-        raise AssertionError("must not ack an unstored event")
-
-    with pytest.raises(RuntimeError, match="bug"):
-        async with BatchPipeline(write, ack) as pipeline:
-            await pipeline.submit([_Event(b"1")])
-            await asyncio.sleep(0.05)
-            await pipeline.submit([_Event(b"2")])

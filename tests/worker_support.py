@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from aiokafka import AIOKafkaProducer
 
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
 from schemas.topics import KafkaTopic

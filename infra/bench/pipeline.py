@@ -40,6 +40,7 @@ from typing import Any
 
 import psycopg
 
+from core.settings import Settings
 from device_configs.loader import load_device_configs
 from edge.simulator.generator import SimConfig, WifiEvent, WifiSessionGenerator
 from edge.simulator.identity import SimulatedClockPseudonymiser
@@ -53,7 +54,6 @@ from infra.bench.services import (
     fresh_database,
     private_mosquitto,
 )
-from infra.settings import Settings
 from schemas.codec import encode_event
 
 log = logging.getLogger(__name__)

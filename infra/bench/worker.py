@@ -9,8 +9,8 @@ warm-up, like ``tourpulse bench pipeline``) instead of the sparse synthetic sess
 Also reports the workers' CPU seconds, since on a shared machine events per CPU-second is
 the number that does not depend on what else is running (the load average is recorded).
 
-    python -m stream.wifi.bench --events 50000 --workers 2   # writes .bench/worker.json
-    python -m stream.wifi.bench --events 50000 --workers 2 --source sim --rate 5000
+    python -m infra.bench.worker --events 50000 --workers 2   # writes .bench/worker.json
+    python -m infra.bench.worker --events 50000 --workers 2 --source sim --rate 5000
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
 
-from infra.settings import get_settings
+from core.settings import get_settings
 from schemas.codec import encode_event
 from schemas.topics import KafkaTopic
 from schemas.wifi import (

@@ -2,7 +2,7 @@
 
 Usage (Wi-Fi agent, simulator, captive portal)::
 
-    from edge.privacy import KeyStore, Pseudonymiser
+    from core.privacy import KeyStore, Pseudonymiser
 
     pseudo = Pseudonymiser(KeyStore.in_dir(state_dir, scope="hcmc"))
     p = pseudo.pseudonymise("AA-BB-CC-DD-EE-FF")   # Pseudonym(client_id='3f…', randomized=False)
@@ -12,9 +12,9 @@ Every process on an edge box that pseudonymises for the same city deployment mus
 same key path, so ids agree between sources.
 """
 
-from edge.privacy.keystore import DEFAULT_ROTATE_AT, DEFAULT_TZ, KeyStore, destroy_file
-from edge.privacy.mac import InvalidMac, is_locally_administered, normalise_mac
-from edge.privacy.pseudonymiser import ID_HEX_CHARS, Pseudonym, Pseudonymiser
+from core.privacy.keystore import DEFAULT_ROTATE_AT, DEFAULT_TZ, KeyStore, destroy_file
+from core.privacy.mac import InvalidMac, is_locally_administered, normalise_mac
+from core.privacy.pseudonymiser import ID_HEX_CHARS, Pseudonym, Pseudonymiser
 
 __all__ = [
     "DEFAULT_ROTATE_AT",

@@ -1,7 +1,7 @@
-"""One Kafka client settings model, rendered for librdkafka, aiokafka and Faust.
+"""One Kafka client settings model, rendered for librdkafka and aiokafka.
 
-Why: the gateway (confluent-kafka), the API and Wi-Fi workers (aiokafka) and the Faust
-workers each spelled out their own connection options, so none could use TLS or SASL and
+Why: the gateway (confluent-kafka), the API and the stream workers (aiokafka) each spelled
+out their own connection options, so none could use TLS or SASL and
 Kafka had to stay PLAINTEXT. The security options now live in :class:`KafkaClientSettings`
 once; each client library gets them through one adapter method here, so adding SASL_SSL to
 a deployment is a matter of ``TP_KAFKA_*`` variables, not of editing every client.
@@ -57,11 +57,12 @@ class KafkaClientSettings(BaseModel):
     def tls(self) -> bool:
         return self.security_protocol in ("SSL", "SASL_SSL")
 
-    def _secret(self) -> str:
+    def secret(self) -> str:
+        """The SASL password in clear, for the client libraries' own config objects."""
         return self.password.get_secret_value() if self.password else ""
 
     def ssl_context(self) -> ssl.SSLContext:
-        """Verifying TLS context (hostname checked) for aiokafka and Faust."""
+        """Verifying TLS context (hostname checked) for aiokafka."""
         ctx = ssl.create_default_context(
             cafile=str(self.tls_ca) if self.tls_ca is not None else None
         )
@@ -77,7 +78,7 @@ class KafkaClientSettings(BaseModel):
         if self.sasl:
             conf["sasl.mechanism"] = self.sasl_mechanism
             conf["sasl.username"] = self.username
-            conf["sasl.password"] = self._secret()
+            conf["sasl.password"] = self.secret()
         if self.tls:
             conf["ssl.endpoint.identification.algorithm"] = "https"
             if self.tls_ca is not None:
@@ -98,7 +99,7 @@ class KafkaClientSettings(BaseModel):
         if self.sasl:
             kwargs["sasl_mechanism"] = self.sasl_mechanism
             kwargs["sasl_plain_username"] = self.username
-            kwargs["sasl_plain_password"] = self._secret()
+            kwargs["sasl_plain_password"] = self.secret()
         if self.tls:
             kwargs["ssl_context"] = self.ssl_context()
         kwargs.update(extra)
@@ -107,26 +108,6 @@ class KafkaClientSettings(BaseModel):
     def aiokafka_producer(self, **extra: Any) -> dict[str, Any]:
         return self.aiokafka(**{"acks": "all", "enable_idempotence": True, **extra})
 
-    def faust(self) -> dict[str, Any]:
-        """``broker`` and ``broker_credentials`` keyword arguments for ``faust.App``."""
-        kwargs: dict[str, Any] = {
-            "broker": ",".join(f"kafka://{host}" for host in self.bootstrap.split(",")),
-        }
-        if self.sasl or self.tls:
-            import faust  # only workers have it loaded; keep the import out of the API path
-
-            credentials: Any
-            if self.sasl:
-                credentials = faust.SASLCredentials(
-                    username=self.username,
-                    password=self._secret(),
-                    mechanism=self.sasl_mechanism,
-                    ssl_context=self.ssl_context() if self.tls else None,
-                )
-            else:
-                credentials = faust.SSLCredentials(self.ssl_context())
-            kwargs["broker_credentials"] = credentials
-        return kwargs
 
 
 def as_kafka(target: str | KafkaClientSettings) -> KafkaClientSettings:

@@ -16,8 +16,8 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:  # imported lazily: edge agents use these modules without central settings
-    from edge.link.mqtt_client import MqttClientSettings
-    from infra.kafka_client import KafkaClientSettings
+    from core.kafka_client import KafkaClientSettings
+    from core.mqtt_client import MqttClientSettings
 
 DEFAULT_DATABASE_URL = "postgresql://tourpulse:tourpulse@127.0.0.1:5432/tourpulse"
 DEVICE_CONFIG_DIR = Path(__file__).resolve().parent.parent / "device_configs" / "hcmc"
@@ -66,8 +66,8 @@ class Settings(BaseSettings):
         return str(recorded) if recorded else DEFAULT_DATABASE_URL
 
     def mqtt_client_settings(self) -> MqttClientSettings:
-        """This process's broker address, MQTT identity and TLS (see edge.link.mqtt_client)."""
-        from edge.link.mqtt_client import MqttClientSettings
+        """This process's broker address, MQTT identity and TLS (see core.mqtt_client)."""
+        from core.mqtt_client import MqttClientSettings
 
         return MqttClientSettings.model_validate(
             {
@@ -82,8 +82,8 @@ class Settings(BaseSettings):
         )
 
     def kafka_client_settings(self) -> KafkaClientSettings:
-        """This process's Kafka address, SASL identity and TLS (see infra.kafka_client)."""
-        from infra.kafka_client import KafkaClientSettings
+        """This process's Kafka address, SASL identity and TLS (see core.kafka_client)."""
+        from core.kafka_client import KafkaClientSettings
 
         return KafkaClientSettings.model_validate(
             {

@@ -1,6 +1,6 @@
 """Gateway throughput benchmark: MQTT in, Kafka-confirmed out, for the gateway stage alone.
 
-``python -m stream.gateway.bench`` writes ``.bench/gateway.json``; :func:`run` has the
+``python -m infra.bench.gateway`` writes ``.bench/gateway.json``; :func:`run` has the
 ``infra.bench`` interface, so ``tourpulse bench gateway`` can run it too.
 
 Publishers run in separate processes (paho in Python would otherwise share the gateway's
@@ -31,8 +31,8 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
-from infra.settings import Settings, get_settings
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.settings import Settings, get_settings
 from schemas.batch import join_batch
 from schemas.codec import encode_event
 from schemas.topics import DeviceKind, MqttStream, MqttTopic

@@ -9,8 +9,8 @@ from __future__ import annotations
 import hmac
 from typing import NamedTuple
 
-from edge.privacy.keystore import KeyStore
-from edge.privacy.mac import normalise_mac
+from core.privacy.keystore import KeyStore
+from core.privacy.mac import normalise_mac
 
 _DOMAIN = b"tourpulse.client.v1\x00"
 _TOKEN_DOMAIN = b"tourpulse.token.v1\x00"
@@ -33,7 +33,7 @@ class Pseudonymiser:
     def client_id(self, mac: str | bytes) -> str:
         """32 hex chars; equal for equal MACs on the same key day, unlinkable across days.
 
-        Raises :class:`edge.privacy.InvalidMac` (without the value in the message).
+        Raises :class:`core.privacy.InvalidMac` (without the value in the message).
         """
         digest = hmac.digest(self.key_store.current_key(), _DOMAIN + normalise_mac(mac), "sha256")
         return digest.hex()[:ID_HEX_CHARS]

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import date
 
-from edge.privacy.keystore import KeyStore
+from core.privacy.keystore import KeyStore
 
 log = logging.getLogger(__name__)
 
