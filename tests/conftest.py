@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import kafka_helpers
-import mqtt_helpers
 import psycopg
 import pytest
 from psycopg import sql
@@ -32,6 +30,7 @@ from infra.stack import manager
 from infra.stack.manager import Endpoints
 from infra.stack.state import StackConfig
 from stream.storage import migrate
+from tests.support import kafka_helpers, mqtt_helpers
 
 
 @pytest.fixture(scope="session")

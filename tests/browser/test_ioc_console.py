@@ -17,9 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from browser_support import requires_chromium
 from psycopg_pool import AsyncConnectionPool
-from test_api_support import until, uvicorn_server
 
 from api.app import create_app
 from api.ioc.users import Role, UserStore
@@ -30,6 +28,8 @@ from schemas.stream_out import AlertChangedV1, FusedOccupancyV1, OccupancyUpdate
 from schemas.topics import KafkaTopic
 from stream.alerts.engine import AlertEngine
 from stream.alerts.store import AlertStore
+from tests.support.api_support import until, uvicorn_server
+from tests.support.browser_support import requires_chromium
 
 SITE = "ben-thanh-market"
 DEVICE = "ben-thanh-market-ap01"
