@@ -7,14 +7,17 @@ confluent-kafka and aiokafka. The broker is started once for the module (~20-30 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
 import socket
+import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -22,6 +25,7 @@ from aiokafka.errors import KafkaError as AioKafkaError
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
+from api.app import create_app
 from core.kafka_client import KafkaClientSettings
 from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from core.settings import Settings
@@ -32,7 +36,9 @@ from infra.stack.kafka import fetch_jars
 from infra.stack.procs import stop_process
 from infra.stack.secure_kafka import ADMIN, start_secure_kafka
 from schemas.codec import encode_event
+from schemas.envelope import EventBase
 from schemas.topics import KafkaTopic
+from tests.support.api_support import SseEvent, read_occupancy, sse_events, until, uvicorn_server
 from tests.support.edge_wifi_support import (
     AGENT,
     SITE,
@@ -53,7 +59,7 @@ NS = "sec"
 USERS = ("tp-gateway", "tp-worker", "tp-api")
 
 
-def _free_pair(lo: int = 27000, hi: int = 27998) -> int:
+def _free_pair(lo: int = 36000, hi: int = 36998) -> int:
     """A port whose successor is free too (broker + controller), in this suite's range."""
     for port in range(lo, hi, 2):
         with socket.socket() as a, socket.socket() as b:
@@ -63,7 +69,7 @@ def _free_pair(lo: int = 27000, hi: int = 27998) -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port pair in 27000-27999")
+    raise RuntimeError("no free port pair in 36000-36999")
 
 
 @pytest.fixture(scope="module")
@@ -215,14 +221,17 @@ def _kafka_env(settings: KafkaClientSettings) -> dict[str, str]:
 
 
 @pytest.mark.slow
-async def test_end_to_end_over_tls_and_sasl_reaches_postgres(
+async def test_end_to_end_over_tls_and_sasl_reaches_postgres_and_the_live_feed(
     kafka, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """device -(MQTT TLS, own user)-> gateway -(SASL_SSL)-> worker -(SASL_SSL)-> PostgreSQL."""
+    """device -(MQTT TLS, own user)-> gateway -(SASL_SSL)-> worker -(SASL_SSL)-> PostgreSQL,
+    and the worker's occupancy update -(SASL_SSL, tp-api)-> the API's live SSE feed. Every
+    hop is authenticated with its service's own identity; the brokers accept nothing else."""
     cfg_dir, _ = write_device_configs(tmp_path)
     out, secrets_file = tmp_path / "mqtt", tmp_path / "mqtt-secrets.yaml"
     argv = ["devices", "acl", "--config", str(cfg_dir), "--secrets", str(secrets_file)]
-    assert main([*argv, "--out", str(out), "--service", "gateway=tp-gateway",
+    services = ("gateway=tp-gateway", "api=tp-api", "portal=tp-portal")
+    assert main([*argv, "--out", str(out), *(a for v in services for a in ("--service", v)),
                  "--generate-missing"]) == 0  # fmt: skip
     mqtt_pw = {
         k.removeprefix("mqtt-"): v for k, v in yaml.safe_load(secrets_file.read_text()).items()
@@ -238,7 +247,7 @@ async def test_end_to_end_over_tls_and_sasl_reaches_postgres(
               "TP_MQTT_HOST": "127.0.0.1", "TP_MQTT_PORT": str(broker.port),
               "TP_MQTT_TLS_CA": str(certs.ca), "DATABASE_URL": database_url,
               "TP_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
-    gw_port = _free_pair(27500)
+    gw_port = _free_pair(36500)
     gw_mqtt = {"TP_MQTT_USERNAME": "tp-gateway", "TP_MQTT_PASSWORD": mqtt_pw["tp-gateway"]}
     gw_env = {**os.environ, **common, **_kafka_env(kafka["tp-gateway"]), **gw_mqtt}
     gateway = spawn_cli(["gateway", "--metrics-port", str(gw_port), "--client-id", "gw-sec"],
@@ -247,21 +256,75 @@ async def test_end_to_end_over_tls_and_sasl_reaches_postgres(
         monkeypatch.setenv(key, value)
     worker_settings = Settings()
     worker = start_worker(worker_settings, tmp_path / "worker.log")
+    api_kafka, api_pw = kafka["tp-api"], mqtt_pw["tp-api"]
+    api_settings = worker_settings.model_copy(
+        update={"kafka_username": api_kafka.username, "kafka_password": api_kafka.secret(),
+                "mqtt_username": "tp-api", "mqtt_password": api_pw}
+    )  # fmt: skip
+    monkeypatch.setenv("TP_PORTAL_MQTT_USERNAME", "tp-portal")
+    monkeypatch.setenv("TP_PORTAL_MQTT_PASSWORD", mqtt_pw["tp-portal"])
+    app = create_app(api_settings)
     device = MqttClientSettings(host="127.0.0.1", port=broker.port, tls_ca=certs.ca)
     event = session_start(SITE, 1, device=AGENT)
     try:
         await asyncio.to_thread(wait_until, lambda: healthy(gw_port), 90, "gateway healthy")
-        client = make_mqtt_client(device.with_credentials(AGENT, mqtt_pw[AGENT]), "sec-device")
-        client.connect(device.host, device.port)
-        client.loop_start()
-        client.publish(topic_for(event), encode_event(event), qos=1).wait_for_publish(10)
-        client.disconnect()
-        client.loop_stop()
-        sql = f"SELECT session_id FROM wifi_sessions WHERE site = '{SITE}'"
-        await wait_for(lambda: bool(query(database_url, sql)), 120, "session row", worker,
-                       tmp_path / "worker.log")  # fmt: skip
-        assert query(database_url, sql) == [(event.data.session_id,)]
+        async with (
+            uvicorn_server(app) as base,
+            httpx.AsyncClient(base_url=base, timeout=60) as http,
+        ):
+            await until(lambda: app.state.live.hub.ready, "API live feed connected over SASL_SSL")
+            portal = app.state.portal.publisher  # in the API process, as tp-portal over TLS
+            await until(portal.connected.is_set, "portal publisher accepted by the broker")
+            await _deliver_and_stream(http, device, mqtt_pw[AGENT], event, database_url, worker,
+                                      tmp_path)  # fmt: skip
     finally:
         stop_cli(gateway)
         stop_worker(worker)
         broker.stop()
+
+
+async def _deliver_and_stream(
+    http: httpx.AsyncClient,
+    device: MqttClientSettings,
+    password: str,
+    event: EventBase,
+    database_url: str,
+    worker: subprocess.Popen[bytes],
+    tmp_path: Path,
+) -> None:
+    async with http.stream("GET", "/api/v1/live") as feed:
+        assert feed.status_code == 200
+        events = sse_events(feed)
+        await _publish_and_check(device, password, event, database_url, worker, tmp_path)
+        assert await _occupancy_of(events, SITE) >= 1
+
+
+async def _occupancy_of(events: AsyncIterator[SseEvent], site: str) -> int:
+    """The first live occupancy the API streams for ``site`` with someone connected."""
+    for _ in range(20):
+        (got,) = await read_occupancy(events, 1, within=90)
+        data = json.loads(got.data)
+        if data["site"] == site and data["connected"] >= 1:
+            return int(data["connected"])
+    raise AssertionError(f"no live occupancy for {site}")
+
+
+async def _publish_and_check(
+    device: MqttClientSettings,
+    password: str,
+    event: EventBase,
+    database_url: str,
+    worker: subprocess.Popen[bytes],
+    tmp_path: Path,
+) -> None:
+    """Publish as the device over TLS; wait for the worker's stored session row."""
+    client = make_mqtt_client(device.with_credentials(AGENT, password), "sec-device")
+    client.connect(device.host, device.port)
+    client.loop_start()
+    client.publish(topic_for(event), encode_event(event), qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+    sql = f"SELECT session_id FROM wifi_sessions WHERE site = '{SITE}'"
+    await wait_for(lambda: bool(query(database_url, sql)), 120, "session row", worker,
+                   tmp_path / "worker.log")  # fmt: skip
+    assert query(database_url, sql) == [(event.data.session_id,)]  # type: ignore[attr-defined]
