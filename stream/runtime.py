@@ -16,6 +16,7 @@ Usage::
     runtime = StreamRuntime(settings.kafka_client_settings(), RuntimeOptions(group_id="g"))
     send = runtime.sender("tp.out.v1")
     runtime.consume("tp.in.v1", handle_batch)        # async (list[bytes]) -> object
+    runtime.consume_each("tp.rare.v1", handle_one)    # (bytes) -> object, sync or async
     runtime.every(1.0, tick)                          # async () -> object
     runtime.on_stop(close_clients)
     await runtime.run(stop_event)
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -90,6 +92,18 @@ class StreamRuntime:
     def consume(self, topic: str, handler: BatchHandler) -> None:
         """``handler`` gets each batch's values of ``topic`` (partition order kept)."""
         self._handlers[topic] = handler
+
+    def consume_each(self, topic: str, handler: Callable[[bytes], object]) -> None:
+        """``handler`` gets each value of ``topic`` in partition order (awaited if async):
+        for low-volume inputs whose logic is per message (fusion, alerts)."""
+
+        async def handle(values: list[bytes]) -> None:
+            for value in values:
+                result = handler(value)
+                if inspect.isawaitable(result):
+                    await result
+
+        self._handlers[topic] = handle
 
     def every(self, seconds: float, work: Work, first: float | None = None) -> None:
         """Run ``work`` every ``seconds`` (first after ``first`` s, default one period)."""

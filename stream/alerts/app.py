@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -136,7 +135,7 @@ def build_runtime(
         KafkaTopic.CAMERA_EVENT: camera_event,
     }
     for topic, handler in handlers.items():
-        app.consume(settings.kafka_topic(topic), _each(handler))
+        app.consume_each(settings.kafka_topic(topic), handler)
 
     async def timeouts() -> None:
         await engine().tick()
@@ -150,14 +149,6 @@ def build_runtime(
     app.every(30.0, escalation)
     app.on_stop(service.stop)
     return app, service
-
-
-def _each(handler: Callable[[bytes], Awaitable[None]]) -> Callable[[list[bytes]], Awaitable[None]]:
-    async def handle(values: list[bytes]) -> None:
-        for value in values:
-            await handler(value)
-
-    return handle
 
 
 def _decode(raw: bytes, topic: str) -> Any:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,7 +112,7 @@ def _register_fusion(
         KafkaTopic.DEVICE_AVAILABILITY: fusion.on_availability,
     }
     for topic, handler in inputs.items():
-        app.consume(settings.kafka_topic(topic), _each(handler))
+        app.consume_each(settings.kafka_topic(topic), handler)
 
     async def load_calibration() -> None:
         n = await flows.with_db(lambda sink: fusion.load(sink.conn))
@@ -135,13 +134,3 @@ def _register_fusion(
     app.on_start(load_calibration)
     app.every(1.0, fusion_tick)
     app.every(10.0, save_calibration)
-
-
-def _each(handler: Callable[[bytes], object]) -> Callable[[list[bytes]], Any]:
-    """A batch handler feeding ``handler`` one value at a time, in partition order."""
-
-    async def handle(values: list[bytes]) -> None:
-        for value in values:
-            handler(value)
-
-    return handle
