@@ -90,6 +90,7 @@ class _Tracked:
     randomized: bool
     key_day: date
     started: datetime
+    split: bool  # started by a key-rotation split: nothing of it may predate that
 
 
 #: Told ``(facts, stop, start)`` after a split, so adapters can update their own tables.
@@ -119,7 +120,7 @@ class EventEmitter:
         if facts.nas is not None:
             token = self.pseudonymiser.token(facts.nas, facts.session_id, pseudo.client_id)
             session_id, dedup_key = f"radius-{token}", f"{token}|{facts.dedup_key}"
-        self._track(session_id, facts, stats, pseudo.client_id, pseudo.randomized)
+        facts = self._track(session_id, facts, stats, pseudo.client_id, pseudo.randomized)
         return self.session_event(
             facts.status,
             client_id=pseudo.client_id,
@@ -187,15 +188,22 @@ class EventEmitter:
 
     def _track(
         self, sid: str, facts: SessionFacts, stats: SourceStats, client: str, randomized: bool
-    ) -> None:
+    ) -> SessionFacts:
+        """Remember the open session; returns ``facts``, with a report that predates the
+        session's split (a Stop delayed across 04:00) moved to the split instant."""
         known = self._tracked.pop(sid, None)
+        if known is not None and known.split and facts.event_time < known.started:
+            facts = replace(facts, event_time=known.started)
         if facts.status is SessionStatus.STOP:
-            return
-        day = self.pseudonymiser.key_store.key_day()  # the key the pseudonym was made with
+            return facts
+        store = self.pseudonymiser.key_store
+        day = store.loaded_day or store.key_day()  # the key the pseudonym was made with
         started = known.started if known is not None else facts.event_time
-        self._tracked[sid] = _Tracked(facts, stats, client, randomized, day, started)
+        split = known.split if known is not None else facts.start_cause == KEY_ROTATION
+        self._tracked[sid] = _Tracked(facts, stats, client, randomized, day, started, split)
         while len(self._tracked) > TRACKED_MAX:
             self._tracked.popitem(last=False)
+        return facts
 
     def open_sessions(self) -> int:
         return len(self._tracked)

@@ -71,6 +71,11 @@ def test_open_sessions_stop_and_restart_under_the_new_pseudonym(tmp_path: Path) 
     )
     new_radius = next(s for s in starts if s.source == "edge.wifi.radius")
     assert interim.data.session_id == new_radius.data.session_id  # type: ignore[attr-defined]
+    # A Stop the NAS delayed across the rotation does not end the new session before it began.
+    late = emitter.build_session(
+        _facts(SessionStatus.STOP, "3C:22:FB:00:00:01", AT - timedelta(seconds=30)), radius
+    )
+    assert late.data.session_id == new_radius.data.session_id and late.event_time == AT  # type: ignore[attr-defined]
     # Nothing old is left to split a second time.
     assert emitter.split_at_rotation(AT) == 0
 
