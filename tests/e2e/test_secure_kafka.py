@@ -44,6 +44,7 @@ from infra.stack.secure_kafka import ADMIN, start_secure_kafka
 from schemas.codec import encode_event
 from schemas.device import AvailabilityData, AvailabilityV1
 from schemas.envelope import EventBase
+from schemas.portal import ImpressionData, PortalImpressionV1
 from schemas.topics import KafkaTopic
 from tests.support.api_support import SseEvent, read_occupancy, sse_events, until, uvicorn_server
 from tests.support.edge_wifi_support import (
@@ -327,6 +328,8 @@ async def test_end_to_end_over_tls_and_sasl_reaches_postgres_and_the_live_feed(
             await until(lambda: app.state.live.hub.ready, "API live feed connected over SASL_SSL")
             portal = app.state.portal.publisher  # in the API process, as tp-portal over TLS
             await until(portal.connected.is_set, "portal publisher accepted by the broker")
+            funnel = _impression(app.state.portal.portal.device_id)
+            portal.publish(funnel)  # -> gateway (tp-gateway) -> Kafka
             async with http.stream("GET", "/api/v1/live") as feed:
                 assert feed.status_code == 200
                 events = sse_events(feed)
@@ -335,6 +338,8 @@ async def test_end_to_end_over_tls_and_sasl_reaches_postgres_and_the_live_feed(
                                worker, tmp_path / "worker.log")  # fmt: skip
                 assert query(database_url, sql) == [(event.data.session_id,)]
                 assert await _occupancy_of(events, SITE) >= 1
+            funnel_topic = f"{NS}.{KafkaTopic.PORTAL_FUNNEL}"
+            assert await _ids_in(kafka[ADMIN], funnel_topic) == [str(funnel.id)]
     finally:
         stop_cli(gateway)
         stop_worker(worker)
@@ -414,6 +419,29 @@ async def _alert_until(
         return reader.result()
     finally:
         reader.cancel()
+
+
+def _impression(device: str) -> PortalImpressionV1:
+    data = ImpressionData(
+        client_id="ab" * 16, portal_session="cd" * 16, controller="meraki", language="vi"
+    )
+    return PortalImpressionV1(
+        site=SITE, device=device, source="portal", event_time=datetime.now(UTC), data=data
+    )
+
+
+async def _ids_in(settings: KafkaClientSettings, topic: str) -> list[str]:
+    """Event ids of every record in partition 0 of ``topic`` (read as ``settings``)."""
+    consumer = AIOKafkaConsumer(**settings.aiokafka(group_id=None, request_timeout_ms=8000))
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        got = await consumer.getmany(tp, timeout_ms=5000)
+        return [json.loads(r.value)["id"] for r in got.get(tp, [])]
+    finally:
+        await consumer.stop()
 
 
 async def _occupancy_of(events: AsyncIterator[SseEvent], site: str) -> int:
