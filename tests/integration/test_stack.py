@@ -22,7 +22,6 @@ from typing import Any
 import paho.mqtt.client as paho
 import psycopg
 import pytest
-from paho.mqtt.client import MQTTv311
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -112,23 +111,13 @@ def test_private_mosquitto_starts_persists_and_stops(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-def test_amqtt_fallback_when_mosquitto_is_missing(
+def test_missing_mosquitto_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(mqtt, "find_mosquitto", lambda: None)
     monkeypatch.setattr(mqtt, "apt_install", lambda _pkgs, _say: False)
-    lines: list[str] = []
-    cfg = private_config(tmp_path)
-    comp = mqtt.ensure_mqtt(cfg, lines.append)
-    try:
-        assert comp.impl == "amqtt" and comp.managed
-        assert any("falling back to amqtt" in line for line in lines)
-        # amqtt speaks MQTT 3.1.1 only: publish with that protocol, QoS 1 (PUBACKed).
-        mqtt_helpers.publish_payloads(
-            cfg.mqtt_host, cfg.mqtt_port, "tp-test/y", [b"hello"], protocol=MQTTv311
-        )
-    finally:
-        assert manager.stop_component(comp) == "stopped"
+    with pytest.raises(RuntimeError, match="install mosquitto"):
+        mqtt.ensure_mqtt(private_config(tmp_path), lambda _line: None)
 
 
 @pytest.mark.integration
