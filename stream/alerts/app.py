@@ -35,7 +35,7 @@ from stream.runtime import RuntimeOptions, StreamRuntime
 log = logging.getLogger(__name__)
 
 REJECTED = Counter(
-    "tourpulse_alert_inputs_rejected_total", "Input messages the engine could not use", ["topic"]
+    "tp_alert_inputs_rejected_total", "Input messages the engine could not use", ["topic"]
 )
 
 

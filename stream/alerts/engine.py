@@ -25,7 +25,7 @@ from stream.alerts.store import AlertStore, StoredAlert
 
 log = logging.getLogger(__name__)
 
-SIGNALS = Counter("tourpulse_alert_signals_total", "Rule signals", ["type", "action"])
+SIGNALS = Counter("tp_alert_signals_total", "Rule signals", ["type", "action"])
 
 Publish = Callable[[AlertChangedV1], Awaitable[None]]
 

@@ -28,16 +28,16 @@ from device_configs.alerting import EmailTarget, WebhookTarget
 
 log = logging.getLogger(__name__)
 
-SENT = Counter("tourpulse_notifications_sent_total", "Notifications delivered", ["target"])
+SENT = Counter("tp_notifications_sent_total", "Notifications delivered", ["target"])
 FAILED = Counter(
-    "tourpulse_notification_attempts_failed_total", "Failed delivery attempts", ["target"]
+    "tp_notification_attempts_failed_total", "Failed delivery attempts", ["target"]
 )
 GAVE_UP = Counter(
-    "tourpulse_notifications_given_up_total",
+    "tp_notifications_given_up_total",
     "Notifications dropped after all retries or because the queue was full",
     ["target", "why"],
 )
-QUEUED = Gauge("tourpulse_notifications_queued", "Notifications waiting for delivery")
+QUEUED = Gauge("tp_notifications_queued", "Notifications waiting for delivery")
 
 Target = WebhookTarget | EmailTarget
 
