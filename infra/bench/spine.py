@@ -35,6 +35,7 @@ class Spine:
         gateways: int = 1,
         workers: int = 1,
         procs: int = 2,
+        ports: list[int] | None = None,
     ) -> None:
         self.settings, self.ns, self.db_url = settings, ns, db_url
         env = {
@@ -46,17 +47,22 @@ class Spine:
         }
         self.gateways: list[Service] = []
         self.workers: list[Service] = []
+        free = iter(ports or [])  # metrics ports: one per gateway, ``procs`` per worker
         try:
             for n in range(gateways):
                 args = ["gateway", "--client-id", f"gw{n}-{ns}", "--share-group", ns]
                 name = "gateway" if gateways == 1 else f"gateway{n}"
-                self.gateways.append(Service(name, [*args, "--stats-every", "0"], env, log_dir))
+                args += ["--stats-every", "0"]
+                self.gateways.append(Service(name, args, env, log_dir, 1, next(free, None)))
             for gateway in self.gateways:
                 gateway.wait_healthy(60)
             for n in range(workers):
                 name = "worker" if workers == 1 else f"worker{n}"
                 args = ["worker", "--workers", str(procs)]
-                self.workers.append(Service(name, args, env, log_dir, procs))
+                port = next(free, None)
+                for _ in range(procs - 1):
+                    next(free, None)
+                self.workers.append(Service(name, args, env, log_dir, procs, port))
             for worker in self.workers:
                 worker.wait_healthy(180)
         except BaseException:
