@@ -24,7 +24,7 @@ from pathlib import Path
 
 from device_configs.loader import load_device_configs
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
-from edge.simulator.generator import SimConfig, WifiEvent, WifiSessionGenerator
+from edge.simulator.generator import SimConfig, WifiEvent, WifiSessionGenerator, edge_device_id
 from edge.simulator.identity import SimulatedClockPseudonymiser
 from infra.bench.context import BenchError
 from schemas.envelope import EventBase
@@ -53,10 +53,16 @@ class FeedStats:
         return self.submitted / max(self.ended - self.started, 1e-9)
 
 
-def city_events(config_dir: Path, keys: Path, ns: str, seed: int = 42) -> Iterator[WifiEvent]:
-    """The simulator's Wi-Fi events for every site of the deployment, sites named ``ns-*``."""
+def city_events(
+    config_dir: Path, keys: Path, ns: str, seed: int = 42, warmup: timedelta = timedelta(hours=3)
+) -> Iterator[WifiEvent]:
+    """The simulator's Wi-Fi events for every site of the deployment, sites named ``ns-*``.
+
+    ``warmup`` of simulated time fills the sites before the first event (a few seconds of
+    CPU for 3 hours; a quick run takes less).
+    """
     configs = load_device_configs(config_dir)
-    sim = SimConfig(start=datetime.now(UTC), seed=seed, site_prefix=ns, warmup=timedelta(hours=3))
+    sim = SimConfig(start=datetime.now(UTC), seed=seed, site_prefix=ns, warmup=warmup)
     return iter(WifiSessionGenerator(configs, sim, SimulatedClockPseudonymiser(keys)))
 
 
@@ -72,11 +78,11 @@ class EdgeFleet:
         *,
         boxes: int = 4,
         sample_every: int = 10,
-        ns: str = "bench",
     ) -> None:
         self.sample_every = sample_every
         self.links: list[MqttLink] = []
         self._by_site: dict[str, MqttLink] = {}
+        ordered = sorted(sites)
         for n in range(min(boxes, len(sites))):
             cfg = MqttLinkConfig(
                 host=host,
@@ -85,10 +91,10 @@ class EdgeFleet:
                 heartbeat_s=10.0,
                 max_inflight=100,
             )
-            self.links.append(
-                MqttLink(cfg, LinkIdentity(f"{ns}-box{n}", f"box{n}-edge", DeviceKind.WIFI))
-            )
-        for i, site in enumerate(sorted(sites)):
+            # Its heartbeats and availability go under its first site (a configured one).
+            ident = LinkIdentity(ordered[n], edge_device_id(ordered[n]), DeviceKind.WIFI)
+            self.links.append(MqttLink(cfg, ident))
+        for i, site in enumerate(ordered):
             self._by_site[site] = self.links[i % len(self.links)]
 
     def start(self) -> None:

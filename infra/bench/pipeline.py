@@ -77,7 +77,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         n_base = 5_000 if ctx.quick else BASELINE_MESSAGES
         baseline = mosquitto.measure("127.0.0.1", mqtt_port, n_base, payload)
         log.info("mosquitto baseline: %.0f msgs/s for %d-byte payloads", baseline, payload)
-        fleet = EdgeFleet(sites, "127.0.0.1", mqtt_port, work, boxes=BOXES, ns=ns)
+        fleet = EdgeFleet(sites, "127.0.0.1", mqtt_port, work, boxes=BOXES)
         with Spine(settings, ns, db_url, work, procs=WORKERS) as spine:
             fleet.start()
             try:

@@ -24,10 +24,12 @@ import logging
 import math
 import os
 import shutil
+import signal
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +44,8 @@ from infra.bench.latency import stored_times, summarise
 from infra.bench.services import fresh_database, private_mosquitto
 from infra.bench.spine import Spine
 from infra.stack.kafka import jars_ready
-from infra.stack.kafka_cluster import start_cluster, stop_nodes
-from infra.stack.procs import port_open
+from infra.stack.kafka_cluster import start_cluster
+from infra.stack.procs import ProcessId, port_open, stop_process
 from infra.stack.state import StackConfig
 from schemas.topics import KafkaTopic
 from stream.app import APP_NAME
@@ -53,7 +55,7 @@ log = logging.getLogger(__name__)
 LOAD_MULTIPLE = 10
 EXTRAPOLATE_TO = 100  # the whole country, for the cores-per-stage table
 DURATION_S, QUICK_DURATION_S = 600.0, 20.0
-WARMUP_S, QUICK_WARMUP_S = 10.0, 3.0
+WARMUP_S, QUICK_WARMUP_S = 10.0, 2.0
 LAG_EVERY_S, QUICK_LAG_EVERY_S = 10.0, 2.0
 BROKERS = 3
 BOXES = 4
@@ -62,6 +64,7 @@ KAFKA_PORT = 31092  # brokers 31092-31094, controllers 31192-31194
 METRICS_PORTS = [31201, 31202, 31203, 31204]  # gateway 1, 2; worker 1, 2
 #: Processes that can use at most one core each (single-threaded, or Python's GIL).
 ONE_CORE_PER_PROCESS = {"edge_link": 1, "mosquitto": 1, "gateway": 2, "worker": 2}
+REPO_LIBS = Path(__file__).resolve().parents[2] / ".tourpulse" / "kafka" / "libs"
 TARGET = {"load_multiple": 10, "duration_s": 600, "latency_ms_p95_max_minute": 1000}
 
 
@@ -85,12 +88,16 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         settings = ctx.settings.model_copy(
             update={"mqtt_host": "127.0.0.1", "mqtt_port": mqtt_port, "kafka_bootstrap": bootstrap}
         )
-        events = city_events(settings.device_configs, work / "keys", ns)
-        fleet = EdgeFleet(sites, "127.0.0.1", mqtt_port, work, boxes=BOXES, ns=ns)
+        fill = timedelta(minutes=20 if ctx.quick else 180)
+        events = city_events(settings.device_configs, work / "keys", ns, warmup=fill)
+        fleet = EdgeFleet(sites, "127.0.0.1", mqtt_port, work, boxes=BOXES)
         with Spine(
             settings, ns, db_url, work, gateways=2, workers=2, procs=1, ports=METRICS_PORTS
         ) as spine:
             fleet.start()
+            log.info(
+                "pipeline up; %.0f events/s for %.0f s after %.0f s warm-up", rate, duration, warmup
+            )
             try:
                 warm = fleet.feed(events, warmup, rate)
                 spine.wait_rows(warm.submitted)
@@ -106,6 +113,11 @@ def run(ctx: BenchContext) -> dict[str, Any]:
                 lag.start()
                 measured = fleet.feed(events, duration, rate, progress=_progress)
                 done = spine.wait_rows(warm.submitted + measured.submitted)
+                log.info(
+                    "all %d events stored %.1f s after the last",
+                    measured.submitted,
+                    done - measured.ended,
+                )
                 meter.stop()
                 lag.stop()
                 if fleet.queued:
@@ -184,7 +196,10 @@ def _cpu_figures(cpu_s: dict[str, float], wall: float, n: int, city: float) -> d
 def _kafka_cluster(ctx: BenchContext, work: Path) -> Iterator[tuple[str, set[int]]]:
     """A private 3-broker KRaft cluster on 31092-31094; yields (bootstrap, node pids)."""
     java = shutil.which("java")
-    libs = StackConfig.from_settings(ctx.settings).libs_dir
+    # The stack's jar cache, else the checkout's (``make kafka-jars``) when the data
+    # directory is elsewhere (tests).
+    candidates = [StackConfig.from_settings(ctx.settings).libs_dir, REPO_LIBS]
+    libs = next((c for c in candidates if jars_ready(c)), candidates[0])
     if java is None or not jars_ready(libs):
         raise BenchError(f"needs java and the Kafka jars in {libs} (make kafka-jars)")
     busy = [p for p in range(KAFKA_PORT, KAFKA_PORT + BROKERS) if port_open("127.0.0.1", p)]
@@ -193,11 +208,14 @@ def _kafka_cluster(ctx: BenchContext, work: Path) -> Iterator[tuple[str, set[int
     cfg = StackConfig(data_dir=work / "kafka", kafka_port=KAFKA_PORT, kafka_brokers=BROKERS)
     comp = start_cluster(cfg, java, libs, BROKERS, log.info)
     home = cfg.data_dir / "kafka-cluster"
+    nodes = [ProcessId(int(p), int(t)) for p, t in json.loads((home / "nodes.json").read_text())]
     try:
-        pids = {int(pid) for pid, _ticks in json.loads((home / "nodes.json").read_text())}
-        yield comp.address, pids
+        yield comp.address, {node.pid for node in nodes}
     finally:
-        stop_nodes(home)
+        # Throwaway data: kill all at once. Stopped one by one, the last node's controlled
+        # shutdown waits for a controller quorum that is gone (~40 s of nothing).
+        for node in nodes:
+            stop_process(node, signal.SIGKILL)
 
 
 def _meter(spine: Spine, broker_pid: int, kafka_pids: set[int]) -> CpuMeter:

@@ -8,6 +8,7 @@ as in the deployment's topology (docs/deployment.md).
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 
@@ -76,7 +77,11 @@ class Spine:
         self.close()
 
     def close(self) -> None:
-        for service in [*self.workers, *self.gateways]:
+        services = [*self.workers, *self.gateways]
+        for service in services:  # all drain at once, then each is waited for
+            if service.proc.poll() is None:
+                service.proc.send_signal(signal.SIGTERM)
+        for service in services:
             service.stop()
         delete_kafka_topics(self.settings.kafka_bootstrap, self.ns)
 
