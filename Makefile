@@ -5,17 +5,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
-PY_PACKAGES := schemas edge stream api device_configs infra
+PY_PACKAGES := schemas core edge stream api device_configs infra
 
-.PHONY: help deps venv node-tools camera-interop kafka-jars test stack-up stack-down stack-status lint demo bench chaos clean
+.PHONY: help deps venv node-tools camera-interop kafka-jars test test-fast stack-up stack-down stack-status lint demo bench chaos clean
 
 help:
 	@echo "make deps          install Debian packages (infra/system-packages.txt; root only) and"
 	@echo "                   build TimescaleDB from ../shared/vendor when it is there"
 	@echo "make venv          create $(VENV) with the project and dev tools (re-run on pyproject change)"
 	@echo "make test          deps + venv + Kafka jars + pytest (starts Mosquitto/Kafka/PostgreSQL)"
+	@echo "make test-fast     unit tier only (tests/unit: no services, under a minute)"
 	@echo "make stack-up      start the dev stack (reuses running services); stack-down / stack-status"
-	@echo "make lint          ruff + mypy (+ shellcheck for the shell scripts)"
+	@echo "make lint          ruff + mypy + import-linter layers (+ shellcheck for the scripts)"
 	@echo "make demo          run the end-to-end demo;  make bench: benchmarks into .bench/"
 	@echo "make chaos         full chaos suite (private brokers, ~20 min) into .bench/chaos.json"
 
@@ -62,6 +63,10 @@ test: deps venv kafka-jars node-tools camera-interop
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test: FAILED: pytest collected no tests"; fi; exit $$rc
 
+# The unit tier: pure logic and in-process servers, no brokers or databases started.
+test-fast: venv
+	@$(BIN)/pytest -q tests/unit
+
 stack-up: venv kafka-jars
 	$(BIN)/tourpulse stack up
 
@@ -74,6 +79,7 @@ stack-status: venv
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(PY_PACKAGES)
+	$(BIN)/lint-imports
 	@if command -v shellcheck >/dev/null; then \
 	  shellcheck infra/*.sh .ci/run $$(find firmware_scripts -name '*.sh'); \
 	else echo "lint: shellcheck not installed (make deps): skipped"; fi

@@ -31,8 +31,8 @@ from api.metrics import ApiMetrics, MetricsMiddleware
 from api.openapi_doc import install_common_responses
 from api.security.body import BodyLimitMiddleware
 from api.security.streams import StreamLimiter
+from core.settings import Settings, get_settings
 from device_configs.loader import load_device_configs
-from infra.settings import Settings, get_settings
 from schemas.topics import KafkaTopic
 
 #: The API's own routes (what ``create_app(features=CORE_FEATURES)`` serves alone).

@@ -8,8 +8,8 @@ import logging
 import uvicorn
 
 from api.security import access_log
+from core.settings import get_settings
 from device_configs.loader import ConfigError
-from infra.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Tuning knobs of the API process, read from ``TP_API_*`` env vars.
 
-Kept apart from :class:`infra.settings.Settings` (which says *where* things are) because
+Kept apart from :class:`core.settings.Settings` (which says *where* things are) because
 these say *how much*: buffer sizes and limits that tests shrink to exercise edge cases.
 """
 

@@ -15,8 +15,8 @@ from api.config import ApiTuning
 from api.errors import ApiError
 from api.live.consumer import LiveFeed
 from api.metrics import ApiMetrics
+from core.settings import Settings
 from device_configs.models import DeviceConfigs, Site
-from infra.settings import Settings
 
 
 def get_settings_dep(request: Request) -> Settings:

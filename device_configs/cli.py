@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.settings import get_settings
 from device_configs.loader import ConfigError, load_device_configs
-from infra.settings import get_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -13,7 +13,7 @@ import logging
 import sys
 
 #: Top-level command -> the modules that register it. Only the modules of the command
-#: being run are imported (some pull in OpenCV, aiortc or Faust, seconds of start-up);
+#: being run are imported (some pull in OpenCV, aiortc or Kafka clients, seconds of start-up);
 #: ``--help`` and unknown commands import them all.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "schemas": ("schemas.export",),

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core.settings import get_settings
 from device_configs import Site, load_device_configs
 from edge.camera_sim.demo import demo_children as camera_demo_children
 from edge.camera_sim.demo import demo_env as camera_demo_env
 from edge.simulator.generator import SimConfig
 from edge.simulator.profiles import profile_for
-from infra.settings import get_settings
 
 DEMO_USER = "demo-admin"
 SURGE_SITE = "phu-hoa-dong-rice-paper-village"

@@ -5,7 +5,7 @@ is listed here, so each service's needs are written down once, next to the topic
 
 * gateway: create, describe and write the ingest topics and the dead-letter topic; no reads.
 * worker: read every topic of the deployment, write derived topics and dead letters, use
-  consumer groups and create Faust's internal topics, all inside the deployment's prefix.
+  consumer groups and create the topics they declare, all inside the deployment's prefix.
 * api: read the live feeds (occupancy, fused occupancy, alert changes, flows) and write only
   alert changes (operator actions); no consumer groups (it assigns partitions itself).
 """
@@ -65,8 +65,8 @@ def service_grants(
         for t in INGEST
         for o in (op.CREATE, op.DESCRIBE, op.WRITE)
     ]
-    # Workers: everything under the namespace prefix (Faust names its internal topics and
-    # groups after the namespaced app id); without a namespace, every topic and group.
+    # Workers: everything under the namespace prefix (topics and consumer groups are
+    # namespaced); without a namespace, every topic and group.
     scope = (ns, ResourcePatternType.PREFIXED) if ns else ("*", literal)
     grants += [
         Grant(worker, res, scope[0], scope[1], o)

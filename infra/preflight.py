@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from core.settings import DEVICE_CONFIG_DIR
 from device_configs.loader import ConfigError, load_device_configs
 from device_configs.models import DeviceConfigs
 from device_configs.wifi import load_secrets
-from infra.settings import DEVICE_CONFIG_DIR
 
 #: Signing and sealing keys, admin/operator bearer tokens (>= 256 bits of text).
 MIN_KEY_LEN = 32

@@ -1,1 +1,1 @@
-"""Stream processing: MQTT ingest gateway, Faust processors and PostgreSQL sinks."""
+"""Stream processing: MQTT ingest gateway, the stream runtime's workers and PostgreSQL sinks."""

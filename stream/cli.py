@@ -8,7 +8,6 @@ Each child serves /metrics and /healthz on ``--metrics-port`` + its index.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import signal
 import subprocess
@@ -16,15 +15,18 @@ import sys
 import time
 from datetime import timedelta
 
-import faust
-
-from infra.observability import Health, ObservabilityServer
-from infra.settings import get_settings
+from core.observability import Health, ObservabilityServer
+from core.settings import get_settings
 from schemas.topics import KafkaTopic
-from stream.app import APP_NAME, WorkerOptions, create_app
+from stream.runtime_cli import (
+    RUNTIME_ARGS,
+    add_runtime_args,
+    run_until_signalled,
+    runtime_options,
+)
 from stream.storage import migrate
-from stream.wifi.direct import DirectOptions, run_direct
 from stream.wifi.processor import OccupancyProcessor, ProcessorConfig
+from stream.wifi.service import GROUP, build_runtime
 from stream.wifi.sink import RAW_WRITERS
 
 log = logging.getLogger(__name__)
@@ -39,8 +41,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--workers", type=int, default=1, help="processes to run (one per core)")
     p.add_argument("--metrics-port", type=int, default=9110, help="first /metrics port (0: any)")
-    p.add_argument("--batch-size", type=int, default=2000, help="max events per transaction")
-    p.add_argument("--batch-window", type=float, default=0.2, help="max seconds to fill a batch")
     p.add_argument(
         "--session-timeout", type=float, default=900.0,
         help="seconds after a client's last event when a session without stop ends "
@@ -57,20 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="min seconds between recomputing a site's queued minute rollups "
         "(0: after every batch; each recompute counts every connected client)",
     )
-    p.add_argument("--rebalance-timeout", type=float, default=10.0, help="Kafka group, seconds")
-    p.add_argument("--group-session-timeout", type=float, default=8.0,
-                   help="seconds before Kafka evicts a dead worker (takeover time)")  # fmt: skip
-    p.add_argument("--heartbeat-interval", type=float, default=1.0, help="Kafka group, seconds")
-    p.add_argument("--instance-id", default=None,
-                   help="static group membership (direct engine): a worker restarted with the "
-                        "same id resumes its partitions at once; unique per group, e.g. the "
-                        "systemd instance name")  # fmt: skip
     p.add_argument("--raw-writer", choices=RAW_WRITERS, default="unnest",
                    help="how raw events are inserted (unnest measured faster)")  # fmt: skip
-    p.add_argument("--engine", choices=("direct", "faust"), default="direct",
-                   help="direct: aiokafka batch consumer (~10x less CPU per event, measured); "
-                        "faust: Faust agent (same group: never run both at once)")  # fmt: skip
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    add_runtime_args(p, batch_window=0.2)
     p.set_defaults(func=_cmd_worker)
 
 
@@ -102,74 +92,27 @@ def _run_one(args: argparse.Namespace) -> int:
         raw_writer=args.raw_writer,
         rollup_interval=args.rollup_interval,
     )
-    holder: list[OccupancyProcessor] = []
-    server = ObservabilityServer(args.metrics_port, health=lambda: _health(holder))
+    runtime, processor = build_runtime(
+        settings.kafka_client_settings(),
+        runtime_options(args, settings.kafka_topic(GROUP)),
+        config,
+        live_topic=settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
+        dead_topic=settings.kafka_topic(KafkaTopic.DEAD_LETTER),
+        close_interval=args.close_interval,
+    )
+    server = ObservabilityServer(args.metrics_port, health=lambda: _health(processor))
     try:
         server.start()
     except OSError as exc:
         print(f"error: metrics port {args.metrics_port}: {exc}", file=sys.stderr)
         return 1
     try:
-        if args.engine == "faust":
-            return _run_faust(args, config, holder)
-        return asyncio.run(_run_direct(args, config, holder))
+        return run_until_signalled(runtime)
     finally:
         server.stop()
 
 
-def _run_faust(
-    args: argparse.Namespace, config: ProcessorConfig, holder: list[OccupancyProcessor]
-) -> int:
-    options = WorkerOptions(
-        batch_size=args.batch_size,
-        batch_window=args.batch_window,
-        close_interval=args.close_interval,
-        rebalance_timeout=args.rebalance_timeout,
-        group_session_timeout=args.group_session_timeout,
-        heartbeat_interval=args.heartbeat_interval,
-        processor=config,
-    )
-    app, processor = create_app(get_settings(), options)
-    holder.append(processor)
-    log.info("faust engine: consuming %s as group %s", config.source_topic, app.conf.id)
-    worker = faust.Worker(app, loglevel="DEBUG" if args.verbose else "INFO",
-                          redirect_stdouts=False)  # fmt: skip
-    try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
-
-
-async def _run_direct(
-    args: argparse.Namespace, config: ProcessorConfig, holder: list[OccupancyProcessor]
-) -> int:
-    settings = get_settings()
-    options = DirectOptions(
-        bootstrap=settings.kafka_client_settings(),
-        group_id=settings.kafka_topic(APP_NAME),
-        live_topic=settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
-        dead_topic=settings.kafka_topic(KafkaTopic.DEAD_LETTER),
-        batch_size=args.batch_size,
-        batch_window=args.batch_window,
-        close_interval=args.close_interval,
-        rebalance_timeout=args.rebalance_timeout,
-        group_session_timeout=args.group_session_timeout,
-        heartbeat_interval=args.heartbeat_interval,
-        instance_id=args.instance_id,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run_direct(config, options, stop, on_processor=holder.append)
-    return 0
-
-
-def _health(holder: list[OccupancyProcessor]) -> Health:
-    if not holder:
-        return Health(False, {"state": "starting"})
-    processor = holder[0]
+def _health(processor: OccupancyProcessor) -> Health:
     last = processor.last_batch_at
     return Health(
         processor.db_ok,
@@ -221,18 +164,7 @@ def _supervise(args: argparse.Namespace) -> int:
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
     """The per-process options, passed on unchanged to every child."""
-    names = (
-        "batch_size",
-        "batch_window",
-        "session_timeout",
-        "close_interval",
-        "live_interval",
-        "rebalance_timeout",
-        "group_session_timeout",
-        "heartbeat_interval",
-        "raw_writer",
-        "engine",
-    )
+    names = (*RUNTIME_ARGS, "session_timeout", "close_interval", "live_interval", "raw_writer")
     out: list[str] = []
     for name in names:
         out += [f"--{name.replace('_', '-')}", str(getattr(args, name))]

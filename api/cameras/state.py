@@ -20,10 +20,10 @@ import paho.mqtt.client as mqtt
 from api.cameras.lease import PtzLeases
 from api.cameras.limits import PeerCaps, SnapshotCache
 from api.cameras.whep import CameraFeed
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.onvif_client import REFUSED_ERRORS, UNREACHABLE_ERRORS, OnvifSession
 from device_configs.camera import Tour, TourStep
 from device_configs.models import Camera
-from edge.camera.onvif_client import REFUSED_ERRORS, UNREACHABLE_ERRORS, OnvifSession
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from schemas.camera import CameraCommandV1
 from schemas.codec import encode_event
 from schemas.envelope import utc_now

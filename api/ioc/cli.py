@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from api.ioc.users import Role, UserError, UserStore
-from infra.settings import get_settings
+from core.settings import get_settings
 
 PASSWORD_ENV = "TP_IOC_PASSWORD"
 

@@ -35,7 +35,7 @@ from api.live.positions import LiveMetrics
 from api.live.stream import live_events
 from api.models import ERROR_RESPONSES
 from api.security.streams import client_ip, stream_slot
-from infra.settings import Settings
+from core.settings import Settings
 from schemas.flows import FlowsHourlyV1
 from schemas.stream_out import AlertChangedV1, FusedOccupancyV1
 from schemas.topics import KafkaTopic

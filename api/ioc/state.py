@@ -17,7 +17,7 @@ from api.ioc.tickets import TicketBook
 from api.ioc.users import UserStore
 from api.live.consumer import LiveFeed
 from api.security.throttle import LoginThrottle
-from infra.kafka_client import KafkaClientSettings, as_kafka
+from core.kafka_client import KafkaClientSettings, as_kafka
 from schemas.stream_out import AlertChangedV1
 from stream.alerts.store import AlertStore
 

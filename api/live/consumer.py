@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from api.live.hub import Hub, LiveMessage
 from api.live.positions import PARTITION_STRIDE, LiveMetrics, Positions
-from infra.kafka_client import KafkaClientSettings, as_kafka
+from core.kafka_client import KafkaClientSettings, as_kafka
 from schemas.stream_out import OccupancyUpdateV1
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import uuid
 import paho.mqtt.client as mqtt
 from prometheus_client import Counter
 
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
 from schemas.topics import MqttTopic

@@ -39,7 +39,7 @@ from api.portal.security import PortalError
 from api.portal.settings import NOTICE_VERSION, TERMS_VERSION
 from api.portal.state import PortalRuntime, portal_lifespan
 from api.portal.store import Visit
-from edge.privacy import InvalidMac
+from core.privacy import InvalidMac
 from schemas.portal import (
     AccessGrantedData,
     ImpressionData,

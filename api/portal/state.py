@@ -33,11 +33,11 @@ from api.portal.security import RateLimiter, Sealer
 from api.portal.settings import PortalSettings
 from api.portal.store import PortalStore
 from api.portal.writer import LandingWriter
+from core.privacy import KeyStore, Pseudonymiser
+from core.privacy.rotation import rotate_on_schedule
+from core.settings import Settings, get_settings
 from device_configs.loader import load_device_configs
 from device_configs.models import Site
-from edge.privacy import KeyStore, Pseudonymiser
-from edge.privacy.rotation import rotate_on_schedule
-from infra.settings import Settings, get_settings
 from schemas.envelope import EventBase
 
 log = logging.getLogger(__name__)

@@ -15,19 +15,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from device_configs.camera import Tour
-from device_configs.models import Camera
-from edge.camera.audio import AudioWorker
-from edge.camera.calibration import with_calibration
-from edge.camera.commands import CommandSubscriber, parse_command
-from edge.camera.onvif_client import (
+from core.mqtt_client import MqttClientSettings
+from core.onvif_client import (
     REFUSED_ERRORS,
     UNREACHABLE_ERRORS,
     CameraAuthError,
     OnvifSession,
 )
+from device_configs.camera import Tour
+from device_configs.models import Camera
+from edge.camera.audio import AudioWorker
+from edge.camera.calibration import with_calibration
+from edge.camera.commands import CommandSubscriber, parse_command
 from edge.camera.video import VideoWorker
-from edge.link.mqtt_client import MqttClientSettings
 from schemas.camera import (
     AudioLevel,
     CameraAudioLevelV1,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from core.settings import get_settings
 from device_configs.loader import ConfigError, load_device_configs
 from edge.camera.calibration import (
     DEFAULT_LEVEL,
@@ -23,7 +24,6 @@ from edge.camera.calibration import (
     read_labels,
 )
 from edge.camera.config_writer import write_calibration
-from infra.settings import get_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

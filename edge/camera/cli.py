@@ -11,13 +11,13 @@ import asyncio
 import signal
 from pathlib import Path
 
+from core.mqtt_client import MqttClientSettings
+from core.observability import Health, ObservabilityServer
+from core.settings import get_settings
 from device_configs.loader import ConfigError, load_device_configs
 from edge.camera.agent import CameraAgent
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
-from edge.link.mqtt_client import MqttClientSettings
 from edge.wifi.cli import edge_group
-from infra.observability import Health, ObservabilityServer
-from infra.settings import get_settings
 from schemas.topics import DeviceKind
 
 

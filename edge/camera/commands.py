@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 from prometheus_client import Counter
 from pydantic import ValidationError
 
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from schemas.camera import CameraCommandV1, CommandResult
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 

@@ -16,13 +16,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from core.settings import get_settings
 from device_configs.loader import ConfigError, load_device_configs
 from edge.camera_sim.demo import demo_env
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import RtspChildError
 from edge.camera_sim.server import CameraSim
 from edge.camera_sim.video import VideoMissing, fetch_video, find_video
-from infra.settings import get_settings
 
 log = logging.getLogger(__name__)
 #: In the demo a loud noise now and then gives the IOC audio incidents to show.

@@ -14,10 +14,10 @@ from typing import Any
 
 import uvicorn
 
+from core.settings import get_settings
 from device_configs.loader import ConfigError, load_device_configs
 from edge.camera_sim.cli import subcommand_group
 from edge.controller_sim.meraki import MerakiSimulator
-from infra.settings import get_settings
 
 log = logging.getLogger(__name__)
 DEFAULT_PORT = 8070

@@ -12,7 +12,7 @@ from typing import Annotated, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.link.mqtt_client import MqttClientSettings
+from core.mqtt_client import MqttClientSettings
 from schemas.batch import MAX_BATCH_EVENTS
 from schemas.topics import DeviceKind
 

@@ -42,8 +42,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import Counter, Gauge
 
+from core.mqtt_client import make_mqtt_client
 from edge.link.config import LinkIdentity, MqttLinkConfig
-from edge.link.mqtt_client import make_mqtt_client
 from edge.link.outbox import Outbox, Queued
 from schemas.batch import MAX_BATCH_BYTES, join_batch
 from schemas.codec import encode_event

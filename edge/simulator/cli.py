@@ -9,12 +9,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.settings import Settings, get_settings
 from device_configs.loader import ConfigError, load_device_configs
 from device_configs.models import DeviceConfigs
 from edge.simulator.generator import SimConfig, WifiSessionGenerator
 from edge.simulator.identity import SimulatedClockPseudonymiser
 from edge.simulator.publisher import BrokerUnreachable, PublishOptions, PublishStats, SimPublisher
-from infra.settings import Settings, get_settings
 from schemas.batch import MAX_BATCH_EVENTS
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from core.privacy import Pseudonym
 from device_configs.models import AccessPoint, DeviceConfigs, Site
-from edge.privacy import Pseudonym
 from edge.simulator.profiles import VisitProfile, profile_for
 from schemas.wifi import (
     WifiSessionData,

@@ -1,6 +1,6 @@
 """Client ids for simulated phones, made by the edge's own pseudonymiser.
 
-The simulator must not have a scheme of its own: it runs :class:`edge.privacy.Pseudonymiser`
+The simulator must not have a scheme of its own: it runs :class:`core.privacy.Pseudonymiser`
 exactly as the Wi-Fi agent does, only with the key store's clock following simulated time
 (so keys rotate on simulated days) and a key scope of its own, so a simulator whose clock
 is days away from the real one never rotates, and thereby destroys, a real agent's key.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from edge.privacy import KeyStore, Pseudonym, Pseudonymiser
+from core.privacy import KeyStore, Pseudonym, Pseudonymiser
 
 #: Key scope of simulated deployments (``<data_dir>/keys/sim.key``).
 SIM_KEY_SCOPE = "sim"

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from edge.link.publisher import RETRY_MAX_S, RETRY_MIN_S, RETRY_REASONS
 from edge.simulator.generator import SOURCE, WifiEvent, edge_device_id
 from schemas.batch import MAX_BATCH_EVENTS, join_batch

@@ -13,10 +13,12 @@ import signal
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
+from core.observability import Health, ObservabilityServer
+from core.privacy import KeyStore, Pseudonymiser
+from core.settings import get_settings
 from device_configs.loader import load_device_configs
 from device_configs.wifi import load_secrets, resolve_secret
 from edge.link import LinkIdentity, MqttLink
-from edge.privacy import KeyStore, Pseudonymiser
 from edge.wifi.adapter import EventSink, SourceAdapter
 from edge.wifi.config import WifiEdgeConfig
 from edge.wifi.inventory import Inventory
@@ -24,8 +26,6 @@ from edge.wifi.meraki import MerakiScanningAdapter
 from edge.wifi.radius import RadiusAccountingAdapter
 from edge.wifi.sessions import EventEmitter
 from edge.wifi.syslog import SyslogAdapter
-from infra.observability import Health, ObservabilityServer
-from infra.settings import get_settings
 from schemas.topics import DeviceKind
 
 log = logging.getLogger(__name__)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import ValidationError
 
-from edge.privacy import InvalidMac
+from core.privacy import InvalidMac
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.presence_sessions import PresenceSessions

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from edge.privacy import Pseudonym
+from core.privacy import Pseudonym
 from edge.wifi.adapter import SourceStats
 from edge.wifi.sessions import EventEmitter, SessionStatus
 from schemas.envelope import EventBase

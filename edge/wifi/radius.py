@@ -23,7 +23,7 @@ from typing import NamedTuple
 from pydantic import ValidationError
 from pyrad.dictionary import Dictionary
 
-from edge.privacy import InvalidMac
+from core.privacy import InvalidMac
 from edge.wifi import udp_socket
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory

@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 
 from pyrad.dictionary import Dictionary
 
-from edge.privacy import InvalidMac, normalise_mac
+from core.privacy import InvalidMac, normalise_mac
 from edge.wifi.inventory import Inventory, Nas
 from edge.wifi.sessions import SessionFacts, SessionStatus
 

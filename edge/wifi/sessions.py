@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from edge.privacy import Pseudonymiser
+from core.privacy import Pseudonymiser
 from edge.wifi.adapter import EventSink, SourceStats
 from schemas.envelope import EventBase
 from schemas.wifi import (

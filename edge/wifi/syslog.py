@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
+from core.privacy import InvalidMac
 from device_configs.models import AccessPoint
-from edge.privacy import InvalidMac
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.sessions import EventEmitter, SessionFacts, SessionStatus

@@ -35,13 +35,13 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.settings import Settings
 from device_configs.loader import load_device_configs
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
 from edge.simulator.generator import SimConfig, WifiSessionGenerator
 from edge.simulator.identity import SimulatedClockPseudonymiser
 from infra.bench.context import BenchContext, BenchError
 from infra.bench.services import Service, delete_kafka_topics, free_port, fresh_database
-from infra.settings import Settings
 from schemas.codec import encode_event
 from schemas.device import AvailabilityData, AvailabilityV1
 from schemas.topics import DeviceKind, KafkaTopic, MqttStream, MqttTopic
@@ -82,7 +82,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             )
             services.append(gateway)
             gateway.wait_healthy(60)
-            alerts = Service("alerts", ["alerts", "--web-port", str(free_port())], env, Path(tmp))
+            alerts = Service("alerts", ["alerts", "--metrics-port", "0"], env, Path(tmp))
             services.append(alerts)
             alerts.wait_healthy(120)
             api, base = _start_api(env, Path(tmp))

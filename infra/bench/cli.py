@@ -16,13 +16,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from core.settings import get_settings
 from infra.bench.context import BenchContext, BenchError
-from infra.settings import get_settings
 
 #: name -> module with ``run(ctx) -> dict``; the result is written to ``<out>/<name>.json``.
 BENCHMARKS: dict[str, str] = {
     "pipeline": "infra.bench.pipeline",
-    "gateway": "stream.gateway.bench",
+    "gateway": "infra.bench.gateway",
     "portal": "infra.bench.portal",
     "wifi_edge": "infra.bench.wifi_edge",
     "camera": "infra.bench.camera",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra.settings import Settings
+from core.settings import Settings
 
 
 class BenchError(RuntimeError):

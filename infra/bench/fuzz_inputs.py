@@ -137,12 +137,12 @@ def _mqtt() -> tuple[list[bytes], Check]:
 
 def _wifi_world() -> tuple[Any, Any, Any]:
     """An inventory with one RADIUS NAS and an AP with a BSSID, and a counting emitter."""
+    from core.privacy import KeyStore, Pseudonymiser
+    from core.settings import DEVICE_CONFIG_DIR
     from device_configs.loader import load_device_configs
     from device_configs.wifi import RadiusNas
-    from edge.privacy import KeyStore, Pseudonymiser
     from edge.wifi.inventory import Inventory
     from edge.wifi.sessions import EventEmitter
-    from infra.settings import DEVICE_CONFIG_DIR
 
     configs = load_device_configs(DEVICE_CONFIG_DIR)
     site = configs.sites[0]

@@ -22,7 +22,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge.link.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from infra.bench.context import BenchError
 
 _WINDOW = 2000  # unacknowledged publishes, like the simulator's default

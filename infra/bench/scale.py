@@ -48,7 +48,7 @@ from infra.stack.kafka_cluster import start_cluster
 from infra.stack.procs import ProcessId, port_open, stop_process
 from infra.stack.state import StackConfig
 from schemas.topics import KafkaTopic
-from stream.app import APP_NAME
+from stream.wifi.service import GROUP as WORKER_GROUP
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         scoped = settings.model_copy(update={"topic_namespace": ns})
         lag = _LagSampler(
             bootstrap,
-            scoped.kafka_topic(APP_NAME),
+            scoped.kafka_topic(WORKER_GROUP),
             scoped.kafka_topic(KafkaTopic.WIFI_SESSION),
             QUICK_LAG_EVERY_S if ctx.quick else LAG_EVERY_S,
         )

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psycopg
 
+from core.settings import Settings
 from infra.bench.context import BenchError
 from infra.bench.cpu import with_children
 from infra.bench.services import Service, delete_kafka_topics
-from infra.settings import Settings
 
 SETTLE_TIMEOUT_S = 120.0  # no new rows for this long = events lost
 POLL_S = 0.5  # a count over millions of rows is not free: poll gently

@@ -29,12 +29,12 @@ from zoneinfo import ZoneInfo
 import psycopg
 from psycopg import sql
 
-from edge.privacy.keystore import KeyStore
-from edge.privacy.pseudonymiser import Pseudonymiser
+from core.privacy.keystore import KeyStore
+from core.privacy.pseudonymiser import Pseudonymiser
+from core.settings import Settings
 from infra.bench.services import counter_value, free_port
 from infra.chaos.nas import mac_of
 from infra.chaos.proxy import UplinkProxy
-from infra.settings import Settings
 from infra.stack import kafka as stack_kafka
 from infra.stack import manager
 from infra.stack import mqtt as stack_mqtt

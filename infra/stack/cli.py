@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from infra.settings import Settings
+from core.settings import Settings
 from infra.stack import manager
 from infra.stack.kafka import KafkaUnavailable, fetch_jars
 from infra.stack.postgres import redact

@@ -17,6 +17,8 @@ from pathlib import Path
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from core.kafka_client import KafkaClientSettings
+from core.settings import Settings
 from device_configs.acl import (
     MqttUser,
     device_users,
@@ -27,8 +29,6 @@ from device_configs.acl import (
 from device_configs.acl import write_private as write_private_file
 from device_configs.loader import load_device_configs
 from infra.kafka_acl import apply_grants, service_grants
-from infra.kafka_client import KafkaClientSettings
-from infra.settings import Settings
 from infra.stack.certs import make_server_cert
 from infra.stack.kafka import fetch_jars
 from infra.stack.mqtt import find_mosquitto, mosquitto_version

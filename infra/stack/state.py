@@ -1,7 +1,7 @@
 """What the stack is made of: the configuration asked for and the components found.
 
 ``<data_dir>/stack.json`` is the contract between ``stack up``, ``stack down``,
-``stack status`` and every service (``infra.settings`` reads ``database_url`` from it).
+``stack status`` and every service (``core.settings`` reads ``database_url`` from it).
 It records, per component, whether *we* started it and exactly how to stop it, so
 ``down`` never touches a broker someone else runs.
 """
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.settings import Settings, read_stack_state
+from core.settings import Settings, read_stack_state
 from infra.stack.procs import ProcessId, split_hostport
 
 STATE_FILE = "stack.json"

@@ -1,10 +1,10 @@
-"""Faust app of the alert engine (``tourpulse alerts``).
+"""The alert engine (``tourpulse alerts``) on the stream runtime.
 
 Consumes fused occupancy, device heartbeats and availability, and camera metadata and
 events; the engine decides; alert changes go to ``tp.alerts.changes.v1`` (keyed by site)
 for the API's live feeds. Volumes here are small (about one message per second per site
-or device), so agents handle events one by one for the lowest latency rather than in
-batches.
+or device), so handlers pass each batch's events to the engine one by one, in order; a new
+consumer group starts at the latest offsets (the engine reacts to the present).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ import time
 from datetime import timedelta
 from typing import Any
 
-import faust
 from prometheus_client import Counter
 from psycopg_pool import AsyncConnectionPool
 from pydantic import ValidationError
 
+from core.observability import Health
+from core.settings import Settings
 from device_configs import DeviceConfigs
-from infra.observability import Health
-from infra.settings import Settings
 from schemas.camera import CameraLoudNoiseV1, CameraMetadataV1, CameraOnvifEventV1
 from schemas.codec import ContractError, decode_event
 from schemas.device import AvailabilityV1, DeviceHeartbeatV1
@@ -31,6 +30,7 @@ from stream.alerts.baseline import BaselineSource
 from stream.alerts.engine import AlertEngine
 from stream.alerts.notify import Notifier
 from stream.alerts.store import AlertStore
+from stream.runtime import RuntimeOptions, StreamRuntime
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ REJECTED = Counter(
 
 
 class AlertService:
-    """Holds the engine's clients; opened in the Faust app's startup, closed at shutdown."""
+    """Holds the engine's clients; opened when the runtime starts, closed when it stops."""
 
     def __init__(self, settings: Settings, configs: DeviceConfigs) -> None:
         self.settings = settings
@@ -78,98 +78,76 @@ class AlertService:
         await self.pool.close()
 
 
-def build_app(
-    settings: Settings, configs: DeviceConfigs, web_port: int = 6067
-) -> tuple[faust.App, AlertService]:
-    app = faust.App(
-        settings.kafka_topic("tourpulse-alerts"),
-        **settings.kafka_client_settings().faust(),
-        web_port=web_port,
-        web_host="127.0.0.1",
-        stream_wait_empty=False,
-        consumer_auto_offset_reset="latest",
-        broker_commit_every=100,
-        broker_commit_interval=1.0,
-        topic_partitions=4,
-        topic_disable_leader=True,
-    )
+#: Consumer group (namespaced) of the alert engine.
+GROUP = "tourpulse-alerts"
+
+
+def build_runtime(
+    settings: Settings, configs: DeviceConfigs, options: RuntimeOptions
+) -> tuple[StreamRuntime, AlertService]:
+    """The runtime (not started) and the service /healthz reports on."""
+    app = StreamRuntime(settings.kafka_client_settings(), options)
     service = AlertService(settings, configs)
-
-    def topic(name: KafkaTopic) -> Any:
-        return app.topic(
-            settings.kafka_topic(name),
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
-
-    changes = topic(KafkaTopic.ALERT_CHANGES)
+    send_change = app.sender(settings.kafka_topic(KafkaTopic.ALERT_CHANGES))
 
     async def publish(change: AlertChangedV1) -> None:
-        await changes.send(
-            key=change.alert["site"].encode(), value=change.model_dump_json().encode()
-        )
+        await send_change(change.alert["site"].encode(), change.model_dump_json().encode())
 
-    async def engine() -> AlertEngine:
-        return service.engine or await service.start(publish)
+    async def start() -> None:
+        await service.start(publish)
 
-    @app.agent(topic(KafkaTopic.OCCUPANCY_FUSED))
-    async def occupancy(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
-            try:
-                update = FusedOccupancyV1.model_validate_json(raw)
-            except ValidationError as exc:
-                REJECTED.labels("occupancy").inc()
-                log.warning("bad fused occupancy message: %s", exc.errors()[:1])
-                continue
-            await (await engine()).on_occupancy(update)
+    def engine() -> AlertEngine:
+        assert service.engine is not None, "handlers run only after on_start"
+        return service.engine
 
-    @app.agent(topic(KafkaTopic.DEVICE_HEARTBEAT))
-    async def heartbeats(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
-            event = _decode(raw, "heartbeat")
-            if isinstance(event, DeviceHeartbeatV1):
-                await (await engine()).on_heartbeat(event)
+    async def occupancy(raw: bytes) -> None:
+        try:
+            update = FusedOccupancyV1.model_validate_json(raw)
+        except ValidationError as exc:
+            REJECTED.labels("occupancy").inc()
+            log.warning("bad fused occupancy message: %s", exc.errors()[:1])
+            return
+        await engine().on_occupancy(update)
 
-    @app.agent(topic(KafkaTopic.DEVICE_AVAILABILITY))
-    async def availability(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
-            event = _decode(raw, "availability")
-            if isinstance(event, AvailabilityV1):
-                await (await engine()).on_availability(event)
+    async def heartbeat(raw: bytes) -> None:
+        if isinstance(event := _decode(raw, "heartbeat"), DeviceHeartbeatV1):
+            await engine().on_heartbeat(event)
 
-    @app.agent(topic(KafkaTopic.CAMERA_METADATA))
-    async def camera_metadata(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
-            event = _decode(raw, "camera_metadata")
-            if isinstance(event, CameraMetadataV1):
-                await (await engine()).on_camera_metadata(event)
+    async def availability(raw: bytes) -> None:
+        if isinstance(event := _decode(raw, "availability"), AvailabilityV1):
+            await engine().on_availability(event)
 
-    @app.agent(topic(KafkaTopic.CAMERA_EVENT))
-    async def camera_events(stream: faust.StreamT[bytes]) -> None:
-        async for raw in stream:
-            event = _decode(raw, "camera_event")
-            if isinstance(event, CameraOnvifEventV1 | CameraLoudNoiseV1):
-                await (await engine()).on_camera_event(event)
+    async def camera_metadata(raw: bytes) -> None:
+        if isinstance(event := _decode(raw, "camera_metadata"), CameraMetadataV1):
+            await engine().on_camera_metadata(event)
 
-    @app.timer(interval=1.0)
+    async def camera_event(raw: bytes) -> None:
+        if isinstance(
+            event := _decode(raw, "camera_event"), CameraOnvifEventV1 | CameraLoudNoiseV1
+        ):
+            await engine().on_camera_event(event)
+
+    handlers = {
+        KafkaTopic.OCCUPANCY_FUSED: occupancy,
+        KafkaTopic.DEVICE_HEARTBEAT: heartbeat,
+        KafkaTopic.DEVICE_AVAILABILITY: availability,
+        KafkaTopic.CAMERA_METADATA: camera_metadata,
+        KafkaTopic.CAMERA_EVENT: camera_event,
+    }
+    for topic, handler in handlers.items():
+        app.consume_each(settings.kafka_topic(topic), handler)
+
     async def timeouts() -> None:
-        await (await engine()).tick()
+        await engine().tick()
         service.last_tick = time.monotonic()
 
-    @app.timer(interval=30.0)
     async def escalation() -> None:
-        await (await engine()).escalate()
+        await engine().escalate()
 
-    @app.task
-    async def startup() -> None:
-        await engine()
-
-    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # faust signal typing
-    async def close_clients(app: faust.App, *args: Any, signal: Any, **kwargs: Any) -> None:
-        await service.stop()
-
+    app.on_start(start)
+    app.every(1.0, timeouts)
+    app.every(30.0, escalation)
+    app.on_stop(service.stop)
     return app, service
 
 

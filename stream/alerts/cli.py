@@ -1,16 +1,15 @@
-"""``tourpulse alerts``: run the alert engine (a Faust worker)."""
+"""``tourpulse alerts``: run the alert engine (a stream runtime worker)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-import faust
-
+from core.observability import ObservabilityServer
+from core.settings import get_settings
 from device_configs import ConfigError, load_device_configs
 from device_configs.namespace import with_namespace
-from infra.observability import ObservabilityServer
-from infra.settings import get_settings
+from stream.runtime_cli import add_runtime_args, run_until_signalled, runtime_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,14 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "raises, retriggers, escalates and clears alerts. Serves /metrics and /healthz on "
         "--metrics-port.",
     )
-    p.add_argument("--web-port", type=int, default=6067, help="Faust web port (default 6067)")
     p.add_argument("--metrics-port", type=int, default=9104, help="/metrics and /healthz port")
     p.add_argument("--config", default=None, help="device config directory")
+    # Small volumes, lowest latency: short batches.
+    add_runtime_args(p, batch_window=0.05)
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from stream.alerts.app import build_app
+    from stream.alerts.app import GROUP, build_runtime
 
     settings = get_settings()
     try:
@@ -39,10 +39,14 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    app, service = build_app(settings, configs, web_port=args.web_port)
-    observability = ObservabilityServer(args.metrics_port, service.health).start()
+    options = runtime_options(args, settings.kafka_topic(GROUP), offset_reset="latest")
+    runtime, service = build_runtime(settings, configs, options)
     try:
-        faust.Worker(app, loglevel="INFO").execute_from_commandline()
+        observability = ObservabilityServer(args.metrics_port, service.health).start()
+    except OSError as exc:
+        print(f"error: metrics port {args.metrics_port}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return run_until_signalled(runtime)
     finally:
         observability.stop()
-    return 0

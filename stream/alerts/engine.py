@@ -1,8 +1,8 @@
 """The alert engine: feeds observations to the rules and applies their signals.
 
-It owns no transport: the Faust app (``stream/alerts/app.py``) hands it decoded messages
-and a ``publish`` callable, which keeps the whole decision path testable against a real
-PostgreSQL without Kafka. Every change it makes is published as
+It owns no transport: the runtime handlers (``stream/alerts/app.py``) hand it decoded
+messages and a ``publish`` callable, which keeps the whole decision path testable against
+a real PostgreSQL without Kafka. Every change it makes is published as
 :class:`~schemas.stream_out.AlertChangedV1` for the live feeds.
 """
 

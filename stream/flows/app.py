@@ -1,6 +1,6 @@
-"""Faust app of ``tourpulse flows``: visitor flows and fused occupancy in one worker.
+"""``tourpulse flows`` on the stream runtime: visitor flows and fused occupancy in one worker.
 
-Agents:
+Handlers:
 
 * ``flows`` takes Wi-Fi session batches (its own consumer group, independent of the
   occupancy worker) and merges them into PostgreSQL, one transaction per batch;
@@ -19,23 +19,22 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import faust
-
+from core.observability import Health
+from core.settings import Settings
 from device_configs import DeviceConfigs
-from infra.observability import Health
-from infra.settings import Settings
 from schemas.topics import KafkaTopic
-from stream.faust_batch import batch_app
 from stream.flows import metrics
 from stream.flows.sink import FlowsConfig
 from stream.flows.worker import FlowsWorker
 from stream.fusion.model import FusionParams
 from stream.fusion.service import FusionService
+from stream.runtime import RuntimeOptions, StreamRuntime
 from stream.storage import retention
 
 log = logging.getLogger(__name__)
 
-APP_NAME = "tp.worker.flows"
+#: Consumer group (namespaced), independent of the occupancy worker's.
+GROUP = "tp.worker.flows"
 
 
 @dataclass(frozen=True)
@@ -43,15 +42,10 @@ class FlowsOptions:
     flows: FlowsConfig = field(default_factory=FlowsConfig)
     fusion: FusionParams = field(default_factory=FusionParams)
     with_fusion: bool = True
-    batch_size: int = 2000
-    batch_window: float = 0.5
     recompute_interval: float = 5.0
     refresh_interval: float = 60.0
     retention_interval: float = 3600.0
     retention: retention.RetentionPolicy | None = field(default_factory=retention.RetentionPolicy)
-    rebalance_timeout: float = 20.0
-    group_session_timeout: float = 30.0
-    heartbeat_interval: float = 3.0
 
 
 class FlowsService:
@@ -91,68 +85,43 @@ class FlowsService:
             metrics.RETENTION_ROWS.labels(table).inc(n)
 
 
-def build_app(
-    settings: Settings, configs: DeviceConfigs, options: FlowsOptions
-) -> tuple[faust.App, FlowsService]:
-    app = batch_app(
-        settings,
-        APP_NAME,
-        batch_size=options.batch_size,
-        rebalance_timeout=options.rebalance_timeout,
-        group_session_timeout=options.group_session_timeout,
-        heartbeat_interval=options.heartbeat_interval,
-    )
+def build_runtime(
+    settings: Settings, configs: DeviceConfigs, options: FlowsOptions, runtime: RuntimeOptions
+) -> tuple[StreamRuntime, FlowsService]:
+    """The runtime (not started) and the service /healthz reports on."""
+    app = StreamRuntime(settings.kafka_client_settings(), runtime)
     service = FlowsService(settings, configs, options)
-    updates = _raw_topic(app, settings.kafka_topic(KafkaTopic.FLOWS_HOURLY))
-
-    async def send_update(key: bytes | None, value: bytes) -> None:
-        await updates.send(key=key, value=value)
-
+    send_update = app.sender(settings.kafka_topic(KafkaTopic.FLOWS_HOURLY))
     flows = service.flows = FlowsWorker(settings.database_url, options.flows, send_update)
-    source = _raw_topic(app, settings.kafka_topic(KafkaTopic.WIFI_SESSION))
-
-    @app.agent(source, name="flows")
-    async def flows_agent(stream: Any) -> None:
-        # take() acks a batch only when we come back for the next one: after the commit.
-        async for values in stream.take(options.batch_size, within=options.batch_window):
-            await flows.process(values)
-
-    @app.timer(options.recompute_interval)
-    async def recompute() -> None:
-        await service.recompute_tick()
-
-    @app.timer(options.retention_interval)
-    async def retention_timer() -> None:
-        await service.retention_tick()
-
+    # Offsets are committed only after process() returned: after the database commit.
+    app.consume(settings.kafka_topic(KafkaTopic.WIFI_SESSION), flows.process)
+    app.every(options.recompute_interval, service.recompute_tick)
+    app.every(options.retention_interval, service.retention_tick)
     if service.fusion is not None:
         _register_fusion(app, settings, service.fusion, flows)
     return app, service
 
 
 def _register_fusion(
-    app: faust.App, settings: Settings, fusion: FusionService, flows: FlowsWorker
+    app: StreamRuntime, settings: Settings, fusion: FusionService, flows: FlowsWorker
 ) -> None:
-    fused = _raw_topic(app, settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED))
+    send_fused = app.sender(settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED))
     inputs = {
-        "fusion-wifi": (KafkaTopic.OCCUPANCY_LIVE, fusion.on_wifi),
-        "fusion-camera": (KafkaTopic.CAMERA_METADATA, fusion.on_camera),
-        "fusion-availability": (KafkaTopic.DEVICE_AVAILABILITY, fusion.on_availability),
+        KafkaTopic.OCCUPANCY_LIVE: fusion.on_wifi,
+        KafkaTopic.CAMERA_METADATA: fusion.on_camera,
+        KafkaTopic.DEVICE_AVAILABILITY: fusion.on_availability,
     }
-    for name, (topic, handler) in inputs.items():
-        _feed_agent(app, name, _raw_topic(app, settings.kafka_topic(topic)), handler)
+    for topic, handler in inputs.items():
+        app.consume_each(settings.kafka_topic(topic), handler)
 
-    @app.task
     async def load_calibration() -> None:
         n = await flows.with_db(lambda sink: fusion.load(sink.conn))
         log.info("loaded %d site calibrations", n)
 
-    @app.timer(1.0)
     async def fusion_tick() -> None:
         for msg in fusion.tick():
-            await fused.send(key=msg.site.encode(), value=msg.model_dump_json().encode())
+            await send_fused(msg.site.encode(), msg.model_dump_json().encode())
 
-    @app.timer(10.0)
     async def save_calibration() -> None:
         async def save(sink: Any) -> int:
             async with sink.conn.transaction():
@@ -162,16 +131,6 @@ def _register_fusion(
         if n:
             log.info("saved %d site calibrations", n)
 
-
-def _feed_agent(app: faust.App, name: str, topic: Any, handler: Any) -> None:
-    @app.agent(topic, name=name)
-    async def agent(stream: Any) -> None:
-        async for value in stream:
-            handler(value)
-
-
-def _raw_topic(app: faust.App, name: str) -> Any:
-    """A topic of raw bytes: the contract codec (schemas.codec) does the (de)serialising."""
-    return app.topic(
-        name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+    app.on_start(load_calibration)
+    app.every(1.0, fusion_tick)
+    app.every(10.0, save_calibration)

@@ -1,4 +1,4 @@
-"""``tourpulse flows``: visitor flows, fused occupancy and retention in one Faust worker."""
+"""``tourpulse flows``: visitor flows, fused occupancy and retention in one worker."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ import logging
 import sys
 from datetime import timedelta
 
-import faust
-
+from core.observability import ObservabilityServer
+from core.settings import get_settings
 from device_configs import ConfigError, load_device_configs
 from device_configs.namespace import with_namespace
-from infra.observability import ObservabilityServer
-from infra.settings import get_settings
-from stream.flows.app import FlowsOptions, build_app
+from stream.flows.app import GROUP, FlowsOptions, build_runtime
 from stream.flows.sink import FlowsConfig
 from stream.fusion.model import FusionParams
+from stream.runtime_cli import add_runtime_args, run_until_signalled, runtime_options
 from stream.storage import migrate
 from stream.storage.retention import RetentionPolicy
 
@@ -37,8 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--session-timeout", type=float, default=900.0,
                    help="seconds after a client's last event when a session without stop "
                         "ends (same for every worker of one database)")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=2000, help="max events per transaction")
-    p.add_argument("--batch-window", type=float, default=0.5, help="max seconds to fill a batch")
     p.add_argument("--recompute-interval", type=float, default=5.0,
                    help="seconds between recomputes of dirty hours (debounce)")  # fmt: skip
     p.add_argument("--retention-interval", type=float, default=3600.0,
@@ -49,11 +46,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="seconds without camera metadata before a camera is stale")  # fmt: skip
     p.add_argument("--wifi-stale", type=float, default=120.0,
                    help="seconds without a Wi-Fi update before Wi-Fi is stale")  # fmt: skip
-    p.add_argument("--rebalance-timeout", type=float, default=20.0, help="Kafka group, seconds")
-    p.add_argument("--group-session-timeout", type=float, default=30.0,
-                   help="seconds before Kafka evicts a dead worker")  # fmt: skip
-    p.add_argument("--heartbeat-interval", type=float, default=3.0, help="Kafka group, seconds")
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
+    add_runtime_args(
+        p,
+        batch_window=0.5,
+        rebalance_timeout=20.0,
+        group_session_timeout=30.0,
+        heartbeat_interval=3.0,
+    )
     p.set_defaults(func=_run)
 
 
@@ -85,29 +85,21 @@ def _run(args: argparse.Namespace) -> int:
         ),
         fusion=FusionParams(camera_stale_s=args.camera_stale, wifi_stale_s=args.wifi_stale),
         with_fusion=not args.no_fusion,
-        batch_size=args.batch_size,
-        batch_window=args.batch_window,
         recompute_interval=args.recompute_interval,
         retention_interval=args.retention_interval,
         retention=None if args.no_retention else RetentionPolicy(),
-        rebalance_timeout=args.rebalance_timeout,
-        group_session_timeout=args.group_session_timeout,
-        heartbeat_interval=args.heartbeat_interval,
     )
-    app, service = build_app(settings, configs, options)
+    runtime, service = build_runtime(
+        settings, configs, options, runtime_options(args, settings.kafka_topic(GROUP))
+    )
     server = ObservabilityServer(args.metrics_port, health=service.health)
     try:
         server.start()
     except OSError as exc:
         print(f"error: metrics port {args.metrics_port}: {exc}", file=sys.stderr)
         return 1
-    log.info("flows worker: group %s", app.conf.id)
-    worker = faust.Worker(app, loglevel="DEBUG" if args.verbose else "INFO",
-                          redirect_stdouts=False)  # fmt: skip
+    log.info("flows worker: group %s", runtime.options.group_id)
     try:
-        worker.execute_from_commandline()
-    except SystemExit as exc:
-        return int(exc.code or 0)
+        return run_until_signalled(runtime)
     finally:
         server.stop()
-    return 0

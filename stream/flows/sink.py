@@ -1,10 +1,10 @@
 """The flows sink: idempotent merges per batch, debounced recompute of derived rows.
 
-Why exact under kill -9 without Faust tables: a batch's session and presence merges are
-LEAST / GREATEST / bit-OR upserts (replaying a batch changes nothing) and the keys they
-dirty are written in the same transaction; the recompute takes dirty keys and rewrites
-the derived rows in one transaction. A crash anywhere leaves either the old or the new
-state plus the dirty keys that lead from one to the other.
+Why exact under kill -9 without a stream framework's state stores: a batch's session and
+presence merges are LEAST / GREATEST / bit-OR upserts (replaying a batch changes nothing)
+and the keys they dirty are written in the same transaction; the recompute takes dirty
+keys and rewrites the derived rows in one transaction. A crash anywhere leaves either the
+old or the new state plus the dirty keys that lead from one to the other.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""The flows worker's logic between Kafka and PostgreSQL, independent of Faust.
+"""The flows worker's logic between Kafka and PostgreSQL, independent of the transport.
 
 A batch is returned from :meth:`FlowsWorker.process` only once PostgreSQL has committed
-it, so ``stream.take`` acks offsets after the data is safe. Live updates are sent after
+it, so the stream runtime commits offsets after the data is safe. Live updates are sent after
 the recompute commits: the tables are the truth, the feed is best effort (a crash between
 commit and send loses one message, and the next change of that hour sends it again).
 """

@@ -1,6 +1,6 @@
 """Fused-occupancy state per site: feeds from Kafka messages, ticks out FusedOccupancyV1.
 
-Independent of Faust (the agents in stream.flows.app call it), so tests drive it directly
+Independent of Kafka (the handlers in stream.flows.app call it), so tests drive it directly
 with an injected clock. Calibrations are saved to PostgreSQL (fusion_calibration) every
 few seconds and loaded on start, so a restart keeps what the cameras taught.
 """

@@ -13,8 +13,8 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from core.settings import Settings, get_settings
 from device_configs import ConfigError, load_device_configs
-from infra.settings import Settings, get_settings
 from stream.gateway.gateway import Gateway, GatewayConfig
 
 log = logging.getLogger("tourpulse.gateway")

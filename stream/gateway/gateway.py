@@ -35,14 +35,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from edge.link.mqtt_client import make_mqtt_client
-from infra.observability import Health, ObservabilityServer
-from infra.settings import Settings
+from core.mqtt_client import make_mqtt_client
+from core.observability import Health, ObservabilityServer
+from core.settings import Settings
 from schemas.registry import EVENT_MODELS
 from schemas.topics import KafkaTopic, MqttStream, mqtt_catch_all, mqtt_subscription
+from stream.deadletter import Record
 from stream.gateway.kafka import ensure_topics, new_producer
 from stream.gateway.metrics import GatewayMetrics
-from stream.gateway.routing import Record, is_command_topic, route
+from stream.gateway.routing import is_command_topic, route
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from infra.kafka_client import KafkaClientSettings, as_kafka
+from core.kafka_client import KafkaClientSettings, as_kafka
 
 log = logging.getLogger(__name__)
 

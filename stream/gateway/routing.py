@@ -17,8 +17,6 @@ the copy and a second serialisation were a fifth of the gateway's per-event work
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -36,28 +34,15 @@ from schemas.codec import (
     validate_event,
 )
 from schemas.envelope import EventBase
-from schemas.stream_out import DEAD_LETTER_PAYLOAD_CAP, DeadLetterV1
-from schemas.topics import KafkaTopic, MqttStream, MqttTopic
+from schemas.topics import MqttStream, MqttTopic
+from stream.deadletter import Record, dead_letter
 
-_DETAIL_MAX = 2000
-_TOPIC_MAX = 512
 _NO_INGEST_TIME = b'"ingest_time":null'
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 #: Topics repeat for every event of a device, and parsing one (regex, two enum lookups) is
 #: a sizeable share of the per-event cost; the cache is bounded by the device fleet.
 _parse_topic = lru_cache(maxsize=16384)(MqttTopic.parse)
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """What to produce: logical Kafka topic (namespaced later), key and value."""
-
-    topic: KafkaTopic
-    key: bytes | None
-    value: bytes
-    #: The dead-letter reason, or None for a forwarded event (drives the metrics).
-    reason: str | None = None
 
 
 def route(
@@ -221,34 +206,6 @@ def topic_mismatch(topic: MqttTopic, event: EventBase) -> str | None:
             f"topic has {topic.stream.value!r}"
         )
     return "; ".join(problems) or None
-
-
-def dead_letter(
-    reason: DeadLetterReason,
-    detail: str,
-    mqtt_topic: str,
-    payload: bytes,
-    now: datetime,
-    key: str | None = None,
-    batch_index: int | None = None,
-) -> Record:
-    """A DLQ record keeping a capped copy of the raw bytes, so nothing is silently lost."""
-    letter = DeadLetterV1(
-        reason=reason.value,
-        detail=detail[:_DETAIL_MAX],
-        mqtt_topic=mqtt_topic[:_TOPIC_MAX],
-        received_at=now,
-        payload_size=len(payload),
-        payload_b64=base64.b64encode(payload[:DEAD_LETTER_PAYLOAD_CAP]).decode("ascii"),
-        payload_truncated=len(payload) > DEAD_LETTER_PAYLOAD_CAP,
-        batch_index=batch_index,
-    )
-    return Record(
-        KafkaTopic.DEAD_LETTER,
-        key.encode() if key else None,
-        letter.__pydantic_serializer__.to_json(letter),
-        reason=reason.value,
-    )
 
 
 def _topic_text(raw: bytes) -> str | None:

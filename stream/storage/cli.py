@@ -7,7 +7,7 @@ import sys
 
 import psycopg
 
-from infra.settings import get_settings
+from core.settings import get_settings
 from stream.storage import migrate
 from stream.storage.retention import RetentionPolicy, enforce
 

@@ -1,8 +1,8 @@
 """From raw Kafka values to a committed batch: decode, dead-letter, write (retrying), publish.
 
-Independent of Faust (it gets async ``send`` callables), so the same code runs in the
+Independent of Kafka (it gets async ``send`` callables), so the same code runs in the
 worker and in tests. A batch is only returned from :meth:`process` once PostgreSQL has
-committed it: the caller (``stream.take``) acks the Kafka offsets after that, never before.
+committed it: the stream runtime commits the Kafka offsets after that, never before.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import psycopg
 
 from schemas.codec import ContractError, DeadLetterReason, decode_event
 from schemas.stream_out import OccupancyUpdateV1
-from stream.gateway.routing import dead_letter
+from stream.deadletter import dead_letter
 from stream.storage.partitions import ensure_event_partitions
 from stream.storage.reconnect import RetryingSink
 from stream.wifi import metrics

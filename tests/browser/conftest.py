@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from browser_support import CHROMIUM, CHROMIUM_ARGS
+
+from tests.support.browser_support import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture

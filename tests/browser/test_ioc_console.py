@@ -3,7 +3,7 @@ an alert raised by the real alert engine from a device-offline event, see the au
 layout checked at 1920x1080 and at laptop size.
 
 The engine runs in-process (``AlertEngine`` with the real ``AlertStore`` and a real Kafka
-producer on the alert-changes topic) instead of as the ``tourpulse alerts`` Faust worker:
+producer on the alert-changes topic) instead of as the ``tourpulse alerts`` worker:
 same rules, store and topic, without a worker start-up in every browser test. The full
 MQTT -> gateway -> worker path is what ``tourpulse bench alerts`` measures.
 """
@@ -17,19 +17,19 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
-from browser_support import requires_chromium
 from psycopg_pool import AsyncConnectionPool
-from test_api_support import until, uvicorn_server
 
 from api.app import create_app
 from api.ioc.users import Role, UserStore
+from core.settings import Settings
 from device_configs.loader import load_device_configs
-from infra.settings import Settings
 from schemas.device import AvailabilityData, AvailabilityV1
 from schemas.stream_out import AlertChangedV1, FusedOccupancyV1, OccupancyUpdateV1
 from schemas.topics import KafkaTopic
 from stream.alerts.engine import AlertEngine
 from stream.alerts.store import AlertStore
+from tests.support.api_support import until, uvicorn_server
+from tests.support.browser_support import requires_chromium
 
 SITE = "ben-thanh-market"
 DEVICE = "ben-thanh-market-ap01"

@@ -13,8 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import requires_chromium
-from portal_stubs import StubControllers, free_port, portal_app, portal_settings, serve
+
+from tests.support.browser_support import requires_chromium
+from tests.support.portal_stubs import (
+    StubControllers,
+    free_port,
+    portal_app,
+    portal_settings,
+    serve,
+)
 
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 PHONE = {

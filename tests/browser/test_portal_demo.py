@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 import pytest
-from browser_support import requires_chromium
-from portal_stubs import free_port, serve
-from test_portal_browser import PHONE
 
 from api.app import create_app
+from tests.browser.test_portal_browser import PHONE
+from tests.support.browser_support import requires_chromium
+from tests.support.portal_stubs import free_port, serve
 
 pytestmark = [
     pytest.mark.integration,

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from camera_fixtures import require_pets
-from camera_netns import run_scenario
+
+from tests.support.camera_fixtures import require_pets
+from tests.support.camera_netns import run_scenario
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from browser_support import requires_chromium
-from camera_fixtures import require_pets
-
 from infra.bench.camera_picture import watch
+from tests.support.browser_support import requires_chromium
+from tests.support.camera_fixtures import require_pets
 
 MIN_PSNR_DB = 28.0
 

@@ -1,0 +1,96 @@
+"""The command-line side of :mod:`stream.runtime`: one argparse group, one way to run.
+
+Every worker command (``worker``, ``flows``, ``alerts``) takes the same consumer-group
+options from here, with defaults chosen per worker kind, and runs its runtime until SIGTERM
+or SIGINT, so the three commands cannot drift apart again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Literal
+
+from stream.runtime import RuntimeOptions, StreamRuntime
+
+
+def add_runtime_args(
+    parser: argparse.ArgumentParser,
+    *,
+    batch_window: float,
+    rebalance_timeout: float = 10.0,
+    group_session_timeout: float = 8.0,
+    heartbeat_interval: float = 1.0,
+) -> None:
+    group = parser.add_argument_group("Kafka consumer group")
+    group.add_argument("--batch-size", type=int, default=2000, help="max events per batch")
+    group.add_argument(
+        "--batch-window", type=float, default=batch_window, help="max seconds to fill a batch"
+    )
+    group.add_argument(
+        "--rebalance-timeout",
+        type=float,
+        default=rebalance_timeout,
+        help="seconds the group waits for members to rejoin",
+    )
+    group.add_argument(
+        "--group-session-timeout",
+        type=float,
+        default=group_session_timeout,
+        help="seconds before Kafka evicts a dead worker (takeover time)",
+    )
+    group.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=heartbeat_interval,
+        help="seconds between group heartbeats",
+    )
+    group.add_argument(
+        "--instance-id",
+        default=None,
+        help="static group membership: a worker restarted with the same id "
+        "resumes its partitions at once; unique per group, e.g. the "
+        "systemd instance name",
+    )
+
+
+#: The options above, by attribute name, for supervisors that forward them to children.
+RUNTIME_ARGS = (
+    "batch_size",
+    "batch_window",
+    "rebalance_timeout",
+    "group_session_timeout",
+    "heartbeat_interval",
+)
+
+
+def runtime_options(
+    args: argparse.Namespace,
+    group_id: str,
+    offset_reset: Literal["earliest", "latest"] = "earliest",
+) -> RuntimeOptions:
+    return RuntimeOptions(
+        group_id=group_id,
+        batch_size=args.batch_size,
+        batch_window=args.batch_window,
+        rebalance_timeout=args.rebalance_timeout,
+        group_session_timeout=args.group_session_timeout,
+        heartbeat_interval=args.heartbeat_interval,
+        instance_id=args.instance_id,
+        offset_reset=offset_reset,
+    )
+
+
+def run_until_signalled(runtime: StreamRuntime) -> int:
+    """Run until SIGTERM/SIGINT; the batch in flight is committed before exiting."""
+
+    async def main() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.run(stop)
+        return 0
+
+    return asyncio.run(main())

@@ -1,0 +1,153 @@
+"""The flows sink against real PostgreSQL: exact unique visitors, new/returning, dwell and
+OD counts under duplicates, reordering, replays and late events; finality; suppression."""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+
+import psycopg
+import pytest
+
+from stream.flows.sink import FlowsConfig, FlowsSink
+from tests.support.flows_helpers import DAY_START, expected_flows, visitor_day
+from tests.support.wifi_helpers import disorder, make_event
+
+pytestmark = pytest.mark.integration
+#: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
+BOTH_BACKENDS = True
+SITES = ["ben-thanh", "nha-tho", "dinh-doc-lap", "buu-dien"]
+OPEN = FlowsConfig(session_timeout=timedelta(minutes=20), lateness=timedelta(days=2))
+
+
+async def _sink(url: str, config: FlowsConfig = OPEN) -> FlowsSink:
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, options="-c timezone=UTC")
+    return FlowsSink(conn, config)
+
+
+async def _feed(sink: FlowsSink, events: list, batch: int) -> None:
+    for i in range(0, len(events), batch):
+        await sink.write(events[i : i + batch])
+        if i % (batch * 4) == 0:
+            await sink.recompute()  # recomputes interleaved with batches, as in the worker
+    await sink.recompute(refresh_open=True)
+
+
+async def _hourly(conn: psycopg.AsyncConnection) -> dict:
+    cur = await conn.execute(
+        "SELECT site, hour, unique_visitors, unique_visitors_stable, new_visitors, "
+        "returning_visitors, dwell_sessions, dwell_median_s, dwell_p90_s FROM flow_hourly"
+    )
+    return {(r[0], r[1]): tuple(r[2:]) for r in await cur.fetchall()}
+
+
+async def _od(conn: psycopg.AsyncConnection) -> dict:
+    cur = await conn.execute(
+        "SELECT hour, origin, destination, clients, clients_stable FROM flow_od_hourly"
+    )
+    return {(r[0], r[1], r[2]): (r[3], r[4]) for r in await cur.fetchall()}
+
+
+def _close(actual: dict, expected: dict) -> None:
+    assert actual.keys() == expected.keys()
+    for key, row in expected.items():
+        got = actual[key]
+        assert got[:5] == row[:5], key
+        for a, b in zip(got[5:], row[5:], strict=True):
+            assert (a is None and b is None) or abs(a - b) < 1e-6, key
+
+
+async def test_disordered_replayed_day_gives_exact_flows(database_url: str) -> None:
+    events = visitor_day(300, SITES, seed=4)
+    messy = disorder(events, seed=9)
+    sink = await _sink(database_url)
+    try:
+        await _feed(sink, messy, batch=113)
+        await _feed(sink, messy[::-1], batch=500)  # a full replay, in reverse: no change
+        hourly, od = expected_flows(events, OPEN.session_timeout)
+        _close(await _hourly(sink.conn), hourly)
+        assert await _od(sink.conn) == od
+        assert sum(n for n, _ in od.values()) > 50  # the day really has flows
+        cur = await sink.conn.execute(
+            "SELECT site, count(*) FROM visitor_presence GROUP BY site ORDER BY site"
+        )
+        daily = await sink.conn.execute(
+            "SELECT site, unique_visitors FROM flow_daily ORDER BY site"
+        )
+        assert await daily.fetchall() == await cur.fetchall()
+    finally:
+        await sink.conn.close()
+
+
+async def test_od_suppression_hides_nine_shows_ten(database_url: str) -> None:
+    """10 clients go A -> B and 9 go A -> C in the same hour: only A -> B is published."""
+    events = []
+    for i in range(19):
+        dest = "site-b" if i < 10 else "site-c"
+        c = f"{i:016x}"
+        t = DAY_START + timedelta(minutes=i)
+        events += [make_event("start", "site-a", f"a{i}", c, t),
+                   make_event("stop", "site-a", f"a{i}", c, t + timedelta(minutes=5)),
+                   make_event("start", dest, f"d{i}", c, t + timedelta(minutes=20))]  # fmt: skip
+    sink = await _sink(database_url)
+    try:
+        await sink.write(events)
+        out = await sink.recompute()
+        raw = await _od(sink.conn)
+        assert {(o, d): n for (_, o, d), (n, _) in raw.items()} == {
+            ("site-a", "site-b"): 10, ("site-a", "site-c"): 9}  # fmt: skip
+        cur = await sink.conn.execute("SELECT origin, destination, clients FROM flow_od_public(10)")
+        assert await cur.fetchall() == [("site-a", "site-b", 10)]
+        cur = await sink.conn.execute("SELECT count(*) FROM flow_od_published")
+        assert await cur.fetchone() == (1,)
+        inflows = {u.site: u.inflows for u in out.updates}
+        assert inflows["site-b"] == [("site-a", 10)] and inflows["site-c"] == [("site-a", 9)]
+    finally:
+        await sink.conn.close()
+
+
+async def test_late_event_corrects_open_hour_but_not_a_final_one(database_url: str) -> None:
+    cfg = FlowsConfig(session_timeout=timedelta(minutes=20), lateness=timedelta(hours=1))
+    t0 = DAY_START
+    sink = await _sink(database_url, cfg)
+    try:
+        await sink.write([make_event("start", "s1", "x", "aa" * 8, t0)])
+        await sink.recompute()
+        # Watermark moves to t0 + 2h30: hour t0 is final (end t0+1h, +1h lateness).
+        await sink.write([make_event("start", "s1", "y", "bb" * 8, t0 + timedelta(hours=2.5))])
+        await sink.recompute()
+        late = [
+            make_event("start", "s1", "z", "cc" * 8, t0 + timedelta(minutes=10)),
+            make_event("start", "s1", "w", "dd" * 8, t0 + timedelta(hours=1, minutes=40)),
+        ]
+        result = await sink.write(late)
+        assert result.too_late == 1
+        out = await sink.recompute()
+        assert out.skipped_final == 1
+        rows = await _hourly(sink.conn)
+        assert rows[("s1", t0.astimezone(UTC))][0] == 1  # final: the late z is not counted
+        assert rows[("s1", (t0 + timedelta(hours=1)).astimezone(UTC))][0] == 1  # w corrected
+        cur = await sink.conn.execute("SELECT hour, final FROM flow_hourly ORDER BY hour")
+        assert [f for _, f in await cur.fetchall()] == [True, False, False]
+    finally:
+        await sink.conn.close()
+
+
+async def test_session_timing_out_enters_dwell_when_the_watermark_passes(
+    database_url: str,
+) -> None:
+    sink = await _sink(database_url)  # 20 minute timeout
+    t0 = DAY_START
+    try:
+        c = "aa" * 8
+        await sink.write(
+            [make_event("start", "s1", "x", c, t0),
+             make_event("interim", "s1", "x", c, t0 + timedelta(minutes=7))]
+        )  # fmt: skip
+        await sink.recompute()
+        assert (await _hourly(sink.conn))[("s1", t0.astimezone(UTC))][4] == 0
+        await sink.write([make_event("start", "s2", "y", "bb" * 8, t0 + timedelta(minutes=30))])
+        await sink.recompute()
+        row = (await _hourly(sink.conn))[("s1", t0.astimezone(UTC))]
+        assert row[4:] == (1, 420.0, 420.0)
+    finally:
+        await sink.conn.close()

@@ -1,0 +1,173 @@
+"""The occupancy sink against real PostgreSQL: exact rollups under duplicates, reordering,
+late events, replays and sessions whose stop never arrives."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import psycopg
+import pytest
+
+from stream.storage import migrate
+from stream.wifi.sink import OccupancySink
+from tests.support.wifi_helpers import T0, disorder, expected_rollups, generate, make_event
+
+pytestmark = pytest.mark.integration
+#: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
+BOTH_BACKENDS = True
+TIMEOUT = timedelta(minutes=5)
+HORIZON = timedelta(days=1)
+
+
+async def _rollups(conn: psycopg.AsyncConnection) -> dict:
+    cur = await conn.execute(
+        "SELECT site, minute, connected, new_sessions, ended_sessions FROM occupancy_minute"
+    )
+    return {(s, m): (c, n, e) for s, m, c, n, e in await cur.fetchall()}
+
+
+async def _sink(url: str, raw_writer: str = "unnest") -> OccupancySink:
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, options="-c timezone=UTC")
+    return OccupancySink(conn, TIMEOUT, raw_writer=raw_writer)
+
+
+async def _feed(sink: OccupancySink, events: list, batch: int) -> int:
+    inserted = 0
+    for i in range(0, len(events), batch):
+        inserted += (await sink.write(events[i : i + batch])).inserted
+    await sink.close_lagging_sites(HORIZON)
+    return inserted
+
+
+@pytest.mark.parametrize("raw_writer", ["unnest", "copy"])
+async def test_disordered_duplicated_stream_gives_exact_rollups(
+    database_url: str, raw_writer: str
+) -> None:
+    events = generate(3000, ["ben-thanh", "nha-tho", "dinh-doc-lap"], seed=11)
+    messy = disorder(events, seed=5)
+    sink = await _sink(database_url, raw_writer)
+    try:
+        assert await _feed(sink, messy, batch=257) == len(events)
+        # A full replay (as after a crash that lost every offset) changes nothing.
+        assert await _feed(sink, messy, batch=1000) == 0
+        assert await _rollups(sink.conn) == expected_rollups(events, TIMEOUT)
+    finally:
+        await sink.conn.close()
+
+
+async def test_duplicate_in_one_batch_and_across_batches_counts_once(database_url: str) -> None:
+    start = make_event("start", "cho-lon", "a", "ab" * 8, T0 + timedelta(seconds=5))
+    stop = make_event("stop", "cho-lon", "a", "ab" * 8, T0 + timedelta(seconds=70))
+    sink = await _sink(database_url)
+    try:
+        first = await sink.write([start, start, stop])
+        again = await sink.write([stop, start])
+        assert (first.inserted, first.duplicates) == (2, 1)
+        assert (again.inserted, again.duplicates) == (0, 2)
+        rows = await _rollups(sink.conn)
+        assert rows == {
+            ("cho-lon", T0): (1, 1, 0),
+            ("cho-lon", T0 + timedelta(minutes=1)): (1, 0, 1),
+        }
+        assert first.live[0].connected == 0  # stopped at the site's watermark
+    finally:
+        await sink.conn.close()
+
+
+async def test_session_without_stop_times_out_and_late_stop_corrects(database_url: str) -> None:
+    c = "cd" * 8
+    sink = await _sink(database_url)
+    try:
+        res = await sink.write([make_event("start", "bui-vien", "x", c, T0)])
+        assert res.live[0].connected == 1
+        # Another client keeps the site's watermark moving for 10 minutes.
+        other = [make_event("interim", "bui-vien", "y", "ef" * 8, T0 + timedelta(minutes=k))
+                 for k in range(11)]  # fmt: skip
+        await sink.write(other)
+        rows = await _rollups(sink.conn)
+        assert [rows[("bui-vien", T0 + timedelta(minutes=k))][0] for k in range(7)] == (
+            [2, 2, 2, 2, 2, 1, 1]  # x timed out at T0 + 5 min
+        )
+        assert rows[("bui-vien", T0 + timedelta(minutes=5))][2] == 1
+        # Its stop arrives late: the session really ended at T0 + 2 min 30 s.
+        await sink.write([make_event("stop", "bui-vien", "x", c, T0 + timedelta(seconds=150))])
+        rows = await _rollups(sink.conn)
+        assert [rows[("bui-vien", T0 + timedelta(minutes=k))][0] for k in range(7)] == (
+            [2, 2, 2, 1, 1, 1, 1]
+        )
+        assert rows[("bui-vien", T0 + timedelta(minutes=2))][2] == 1
+        assert rows[("bui-vien", T0 + timedelta(minutes=5))][2] == 0
+    finally:
+        await sink.conn.close()
+
+
+async def test_quiet_site_minutes_are_closed_by_the_timer(database_url: str) -> None:
+    sink = await _sink(database_url)
+    try:
+        await sink.write([make_event("start", "quiet", "q", "01" * 8, T0)])
+        await sink.write([make_event("start", "busy", "b", "02" * 8, T0 + timedelta(minutes=8))])
+        assert max(m for s, m in await _rollups(sink.conn) if s == "quiet") == T0
+        assert await sink.close_lagging_sites(HORIZON) == 8
+        rows = await _rollups(sink.conn)
+        quiet = [rows[("quiet", T0 + timedelta(minutes=k))] for k in range(9)]
+        assert quiet[4] == (1, 0, 0) and quiet[5] == (0, 0, 1) and quiet[8] == (0, 0, 0)
+    finally:
+        await sink.conn.close()
+
+
+def test_migrations_apply_once(database_url: str, db_backend: str) -> None:
+    assert migrate.apply(database_url, backend=db_backend) == []
+    with psycopg.connect(database_url) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
+        assert migrate.backend_of(conn) == db_backend
+        if db_backend == "plain":
+            parts = conn.execute(
+                "SELECT count(*) FROM pg_inherits WHERE inhparent = 'wifi_session_events'::regclass"
+            ).fetchone()
+            assert parts is not None and parts[0] >= 9  # default + yesterday .. today + 7
+        else:
+            hyper = conn.execute(
+                "SELECT hypertable_name, compression_enabled"
+                " FROM timescaledb_information.hypertables ORDER BY 1"
+            ).fetchall()
+            assert ("wifi_session_events", True) in hyper
+            assert ("occupancy_minute", True) in hyper
+            jobs = conn.execute(
+                "SELECT proc_name, hypertable_name, config->>'drop_after'"
+                " FROM timescaledb_information.jobs WHERE hypertable_name IS NOT NULL"
+            ).fetchall()
+            retention = {t: d for p, t, d in jobs if p == "policy_retention"}
+            assert retention["wifi_session_events"] == "30 days"  # as the README says
+            assert retention["occupancy_minute"] == "90 days"
+            assert any(p == "policy_refresh_continuous_aggregate" for p, _, _ in jobs)
+    assert names[0] == "0000_storage_backend.sql"
+
+
+async def test_queued_minutes_survive_a_lost_worker_and_are_swept_exactly(
+    database_url: str,
+) -> None:
+    """With a rollup interval, batches only queue minutes (occupancy_dirty, committed with
+    the sessions). A sink that vanishes before flushing (kill -9) leaves them queued; another
+    sink's sweep recomputes them, and the result equals the from-scratch expectation."""
+    events = generate(2000, ["ben-thanh", "nha-tho"], seed=3)
+    conn = await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, options="-c timezone=UTC"
+    )
+    lost = OccupancySink(conn, TIMEOUT, rollup_interval=3600.0)
+    try:
+        await lost.write(events[:10])  # the first batch flushes (nothing flushed yet)
+        for i in range(10, len(events), 300):
+            assert (await lost.write(events[i : i + 300])).minutes_recomputed == 0
+        cur = await conn.execute("SELECT count(*) FROM occupancy_dirty")
+        row = await cur.fetchone()
+        assert row is not None and row[0] > 0
+    finally:
+        await conn.close()
+    sweeper = await _sink(database_url)
+    try:
+        assert await sweeper.close_lagging_sites(HORIZON) > 0
+        assert await _rollups(sweeper.conn) == expected_rollups(events, TIMEOUT)
+        cur = await sweeper.conn.execute("SELECT count(*) FROM occupancy_dirty")
+        assert await cur.fetchone() == (0,)
+    finally:
+        await sweeper.conn.close()

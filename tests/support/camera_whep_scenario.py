@@ -1,0 +1,341 @@
+"""WebRTC scenario run INSIDE a private network namespace (see ``camera_netns.run_in_netns``).
+
+aioice never offers 127.0.0.1 as an ICE candidate, so WebRTC between two local peers needs
+another loopback address. The namespace has its own ``lo`` with 127.0.0.2 added; everything
+(simulated camera, the API, the viewers) runs inside it and nothing touches the host network.
+
+Processes: this one runs the simulated camera (and, for the browser, Mosquitto and the edge
+agent); the camera API runs alone in a ``serve`` child, so its CPU can be measured apart from
+the viewers, which run in ``camera_whep_load.py`` children (at most
+``VIEWERS_PER_LOAD_PROCESS`` each).
+
+Usage: python camera_whep_scenario.py MODE VIEWERS OUT_JSON
+  MODE aiortc  -- VIEWERS aiortc clients; first-frame times, frames received, server CPU
+  MODE browser -- Debian chromium plays /tours/<camera>, takes the lease and pans
+  MODE serve CONFIG_DIR PORT MQTT_PORT -- (internal) the camera API process
+Prints nothing useful itself; the JSON file is the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import uvicorn
+from fastapi import FastAPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
+
+from api.cameras import router as cameras
+from api.errors import install_error_handlers
+from core.mqtt_client import MqttClientSettings
+from core.settings import Settings
+from device_configs.loader import load_device_configs
+from edge.camera_sim.ptz import Position
+from edge.camera_sim.rtsp_child import free_port
+from edge.camera_sim.server import CameraSim
+from tests.support.camera_fixtures import write_camera_configs
+
+VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/pets2009_s2l1/vtest.avi"
+LOAD = Path(__file__).with_name("camera_whep_load.py")
+#: CPU is measured over this window, with the camera pull open and every viewer receiving.
+STEADY_WINDOW_S = 10.0
+SETTLE_S = 2.0
+VIEWERS_PER_LOAD_PROCESS = 25
+CHROMIUM = os.environ.get("TP_CHROMIUM", "/usr/bin/chromium")
+
+
+async def wait_live(api: str, server: asyncio.subprocess.Process) -> None:
+    """The API opens the camera pull at start-up; viewers are timed from then on."""
+    status: object = "no answer"
+    async with httpx.AsyncClient(timeout=10) as http:
+        for _ in range(1200):
+            if server.returncode is not None:
+                raise RuntimeError(f"the API process exited with {server.returncode}")
+            try:
+                status = (await http.get(f"{api}/api/v1/cameras/cam1/status")).json()
+            except httpx.TransportError:  # not listening yet
+                status = "not listening"
+            if isinstance(status, dict) and status["live"]:
+                return
+            await asyncio.sleep(0.1)
+    raise TimeoutError(f"camera feed never went live: {status}")
+
+
+async def start_api(cfg: Path, mqtt_port: int) -> tuple[str, asyncio.subprocess.Process]:
+    """The camera API in its own process (``serve`` mode), live once the camera pull is open."""
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "serve", str(cfg), str(port), str(mqtt_port)
+    )
+    api = f"http://127.0.0.1:{port}"
+    try:
+        await wait_live(api, server)
+    except BaseException:
+        await stop_process(server)
+        raise
+    return api, server
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def serve(cfg: Path, port: int, mqtt_port: int) -> None:
+    """The camera router alone under uvicorn: what the measured server process runs."""
+    app = FastAPI(lifespan=cameras.lifespan)
+    app.state.settings = Settings(device_configs=cfg, mqtt_port=mqtt_port)
+    app.state.device_configs = load_device_configs(cfg)
+    install_error_handlers(app)
+    app.include_router(cameras.router)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def server_cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+def server_wait_s(pid: int) -> float:
+    """Seconds the process's threads were runnable but waiting for a CPU (schedstat run
+    delay): high when the machine, not the server, limits the figures."""
+    total = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):  # a thread just ended
+            total += int(stat.read_text().split()[1])
+    return total / 1e9
+
+
+class LoadProcess:
+    """One ``camera_whep_load.py`` child with its line protocol."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls, api: str, viewers: int) -> LoadProcess:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(LOAD),
+            api,
+            "cam1",
+            str(viewers),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def expect(self, word: str, limit_s: float = 240) -> object:
+        assert self.proc.stdout is not None
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), limit_s)).decode()
+        got, _, data = line.strip().partition(" ")
+        if got != word:
+            raise RuntimeError(f"load process said {line.strip()!r}, expected {word!r}")
+        return json.loads(data) if data else None
+
+    async def send(self, word: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{word}\n".encode())
+        await self.proc.stdin.drain()
+
+
+def load_split(n: int) -> list[int]:
+    """Viewers per load process: at most ``VIEWERS_PER_LOAD_PROCESS`` each, evenly spread."""
+    procs = max(1, -(-n // VIEWERS_PER_LOAD_PROCESS))
+    return [n // procs + (i < n % procs) for i in range(procs)]
+
+
+async def aiortc_viewers(api: str, server_pid: int, n: int) -> dict[str, object]:
+    """``n`` viewers join at once from separate load processes; the server's own CPU is
+    measured with no viewer (camera pull only) and then in a steady window with all ``n``."""
+    server = psutil.Process(server_pid)
+    cpu0, wall0 = server_cpu_s(server), time.monotonic()
+    await asyncio.sleep(STEADY_WINDOW_S)
+    idle_cpu, idle_wall = server_cpu_s(server) - cpu0, time.monotonic() - wall0
+    loads = [await LoadProcess.start(api, size) for size in load_split(n)]
+    try:
+        for load in loads:
+            await load.expect("ready")
+        join_cpu0, join_wait0 = server_cpu_s(server), server_wait_s(server_pid)
+        join_wall0 = time.monotonic()
+        for load in loads:
+            await load.send("go")
+        joined = [v for load in loads for v in await load.expect("joined")]  # type: ignore[attr-defined]
+        join_cpu, join_wall = server_cpu_s(server) - join_cpu0, time.monotonic() - join_wall0
+        join_wait = server_wait_s(server_pid) - join_wait0
+        await asyncio.sleep(SETTLE_S)  # handshakes done; retransmissions settle
+        for load in loads:
+            await load.send("mark")
+        cpu0, wait0, wall0 = server_cpu_s(server), server_wait_s(server_pid), time.monotonic()
+        await asyncio.sleep(STEADY_WINDOW_S)
+        cpu1, wait1, wall1 = server_cpu_s(server), server_wait_s(server_pid), time.monotonic()
+        for load in loads:
+            await load.send("stop")
+        done = [await load.expect("done") for load in loads]
+    finally:
+        for load in loads:
+            await stop_process(load.proc)
+    return {
+        "first_frame_ms": [v["first_frame_ms"] for v in joined],
+        "first_rtp_frame_ms": [v["first_rtp_frame_ms"] for v in joined],
+        "answer_ms": [v["answer_ms"] for v in joined],
+        "steady_frames": [f for d in done for f in d["frames"]],  # type: ignore[index]
+        "steady_wall_s": wall1 - wall0,
+        "server_cpu_s": cpu1 - cpu0,
+        "server_idle_cpu_s": idle_cpu,
+        "join_server_cpu_s": join_cpu,  # answering, ICE, DTLS and first frames of all n
+        "join_wall_s": join_wall,
+        "join_server_wait_s": join_wait,
+        "server_wait_s": wait1 - wait0,
+        "idle_wall_s": idle_wall,
+        "load_processes": len(loads),
+        "load_cpu_s": [d["cpu_s"] for d in done],  # type: ignore[index]
+        "dropped_by_server": sum(d["dropped_by_server"] for d in done),  # type: ignore[index]
+    }
+
+
+async def browser(api: str, sim: CameraSim) -> dict[str, object]:
+    from playwright.async_api import async_playwright
+
+    out: dict[str, object] = {}
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-background-networking",
+                "--allow-loopback-in-peer-connection",
+                "--autoplay-policy=no-user-gesture-required",
+                # host candidates as plain addresses: mDNS names cannot resolve in the namespace
+                "--disable-features=WebRtcHideLocalIpsWithMdns",
+            ],
+        )
+        try:
+            page = await b.new_page()
+            await page.goto(f"{api}/tours/cam1")
+            samples = []
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and (
+                len(samples) < 2 or samples[-1] <= samples[0] or samples[-1] < 10
+            ):
+                samples.append(await page.evaluate("window.tpFramesDecoded()"))
+                await asyncio.sleep(1)
+            out["frames_decoded"] = samples
+            out["state"] = await page.inner_text("#state")
+            out["narration"] = await page.inner_text("#narration")
+            pan_before = sim.head.position().pan
+            await page.click("#take")
+            await page.wait_for_selector("#controls:not([hidden])", timeout=15000)
+            await page.click("button[aria-label=right]")
+            out["lease_text"] = await page.inner_text("#lease")
+            out["pan_before"] = pan_before
+            await page.click("#sound")  # the page's mute control: sound on
+            await asyncio.sleep(1.5)
+            out["sound"] = await page.evaluate(
+                """async () => ({...(await window.tpAudio()),
+                  muted: document.getElementById('video').muted,
+                  pressed: document.getElementById('sound').getAttribute('aria-pressed')})"""
+            )
+        finally:
+            await b.close()
+    return out
+
+
+async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asyncio.Event, object]:
+    """A private Mosquitto in the namespace and the real camera agent behind it."""
+    from edge.camera.agent import CameraAgent
+    from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
+    from schemas.topics import DeviceKind
+
+    conf = tmp / "mosquitto.conf"
+    conf.write_text(f"listener {mqtt_port} 127.0.0.1\nallow_anonymous true\n")
+    broker = await asyncio.create_subprocess_exec(
+        "/usr/sbin/mosquitto",
+        "-c",
+        str(conf),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    await asyncio.sleep(0.5)
+    camera = load_device_configs(tmp).cameras[0]
+    link = MqttLink(
+        MqttLinkConfig(port=mqtt_port, outbox_path=tmp / "outbox.sqlite"),
+        LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
+    )
+    link.start()
+    agent = CameraAgent(
+        camera, ("admin", "tourpulse-test"), link, MqttClientSettings(port=mqtt_port)
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(agent.run(stop))
+    return broker, link, stop, task
+
+
+async def main(mode: str, viewers: int, out_path: Path) -> None:
+    os.environ.setdefault("TP_CAMERA_USER", "admin")
+    os.environ.setdefault("TP_CAMERA_PASSWORD", "tourpulse-test")
+    # every simulated viewer shares loopback: lift the per-IP limits meant for the public
+    os.environ.setdefault("TP_CAMERA_PEERS_PER_IP", "1000")
+    os.environ.setdefault("TP_CAMERA_PEERS_PER_CAMERA", "1000")
+    os.environ.setdefault("TP_CAMERA_WHEP_PER_S", "1000")
+    sim = CameraSim(
+        VIDEO,
+        username="admin",
+        password="tourpulse-test",
+        onvif_port=free_port(),
+        presets={"wide": Position(), "entrance": Position(-0.8, 0, 0.5)},
+    )
+    await sim.start()
+    tmp = Path(tempfile.mkdtemp())
+    write_camera_configs(tmp, sim.onvif_port)
+    mqtt_port = free_port()
+    agent = await start_agent(mqtt_port, tmp) if mode == "browser" else None
+    server: asyncio.subprocess.Process | None = None
+    try:
+        api, server = await start_api(tmp, mqtt_port)
+        if mode == "aiortc":
+            result = await aiortc_viewers(api, server.pid, viewers)
+            result["camera_fps"] = sim.rtsp.fps
+        else:
+            result = await browser(api, sim)
+            # the move went API -> MQTT -> agent -> ONVIF -> simulator
+            for _ in range(150):
+                if abs(sim.head.position().pan - float(result["pan_before"])) > 0.05:
+                    break
+                await asyncio.sleep(0.1)
+            result["pan_after"] = sim.head.position().pan
+    except Exception as exc:  # report as data: the outer test shows it
+        result = {"error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if server is not None:
+            await stop_process(server)
+        if agent is not None:
+            broker, link, stop, task = agent
+            stop.set()
+            await asyncio.wait_for(task, 60)  # type: ignore[arg-type]
+            link.stop()  # type: ignore[attr-defined]
+            broker.terminate()  # type: ignore[attr-defined]
+            await broker.wait()  # type: ignore[attr-defined]
+        await sim.close()
+    await asyncio.to_thread(out_path.write_text, json.dumps(result))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]))
+    else:
+        asyncio.run(main(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])))

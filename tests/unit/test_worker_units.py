@@ -1,0 +1,48 @@
+"""Pure logic of the occupancy worker: minute invalidation, live throttling."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from stream.wifi.live import LiveThrottle
+from stream.wifi.minutes import SessionChange, WindowChange, minutes_to_recompute
+from stream.wifi.sink import LiveOccupancy
+
+T = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+M = timedelta(minutes=1)
+
+
+def test_new_session_invalidates_its_span_clipped_to_the_window() -> None:
+    change = SessionChange("a", None, None, T + timedelta(seconds=30), T + 10 * M)
+    window = WindowChange("a", T, T + 3 * M, T, T + 3 * M)
+    assert minutes_to_recompute([change], [window]) == [("a", T + k * M) for k in range(4)]
+
+
+def test_moved_end_invalidates_only_between_old_and_new_end() -> None:
+    change = SessionChange("a", T, T + 9 * M, T, T + 4 * M + timedelta(seconds=5))
+    window = WindowChange("a", T, T + 20 * M, T, T + 20 * M)
+    assert minutes_to_recompute([change], [window]) == [("a", T + k * M) for k in range(4, 10)]
+
+
+def test_window_growth_adds_new_minutes_on_both_sides() -> None:
+    window = WindowChange("a", T + 5 * M, T + 6 * M, T + 3 * M, T + 8 * M)
+    got = minutes_to_recompute([], [window])
+    assert got == [("a", T + k * M) for k in (3, 4, 7, 8)]
+
+
+def test_throttle_sends_first_holds_fast_changes_and_drops_no_ops() -> None:
+    now = [0.0]
+    throttle = LiveThrottle(1.0, clock=lambda: now[0])
+    up = lambda n: LiveOccupancy("s", n, T)  # noqa: E731
+    assert throttle.offer(up(3)) == up(3)
+    now[0] = 0.3
+    assert throttle.offer(up(4)) is None  # too soon: pending
+    assert throttle.due() == []
+    now[0] = 1.1
+    assert throttle.due() == [up(4)]
+    assert throttle.offer(up(4)) is None  # unchanged: nothing to send
+    now[0] = 1.5
+    assert throttle.offer(up(5)) is None
+    assert throttle.offer(up(4)) is None  # back to the sent value: pending dropped
+    now[0] = 3.0
+    assert throttle.due() == []
