@@ -33,7 +33,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -163,7 +163,7 @@ class MqttLink:
         """
         return bool(self.submit_many([event]))
 
-    def submit_many(self, events: list[EventBase]) -> list[int]:
+    def submit_many(self, events: Sequence[EventBase]) -> list[int]:
         return self.outbox.put_many(
             [(self.topic_for(e), encode_event(e)) for e in events], ids=[e.id for e in events]
         )
