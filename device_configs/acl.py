@@ -6,7 +6,8 @@ Each device may only publish its kind's telemetry streams under
 ``.../cmd`` topic. Services get one role each (least privilege, see :data:`SERVICE_ROLES`):
 the gateway only reads (``tp/#``: its catch-all subscription dead-letters wrong-shape
 topics), the API is the only identity that may write camera ``cmd`` topics, the portal
-only writes funnel events. Workers have no MQTT identity: they only talk to Kafka.
+only writes its own funnel events (its user name is its device id). Workers have no MQTT
+identity: they only talk to Kafka.
 
 Passwords come from the deployment's secrets file (key ``mqtt-<user>``); missing ones can be
 generated and written back, so the secrets file stays the single source. The password file
@@ -54,11 +55,16 @@ DEVICE_STREAMS: dict[DeviceKind, tuple[MqttStream, ...]] = {
         MqttStream.AVAILABILITY,
     ),
 }
+#: Replaced by the service's user name: the portal writes only its own device's topic.
+USER = "{user}"
 #: Service role -> (write patterns, read patterns).
 SERVICE_ROLES: dict[str, tuple[set[str], set[str]]] = {
     "gateway": (set(), {f"{MQTT_ROOT}/#"}),
     "api": ({f"{MQTT_PREFIX}/+/{DeviceKind.CAMERA.value}/+/{MqttStream.CMD.value}"}, set()),
-    "portal": ({f"{MQTT_PREFIX}/+/{DeviceKind.PORTAL.value}/+/{MqttStream.FUNNEL.value}"}, set()),
+    "portal": (
+        {f"{MQTT_PREFIX}/+/{DeviceKind.PORTAL.value}/{USER}/{MqttStream.FUNNEL.value}"},
+        set(),
+    ),
 }
 
 
@@ -110,7 +116,11 @@ def device_users(configs: DeviceConfigs, services: list[str]) -> list[MqttUser]:
         if name in users:
             raise ValueError(f"service name {name!r} collides with a device id or service")
         write, read = SERVICE_ROLES[role]
-        users[name] = MqttUser(name, write=set(write), read=set(read))
+        users[name] = MqttUser(
+            name,
+            write={t.replace(USER, name) for t in write},
+            read={t.replace(USER, name) for t in read},
+        )
     return sorted(users.values(), key=lambda u: u.name)
 
 

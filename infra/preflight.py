@@ -156,6 +156,18 @@ def check_mqtt(ctx: Context) -> list[str]:
     return out
 
 
+def check_portal_mqtt(ctx: Context) -> list[str]:
+    # The portal is mounted in the API: with the API's MQTT user its funnel events are
+    # refused by the ACL (only the portal identity may write its funnel topic).
+    user = ctx.env.get("TP_PORTAL_MQTT_USERNAME")
+    if not user:
+        return ["TP_PORTAL_MQTT_USERNAME is not set (the portal needs its own MQTT identity)"]
+    out = _secret(ctx, "TP_PORTAL_MQTT_PASSWORD", MIN_SHARED_LEN)
+    if user == ctx.env.get("TP_MQTT_USERNAME"):
+        out.append("TP_PORTAL_MQTT_USERNAME is the process's own MQTT user (not least privilege)")
+    return out
+
+
 def check_kafka(ctx: Context) -> list[str]:
     # Names as the transport settings read them (Settings.kafka_client_settings).
     protocol = ctx.env.get("TP_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper()
@@ -254,6 +266,7 @@ CHECKS: dict[str, Callable[[Context], list[str]]] = {
     "opennds_faskey": check_opennds_faskey,
     "unifi_controller": check_unifi,
     "mqtt_broker": check_mqtt,
+    "portal_mqtt_identity": check_portal_mqtt,
     "kafka_broker": check_kafka,
     "api_docs": check_api_docs,
     "camera_operator_key": check_camera_operator_key,

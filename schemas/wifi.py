@@ -34,6 +34,11 @@ class WifiSessionData(WireModel):
     tx_bytes: NonNegative | None = None
     session_seconds: NonNegative | None = None
     terminate_cause: Annotated[str, StringConstraints(max_length=64)] | None = None
+    start_cause: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None,
+        description="Why a session starts without a new association: 'Key-Rotation' = the "
+        "same association continued under the new day's pseudonym (the old one was stopped).",
+    )
 
 
 class _WifiSessionEvent(EventBase):

@@ -10,8 +10,10 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.mqtt_client import MqttClientSettings
 
 #: Versions of the texts a visitor agrees to; stored with every consent record.
 TERMS_VERSION = "2025-07-01"
@@ -32,7 +34,16 @@ class PortalSettings(BaseSettings):
         default=None, description="Pseudonymisation key dir (default <data_dir>/privacy)."
     )
     key_scope: str = "hcmc"
-    device_id: str = Field(default="portal-1", description="Device id in funnel events.")
+    device_id: str = Field(
+        default="portal-1",
+        description="Device id in funnel events (default: the portal's MQTT user, if set).",
+    )
+    mqtt_username: str | None = Field(
+        default=None,
+        description="The portal's own MQTT identity: its ACL allows writing only "
+        "tp/v1/+/portal/<this user>/funnel. Unset: the process's TP_MQTT_* identity (dev).",
+    )
+    mqtt_password: SecretStr | None = None
     session_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
     context_ttl_s: int = Field(default=1800, description="How long a splash visit may last.")
     grant_hosts: list[str] = Field(
@@ -62,3 +73,24 @@ class PortalSettings(BaseSettings):
     )
     rate_per_minute: int = Field(default=60, ge=1, description="Requests per client per minute.")
     image_dir: Path | None = Field(default=None, description="Default <data_dir>/portal-img.")
+
+    @model_validator(mode="after")
+    def _funnel_device_is_the_mqtt_user(self) -> PortalSettings:
+        """The broker lets the portal user write only its own device's funnel topic."""
+        if self.mqtt_username is None:
+            return self
+        if "device_id" not in self.model_fields_set:
+            self.device_id = self.mqtt_username
+        elif self.device_id != self.mqtt_username:
+            raise ValueError(
+                f"TP_PORTAL_DEVICE_ID ({self.device_id}) must equal TP_PORTAL_MQTT_USERNAME "
+                f"({self.mqtt_username}): the portal's ACL allows only its own funnel topic"
+            )
+        return self
+
+    def mqtt_client_settings(self, process: MqttClientSettings) -> MqttClientSettings:
+        """The process's broker and TLS with the portal's own identity (when configured)."""
+        if self.mqtt_username is None:
+            return process
+        password = self.mqtt_password.get_secret_value() if self.mqtt_password else None
+        return process.with_credentials(self.mqtt_username, password)

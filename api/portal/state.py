@@ -125,7 +125,8 @@ def build_runtime(
 ) -> PortalRuntime:
     configs = load_device_configs(settings.device_configs)
     key_dir = portal.key_dir or settings.data_dir / "privacy"
-    publisher = FunnelPublisher(settings.mqtt_client_settings()) if publish else None
+    mqtt = portal.mqtt_client_settings(settings.mqtt_client_settings())
+    publisher = FunnelPublisher(mqtt) if publish else None
     store = PortalStore(pool)
     return PortalRuntime(
         settings=settings,

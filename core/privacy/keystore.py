@@ -76,6 +76,11 @@ class KeyStore:
         day = self.key_day(now) + timedelta(days=1)
         return datetime.combine(day, self.rotate_at, tzinfo=self.tz)
 
+    @property
+    def loaded_day(self) -> date | None:
+        """The key day of the key in memory (what the last pseudonym was made with)."""
+        return self._day
+
     def current_key(self) -> bytes:
         """The key for now, rotating (and destroying the old one) if the day has changed."""
         day = self.key_day()

@@ -27,6 +27,7 @@ MIN_AREA_FRAC = 0.0012  # blobs smaller than this share of the frame are noise /
 MAX_MATCH_FRAC = 0.06  # furthest a foot point may jump between frames (share of diagonal)
 MAX_MISSED = 12  # frames a track survives unseen (occlusions) before it is dropped
 MIN_HITS = 3  # frames before a track counts: one-frame flickers never do
+VELOCITY_SMOOTHING = 0.6  # share of the old velocity kept at each matched detection
 LINE_MARGIN_FRAC = 0.012  # hysteresis band around counting lines (share of diagonal)
 
 
@@ -76,6 +77,23 @@ class Track:
     people: int
     hits: int = 1
     missed: int = 0
+    #: Foot-point motion per analysed frame (smoothed): where to look for the person next.
+    velocity: Point = (0.0, 0.0)
+
+    def predicted(self) -> Point:
+        steps = self.missed + 1
+        return (self.foot[0] + self.velocity[0] * steps, self.foot[1] + self.velocity[1] * steps)
+
+    def moved_to(self, foot: Point, people: int) -> None:
+        steps = self.missed + 1
+        step = ((foot[0] - self.foot[0]) / steps, (foot[1] - self.foot[1]) / steps)
+        if self.hits > 1:  # a new track has no velocity yet: take the first step as it is
+            step = (
+                VELOCITY_SMOOTHING * self.velocity[0] + (1 - VELOCITY_SMOOTHING) * step[0],
+                VELOCITY_SMOOTHING * self.velocity[1] + (1 - VELOCITY_SMOOTHING) * step[1],
+            )
+        self.velocity, self.foot, self.people = step, foot, people
+        self.hits, self.missed = self.hits + 1, 0
 
 
 @dataclass
@@ -86,9 +104,10 @@ class Tracker:
 
     def update(self, blobs: list[Blob]) -> tuple[list[Track], list[int]]:
         """Greedy nearest matching; returns (confirmed live tracks, ids dropped this frame)."""
+        predicted = {tid: t.predicted() for tid, t in self.tracks.items()}
         pairs = sorted(
-            (float(np.hypot(t.foot[0] - b.foot[0], t.foot[1] - b.foot[1])), tid, i)
-            for tid, t in self.tracks.items()
+            (float(np.hypot(p[0] - b.foot[0], p[1] - b.foot[1])), tid, i)
+            for tid, p in predicted.items()
             for i, b in enumerate(blobs)
         )
         used_t: set[int] = set()
@@ -96,8 +115,7 @@ class Tracker:
         for dist, tid, i in pairs:
             if dist > self.max_dist or tid in used_t or i in used_b:
                 continue
-            t = self.tracks[tid]
-            t.foot, t.people, t.hits, t.missed = blobs[i].foot, blobs[i].people, t.hits + 1, 0
+            self.tracks[tid].moved_to(blobs[i].foot, blobs[i].people)
             used_t.add(tid)
             used_b.add(i)
         dropped = []

@@ -11,10 +11,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from core.observability import Health, ObservabilityServer
 from core.privacy import KeyStore, Pseudonymiser
+from core.privacy.rotation import rotate_on_schedule
 from core.settings import get_settings
 from device_configs.loader import load_device_configs
 from device_configs.wifi import load_secrets, resolve_secret
@@ -100,6 +102,18 @@ class WifiAgent:
             a for a in (factory(self) for factory in ADAPTERS.values()) if a is not None
         ]
         self.observability: ObservabilityServer | None = None
+        self._rotation: asyncio.Task[None] | None = None
+
+    def key_rotated(self, day: date) -> None:
+        """Split every open session at the rotation instant (see EventEmitter)."""
+        keys = self.emitter.pseudonymiser.key_store
+        at = datetime.combine(day, keys.rotate_at, tzinfo=keys.tz)
+        split = self.emitter.split_at_rotation(at)
+        for adapter in self.adapters:
+            rotated = getattr(adapter, "key_rotated", None)
+            if rotated is not None:
+                rotated()
+        log.info("key rotated (key day %s): %d open sessions split", day, split)
 
     def _stats(self) -> tuple[dict[str, float], dict[str, int]]:
         rates = {a.name: a.stats.rate() for a in self.adapters}
@@ -125,11 +139,20 @@ class WifiAgent:
             self.link.start()
         for adapter in self.adapters:
             await adapter.start()
+        # On a timer, not on the next use: the old key is destroyed at 04:00 even when the
+        # APs are silent, and sessions are split there, not at their next report.
+        self._rotation = asyncio.create_task(
+            rotate_on_schedule(self.emitter.pseudonymiser.key_store, [self.key_rotated]),
+            name="edge-wifi-key-rotation",
+        )
         self.observability = ObservabilityServer(
             self.cfg.metrics_port, self.health, host=self.cfg.metrics_host
         ).start()
 
     async def stop(self) -> None:
+        if self._rotation is not None:
+            self._rotation.cancel()
+            await asyncio.gather(self._rotation, return_exceptions=True)
         for adapter in self.adapters:
             await adapter.stop()
         if self.observability:

@@ -27,7 +27,7 @@ from core.privacy import InvalidMac
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.presence_sessions import PresenceSessions
-from edge.wifi.sessions import EventEmitter
+from edge.wifi.sessions import KEY_ROTATION, EventEmitter
 from schemas.envelope import EventBase
 from schemas.presence import WifiPresenceData, WifiPresenceV1
 
@@ -103,6 +103,11 @@ class MerakiScanningAdapter:
             except Exception:  # the outbox failing must not end expiry for good
                 self.stats.drop("outbox_error")
                 log.exception("could not write Meraki session stops to the outbox")
+
+    def key_rotated(self) -> None:
+        """Stop every sighting session at the key rotation (reason Key-Rotation); the next
+        sighting of each client (about a minute later) starts one under the new pseudonym."""
+        self._emit(self.sessions.close_all(KEY_ROTATION))
 
     def _emit(self, events: list[EventBase]) -> None:
         if events:

@@ -36,7 +36,7 @@ from edge.wifi.radius_parse import (
     parse_accounting,
     reply_packet,
 )
-from edge.wifi.sessions import EventEmitter, SessionStatus
+from edge.wifi.sessions import EventEmitter, SessionFacts, SessionStatus
 from schemas.envelope import EventBase
 from schemas.wifi import WifiSessionData, WifiSessionStartV1, WifiSessionStopV1
 
@@ -119,6 +119,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self._open_count = 0
         self._pending_keys: set[tuple[object, ...]] = set()
         self._flush_timer: asyncio.TimerHandle | None = None
+        emitter.split_listeners.append(self._on_split)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -225,6 +226,12 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             oldest = max(self._open.values(), key=len)
             oldest.popitem(last=False)
             self._open_count -= 1
+
+    def _on_split(self, facts: SessionFacts, stop: EventBase, start: EventBase) -> None:
+        """Key rotation split one of our sessions: Accounting-On/Off must close the new one."""
+        if stop.source == self.stats.source and facts.nas is not None:
+            self._track(facts.nas, stop)
+            self._track(facts.nas, start)
 
     def _close_nas(self, restart: NasRestart) -> list[EventBase]:
         """Stop events (reason = Accounting-On/Off) for every session the NAS had open.

@@ -5,13 +5,22 @@ Every adapter fills a :class:`SessionFacts` (raw MAC included, in memory only) a
 no adapter can forget to. A NAS's own session id (free text that vendors build from user
 names, IPs and MACs, e.g. Aruba ``guest/10.20.1.99/<mac>``) is never published either: it is
 replaced by a keyed hash of (NAS, session id, client), the session's identity.
+
+At the daily key rotation (:meth:`EventEmitter.split_at_rotation`, run by the agent's
+timer) every open session is stopped under the old pseudonym and restarted under the new
+one, both with the reason :data:`KEY_ROTATION`, so no session links two key days. To make
+the new pseudonym the emitter keeps each open session's last :class:`SessionFacts` (the MAC
+included) in memory until its stop: the adapters hold MACs in memory while parsing anyway;
+they are still never stored, logged or published.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from core.privacy import Pseudonymiser
@@ -26,6 +35,13 @@ from schemas.wifi import (
 
 #: Stable namespace so a retransmitted report gets the same event id even after a restart.
 EVENT_ID_NS = uuid.UUID("6f1c1f7e-3b7a-4d1e-9c55-2b0c7e1a9d01")
+#: ``terminate_cause`` / ``start_cause`` of the stop and start that split a session at the
+#: daily key rotation.
+KEY_ROTATION = "Key-Rotation"
+#: Open sessions remembered for the rotation split; the least recently reported is forgotten.
+TRACKED_MAX = 200_000
+#: A session not reported for this long at rotation lost its stop: forgotten, not split.
+STALE_AFTER = timedelta(hours=6)
 
 
 class SessionStatus(StrEnum):
@@ -60,6 +76,25 @@ class SessionFacts:
     #: a keyed hash of (NAS, id, client), so an id reused by another NAS or client is a new
     #: session; ``dedup_key`` must then hold no identifier (it is prefixed with that hash).
     nas: str | None = None
+    #: Why a session starts other than by a new association (:data:`KEY_ROTATION`).
+    start_cause: str | None = None
+
+
+@dataclass
+class _Tracked:
+    """An open session as last reported: enough to stop it and restart it after rotation."""
+
+    facts: SessionFacts
+    stats: SourceStats
+    client_id: str
+    randomized: bool
+    key_day: date
+    started: datetime
+    split: bool  # started by a key-rotation split: nothing of it may predate that
+
+
+#: Told ``(facts, stop, start)`` after a split, so adapters can update their own tables.
+SplitListener = Callable[[SessionFacts, EventBase, EventBase], None]
 
 
 class EventEmitter:
@@ -69,6 +104,8 @@ class EventEmitter:
         self.sink = sink
         self.pseudonymiser = pseudonymiser
         self.device = device
+        self._tracked: OrderedDict[str, _Tracked] = OrderedDict()  # published session id ->
+        self.split_listeners: list[SplitListener] = []
 
     def session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
         """Build and submit; raises InvalidMac / ValidationError for the caller to count."""
@@ -83,6 +120,7 @@ class EventEmitter:
         if facts.nas is not None:
             token = self.pseudonymiser.token(facts.nas, facts.session_id, pseudo.client_id)
             session_id, dedup_key = f"radius-{token}", f"{token}|{facts.dedup_key}"
+        facts = self._track(session_id, facts, stats, pseudo.client_id, pseudo.randomized)
         return self.session_event(
             facts.status,
             client_id=pseudo.client_id,
@@ -99,6 +137,7 @@ class EventEmitter:
             tx_bytes=facts.tx_bytes,
             session_seconds=facts.session_seconds,
             terminate_cause=facts.terminate_cause,
+            start_cause=facts.start_cause,
         )
 
     def session_event(
@@ -119,6 +158,7 @@ class EventEmitter:
         tx_bytes: int | None = None,
         session_seconds: int | None = None,
         terminate_cause: str | None = None,
+        start_cause: str | None = None,
     ) -> EventBase:
         """The event from an already pseudonymised client; ``session_id`` and ``dedup_key``
         must be MAC-free. The id derives from ``dedup_key``, so a re-sent report keeps it."""
@@ -133,6 +173,7 @@ class EventEmitter:
             tx_bytes=tx_bytes,
             session_seconds=session_seconds,
             terminate_cause=terminate_cause,
+            start_cause=start_cause,
         )
         return _MODELS[status].model_validate(
             {
@@ -144,6 +185,80 @@ class EventEmitter:
                 "data": data,
             }
         )
+
+    def _track(
+        self, sid: str, facts: SessionFacts, stats: SourceStats, client: str, randomized: bool
+    ) -> SessionFacts:
+        """Remember the open session; returns ``facts``, with a report that predates the
+        session's split (a Stop delayed across 04:00) moved to the split instant."""
+        known = self._tracked.pop(sid, None)
+        if known is not None and known.split and facts.event_time < known.started:
+            facts = replace(facts, event_time=known.started)
+        if facts.status is SessionStatus.STOP:
+            return facts
+        store = self.pseudonymiser.key_store
+        day = store.loaded_day or store.key_day()  # the key the pseudonym was made with
+        started = known.started if known is not None else facts.event_time
+        split = known.split if known is not None else facts.start_cause == KEY_ROTATION
+        self._tracked[sid] = _Tracked(facts, stats, client, randomized, day, started, split)
+        while len(self._tracked) > TRACKED_MAX:
+            self._tracked.popitem(last=False)
+        return facts
+
+    def open_sessions(self) -> int:
+        return len(self._tracked)
+
+    def split_at_rotation(self, at: datetime) -> int:
+        """Stop every session opened under an older key at ``at``, restart it under the new.
+
+        The stop keeps the old pseudonym and session id; the start is built from the last
+        facts with the new key, so its pseudonym and (RADIUS) session id are the ones the
+        next interim from the NAS will carry. Returns the number of sessions split.
+        """
+        day = self.pseudonymiser.key_store.key_day(at)
+        old = [(sid, t) for sid, t in self._tracked.items() if t.key_day < day]
+        by_source: dict[str, tuple[SourceStats, list[EventBase]]] = {}
+        split = []
+        for sid, t in old:
+            del self._tracked[sid]
+            if at - t.facts.event_time > STALE_AFTER:
+                continue
+            stop = self.session_event(
+                SessionStatus.STOP,
+                client_id=t.client_id,
+                randomized=t.randomized,
+                session_id=sid,
+                site=t.facts.site,
+                ap=t.facts.ap,
+                event_time=at,
+                dedup_key=f"{sid}|{KEY_ROTATION}",
+                stats=t.stats,
+                ssid=t.facts.ssid,
+                session_seconds=max(0, int((at - t.started).total_seconds())),
+                terminate_cause=KEY_ROTATION,
+            )
+            facts = replace(
+                t.facts,
+                status=SessionStatus.START,
+                event_time=at,
+                dedup_key=KEY_ROTATION,
+                start_cause=KEY_ROTATION,
+                session_seconds=None,
+                terminate_cause=None,
+            )
+            if facts.nas is None:  # a session id made by the adapter from the old pseudonym
+                client = self.pseudonymiser.client_id(facts.mac)
+                new_sid = f"{t.stats.source}-{client[:16]}-{int(at.timestamp() * 1000)}"
+                facts = replace(facts, session_id=new_sid, dedup_key=f"{new_sid}|{KEY_ROTATION}")
+            start = self.build_session(facts, t.stats)
+            by_source.setdefault(t.stats.source, (t.stats, []))[1].extend((stop, start))
+            split.append((t.facts, stop, start))
+        for stats, events in by_source.values():
+            self.emit_many(events, stats)
+        for facts, stop, start in split:
+            for listener in self.split_listeners:
+                listener(facts, stop, start)
+        return len(split)
 
     def emit(self, event: EventBase, stats: SourceStats) -> None:
         self.sink.submit(event)

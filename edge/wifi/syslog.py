@@ -27,6 +27,7 @@ from device_configs.models import AccessPoint
 from edge.wifi.adapter import SourceStats
 from edge.wifi.inventory import Inventory
 from edge.wifi.sessions import EventEmitter, SessionFacts, SessionStatus
+from schemas.envelope import EventBase
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class SyslogAdapter(asyncio.DatagramProtocol):
         self.transport: asyncio.BaseTransport | None = None
         self._open: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # ip -> tokens, t
+        emitter.split_listeners.append(self._on_split)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -158,6 +160,13 @@ class SyslogAdapter(asyncio.DatagramProtocol):
             return True
         nas = self.inventory.nas(src_ip)
         return nas is not None and nas.site == ap.site
+
+    def _on_split(self, facts: SessionFacts, stop: EventBase, start: EventBase) -> None:
+        """Key rotation restarted one of our sessions: the disconnect must close the new one."""
+        if stop.source == self.stats.source:
+            old, new = stop.data, start.data  # type: ignore[attr-defined]
+            self._open.pop((facts.ap, old.client_id), None)
+            self._open[(facts.ap, new.client_id)] = new.session_id
 
     def _session_id(self, ap: str, client: str, status: SessionStatus, now: datetime) -> str:
         key = (ap, client)

@@ -113,7 +113,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
                     api.wait(30)
             for service in reversed(services):
                 service.stop()
-            delete_kafka_topics(settings.kafka_bootstrap, ns)
+            delete_kafka_topics(settings.kafka_client_settings(), ns)
     result: dict[str, Any] = {
         "latency_ms": {"idle": _percentiles(idle), "loaded": _percentiles(loaded)},
         "background_events_per_s": round(rate),

@@ -19,12 +19,16 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
 from infra.bench.context import BenchError
+
+if TYPE_CHECKING:
+    from core.kafka_client import KafkaClientSettings
 
 
 def free_port() -> int:
@@ -160,11 +164,13 @@ def fresh_database(server_url: str, name: str) -> Iterator[str]:
             )
 
 
-def delete_kafka_topics(bootstrap: str, namespace: str) -> None:
+def delete_kafka_topics(bootstrap: str | KafkaClientSettings, namespace: str) -> None:
     """Remove the benchmark's namespaced topics so runs do not pile up on the broker."""
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    from core.kafka_client import as_kafka
+
+    admin = AdminClient(as_kafka(bootstrap).librdkafka())
     topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(namespace + ".")]
     if topics:
         for future in admin.delete_topics(topics, operation_timeout=30).values():

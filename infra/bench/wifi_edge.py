@@ -90,10 +90,9 @@ class _Subscriber:
     """Subscribes to everything (again after each reconnect) so publishes are delivered."""
 
     def __init__(self, port: int) -> None:
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion
+        from core.mqtt_client import MqttClientSettings, make_mqtt_client
 
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = make_mqtt_client(MqttClientSettings(port=port))
         self.client.on_connect = lambda c, *_a: c.subscribe("#", qos=1)
         self.client.reconnect_delay_set(1, 1)
         self.client.connect_async("127.0.0.1", port, keepalive=30)

@@ -38,6 +38,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from psycopg import sql
 
+from core.kafka_client import KafkaClientSettings
 from core.settings import get_settings
 from schemas.codec import encode_event
 from schemas.topics import KafkaTopic
@@ -89,8 +90,8 @@ def simulator_events(n: int, ns: str) -> list[tuple[bytes, bytes]]:
     return out
 
 
-async def _create_topics(bootstrap: str, topics: list[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def _create_topics(kafka: KafkaClientSettings, topics: list[str]) -> None:
+    admin = AIOKafkaAdminClient(**kafka.aiokafka())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(t, 4, 1) for t in topics])
@@ -98,9 +99,11 @@ async def _create_topics(bootstrap: str, topics: list[str]) -> None:
         await admin.close()
 
 
-async def _produce(bootstrap: str, topic: str, records: list, rate: float | None) -> None:  # type: ignore[type-arg]
+async def _produce(
+    kafka: KafkaClientSettings, topic: str, records: list[tuple[bytes, bytes]], rate: float | None
+) -> None:
     """Produce all records, as fast as possible or paced at ``rate`` events/s."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(**kafka.aiokafka(linger_ms=5, acks="all"))
     await producer.start()
     try:
         started, futures = time.monotonic(), []
@@ -147,8 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             records = simulator_events(args.events, ns)
         else:
             records = synthetic_events(args.events, args.sites)  # type: ignore[assignment]
-        asyncio.run(_create_topics(settings.kafka_bootstrap, topics))
-        produce = functools.partial(_produce, settings.kafka_bootstrap, topics[0], records)
+        asyncio.run(_create_topics(settings.kafka_client_settings(), topics))
+        produce = functools.partial(_produce, settings.kafka_client_settings(), topics[0], records)
         if not args.rate:
             print(f"producing {args.events} events to {topics[0]} ...", flush=True)
             asyncio.run(produce(None))

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from infra.chaos import measure
 from infra.chaos.nas import NasLoad
 from infra.chaos.rig import NAS_ID, SECRET, SITE, Rig
@@ -98,8 +96,7 @@ def _duplicates(rig: Rig) -> Callable[[], None]:
     sender does after a lost PUBACK). The bad input: topics of the wrong shape and an
     unknown site, which must each end up dead-lettered (``expected_dead_letters``).
     """
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"dup-{rig.ns}",
-                         protocol=mqtt.MQTTv5)  # fmt: skip
+    client = make_mqtt_client(MqttClientSettings(port=rig.cfg.mqtt_port), f"dup-{rig.ns}")
     captured: list[tuple[str, bytes]] = []
     client.on_message = lambda _c, _u, m: captured.append((m.topic, bytes(m.payload)))
     client.connect("127.0.0.1", rig.cfg.mqtt_port)

@@ -39,8 +39,11 @@ def dead_letters(bootstrap: str, topic: str) -> int:
     """Records ever written to the dead-letter topic (sum of partition high watermarks)."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "chaos-probe",
-                         "log_level": 0})  # fmt: skip
+    from core.kafka_client import as_kafka
+
+    consumer = Consumer(
+        as_kafka(bootstrap).librdkafka(**{"group.id": "chaos-probe", "log_level": 0})
+    )
     try:
         meta = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if meta is None or meta.error is not None:

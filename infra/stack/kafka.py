@@ -86,8 +86,10 @@ def metadata_ok(bootstrap: str, timeout_s: float = 5.0) -> bool:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
+    from core.kafka_client import as_kafka
+
     # log_level 0 keeps librdkafka quiet while the broker is still starting.
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient(as_kafka(bootstrap).librdkafka(log_level=0))
     try:
         admin.list_topics(timeout=timeout_s)
     except KafkaException:

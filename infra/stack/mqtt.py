@@ -152,11 +152,16 @@ def _wait_listening(cfg: StackConfig, alive: Callable[[], bool], log: Path, what
 def broker_version(cfg: StackConfig, timeout_s: float = 3.0) -> str:
     """Ask a running broker for ``$SYS/broker/version`` (Mosquitto and amqtt publish it)."""
     import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
+
+    from core.mqtt_client import MqttClientSettings, make_mqtt_client
 
     found: list[str] = []
     done = threading.Event()
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"tp-stack-status-{os.getpid()}")
+    client = make_mqtt_client(
+        MqttClientSettings(host=cfg.mqtt_host, port=cfg.mqtt_port),
+        f"tp-stack-status-{os.getpid()}",
+        protocol=mqtt.MQTTv311,
+    )
     client.on_connect = lambda c, *_: c.subscribe("$SYS/broker/version")
 
     def on_message(_c: mqtt.Client, _u: object, msg: mqtt.MQTTMessage) -> None:

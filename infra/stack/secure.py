@@ -106,6 +106,9 @@ def up_secure(cfg: StackConfig, settings: Settings, say: Callable[[str], None]) 
         }
         if mqtt_user:
             env |= {"TP_MQTT_USERNAME": mqtt_user, "TP_MQTT_PASSWORD": mqtt_pw[mqtt_user]}
+        if service == "api":  # the portal is mounted in the API, with its own identity
+            env |= {"TP_PORTAL_MQTT_USERNAME": "tp-portal",
+                    "TP_PORTAL_MQTT_PASSWORD": mqtt_pw["tp-portal"]}  # fmt: skip
         text = "".join(f"{k}={v}\n" for k, v in env.items())
         write_private_file(home / f"{service}.env", text)
     say(f"secure: per-service settings in {home}/<gateway|api|portal|worker>.env")

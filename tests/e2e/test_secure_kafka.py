@@ -7,32 +7,46 @@ confluent-kafka and aiokafka. The broker is started once for the module (~20-30 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import secrets
 import shutil
 import socket
+import subprocess
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import AdminClient
+from psycopg_pool import AsyncConnectionPool
 
+from api.app import create_app
+from api.ioc.users import Role, UserStore
 from core.kafka_client import KafkaClientSettings
 from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from core.settings import Settings
 from infra.cli import main
 from infra.kafka_acl import apply_grants, service_grants
-from infra.stack.certs import make_server_cert
+from infra.stack.certs import ServerCert, make_server_cert
 from infra.stack.kafka import fetch_jars
 from infra.stack.procs import stop_process
 from infra.stack.secure_kafka import ADMIN, start_secure_kafka
 from schemas.codec import encode_event
+from schemas.device import AvailabilityData, AvailabilityV1
+from schemas.envelope import EventBase
+from schemas.portal import ImpressionData, PortalImpressionV1
 from schemas.topics import KafkaTopic
+from tests.support.api_support import SseEvent, read_occupancy, sse_events, until, uvicorn_server
 from tests.support.edge_wifi_support import (
     AGENT,
     SITE,
@@ -51,9 +65,10 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 NS = "sec"
 USERS = ("tp-gateway", "tp-worker", "tp-api")
+PASSWORD = "correct horse battery staple"
 
 
-def _free_pair(lo: int = 27000, hi: int = 27998) -> int:
+def _free_pair(lo: int = 36000, hi: int = 36998) -> int:
     """A port whose successor is free too (broker + controller), in this suite's range."""
     for port in range(lo, hi, 2):
         with socket.socket() as a, socket.socket() as b:
@@ -63,7 +78,7 @@ def _free_pair(lo: int = 27000, hi: int = 27998) -> int:
             except OSError:
                 continue
             return port
-    raise RuntimeError("no free port pair in 27000-27999")
+    raise RuntimeError("no free port pair in 36000-36999")
 
 
 @pytest.fixture(scope="module")
@@ -214,54 +229,226 @@ def _kafka_env(settings: KafkaClientSettings) -> dict[str, str]:
     }
 
 
+@dataclass
+class _SecureMqtt:
+    """A TLS + password + ACL Mosquitto for the run (same CA as the secure Kafka), the MQTT
+    passwords of every identity, and the environment every service shares."""
+
+    broker: PrivateMosquitto
+    certs: ServerCert
+    passwords: dict[str, str]
+    env: dict[str, str]
+
+    @classmethod
+    def start(
+        cls, tmp_path: Path, kafka: dict[str, KafkaClientSettings], database_url: str
+    ) -> _SecureMqtt:
+        cfg_dir, _ = write_device_configs(tmp_path)
+        out, secrets_file = tmp_path / "mqtt", tmp_path / "mqtt-secrets.yaml"
+        argv = ["devices", "acl", "--config", str(cfg_dir), "--secrets", str(secrets_file)]
+        services = ("gateway=tp-gateway", "api=tp-api", "portal=tp-portal")
+        assert main([*argv, "--out", str(out), *(a for v in services for a in ("--service", v)),
+                     "--generate-missing"]) == 0  # fmt: skip
+        passwords = {
+            k.removeprefix("mqtt-"): v for k, v in yaml.safe_load(secrets_file.read_text()).items()
+        }
+        ca = kafka[ADMIN].tls_ca
+        certs = make_server_cert(Path(str(ca)).parent)  # the same CA and server certificate
+        broker = PrivateMosquitto(
+            tmp_path,
+            f"cafile {certs.ca}\ncertfile {certs.cert}\nkeyfile {certs.key}\n"
+            f"allow_anonymous false\npassword_file {out / 'passwd'}\nacl_file {out / 'acl'}\n",
+        ).start()
+        env = {"TP_TOPIC_NAMESPACE": NS, "TP_DEVICE_CONFIGS": str(cfg_dir),
+               "TP_MQTT_HOST": "127.0.0.1", "TP_MQTT_PORT": str(broker.port),
+               "TP_MQTT_TLS_CA": str(certs.ca), "DATABASE_URL": database_url,
+               "TP_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
+        return cls(broker, certs, passwords, env)
+
+    def device(self) -> MqttClientSettings:
+        return MqttClientSettings(host="127.0.0.1", port=self.broker.port, tls_ca=self.certs.ca)
+
+    def spawn(self, argv: list[str], kafka: KafkaClientSettings, log: Path,
+              mqtt_user: str | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
+        """A ``tourpulse`` service with its own Kafka (and MQTT) identity."""
+        env = {**os.environ, **self.env, **_kafka_env(kafka)}
+        if mqtt_user is not None:
+            env |= {"TP_MQTT_USERNAME": mqtt_user, "TP_MQTT_PASSWORD": self.passwords[mqtt_user]}
+        return spawn_cli(argv, env, log)
+
+    def api_settings(self, kafka: KafkaClientSettings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+        """The API's settings (tp-api on both brokers; the portal inside it as tp-portal)."""
+        for key, value in self.env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("TP_PORTAL_MQTT_USERNAME", "tp-portal")
+        monkeypatch.setenv("TP_PORTAL_MQTT_PASSWORD", self.passwords["tp-portal"])
+        return Settings(
+            kafka_bootstrap=kafka.bootstrap, kafka_security_protocol=kafka.security_protocol,
+            kafka_username=kafka.username,
+            kafka_password=kafka.secret(), kafka_tls_ca=kafka.tls_ca,
+            mqtt_username="tp-api", mqtt_password=self.passwords["tp-api"],
+        )  # fmt: skip
+
+
+def _publish(device: MqttClientSettings, password: str, event: EventBase) -> None:
+    """Publish as the device (its own MQTT user) over TLS; QoS 1, acknowledged."""
+    client = make_mqtt_client(
+        device.with_credentials(AGENT, password), f"sec-{uuid.uuid4().hex[:6]}"
+    )
+    client.connect(device.host, device.port)
+    client.loop_start()
+    client.publish(topic_for(event), encode_event(event), qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
 @pytest.mark.slow
-async def test_end_to_end_over_tls_and_sasl_reaches_postgres(
+async def test_end_to_end_over_tls_and_sasl_reaches_postgres_and_the_live_feed(
     kafka, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """device -(MQTT TLS, own user)-> gateway -(SASL_SSL)-> worker -(SASL_SSL)-> PostgreSQL."""
-    cfg_dir, _ = write_device_configs(tmp_path)
-    out, secrets_file = tmp_path / "mqtt", tmp_path / "mqtt-secrets.yaml"
-    argv = ["devices", "acl", "--config", str(cfg_dir), "--secrets", str(secrets_file)]
-    assert main([*argv, "--out", str(out), "--service", "gateway=tp-gateway",
-                 "--generate-missing"]) == 0  # fmt: skip
-    mqtt_pw = {
-        k.removeprefix("mqtt-"): v for k, v in yaml.safe_load(secrets_file.read_text()).items()
-    }
-    ca = kafka[ADMIN].tls_ca
-    certs = make_server_cert(Path(str(ca)).parent)  # the same CA and server certificate
-    broker = PrivateMosquitto(
-        tmp_path,
-        f"cafile {certs.ca}\ncertfile {certs.cert}\nkeyfile {certs.key}\n"
-        f"allow_anonymous false\npassword_file {out / 'passwd'}\nacl_file {out / 'acl'}\n",
-    ).start()
-    common = {"TP_TOPIC_NAMESPACE": NS, "TP_DEVICE_CONFIGS": str(cfg_dir),
-              "TP_MQTT_HOST": "127.0.0.1", "TP_MQTT_PORT": str(broker.port),
-              "TP_MQTT_TLS_CA": str(certs.ca), "DATABASE_URL": database_url,
-              "TP_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
-    gw_port = _free_pair(27500)
-    gw_mqtt = {"TP_MQTT_USERNAME": "tp-gateway", "TP_MQTT_PASSWORD": mqtt_pw["tp-gateway"]}
-    gw_env = {**os.environ, **common, **_kafka_env(kafka["tp-gateway"]), **gw_mqtt}
-    gateway = spawn_cli(["gateway", "--metrics-port", str(gw_port), "--client-id", "gw-sec"],
-                        gw_env, tmp_path / "gateway.log")  # fmt: skip
-    for key, value in {**common, **_kafka_env(kafka["tp-worker"])}.items():
+    """device -(MQTT TLS, own user)-> gateway -(SASL_SSL)-> worker -(SASL_SSL)-> PostgreSQL,
+    and the worker's occupancy update -(SASL_SSL, tp-api)-> the API's live SSE feed. Every
+    hop is authenticated with its service's own identity; the brokers accept nothing else."""
+    rig = _SecureMqtt.start(tmp_path, kafka, database_url)
+    gw_port = _free_pair(36500)
+    gateway = rig.spawn(["gateway", "--metrics-port", str(gw_port), "--client-id", "gw-sec"],
+                        kafka["tp-gateway"], tmp_path / "gateway.log", "tp-gateway")  # fmt: skip
+    app = create_app(rig.api_settings(kafka["tp-api"], monkeypatch))
+    for key, value in {**rig.env, **_kafka_env(kafka["tp-worker"])}.items():
         monkeypatch.setenv(key, value)
-    worker_settings = Settings()
-    worker = start_worker(worker_settings, tmp_path / "worker.log")
-    device = MqttClientSettings(host="127.0.0.1", port=broker.port, tls_ca=certs.ca)
+    worker = start_worker(Settings(), tmp_path / "worker.log")
     event = session_start(SITE, 1, device=AGENT)
+    sql = f"SELECT session_id FROM wifi_sessions WHERE site = '{SITE}'"
     try:
         await asyncio.to_thread(wait_until, lambda: healthy(gw_port), 90, "gateway healthy")
-        client = make_mqtt_client(device.with_credentials(AGENT, mqtt_pw[AGENT]), "sec-device")
-        client.connect(device.host, device.port)
-        client.loop_start()
-        client.publish(topic_for(event), encode_event(event), qos=1).wait_for_publish(10)
-        client.disconnect()
-        client.loop_stop()
-        sql = f"SELECT session_id FROM wifi_sessions WHERE site = '{SITE}'"
-        await wait_for(lambda: bool(query(database_url, sql)), 120, "session row", worker,
-                       tmp_path / "worker.log")  # fmt: skip
-        assert query(database_url, sql) == [(event.data.session_id,)]
+        async with (
+            uvicorn_server(app) as base,
+            httpx.AsyncClient(base_url=base, timeout=60) as http,
+        ):
+            await until(lambda: app.state.live.hub.ready, "API live feed connected over SASL_SSL")
+            portal = app.state.portal.publisher  # in the API process, as tp-portal over TLS
+            await until(portal.connected.is_set, "portal publisher accepted by the broker")
+            funnel = _impression(app.state.portal.portal.device_id)
+            portal.publish(funnel)  # -> gateway (tp-gateway) -> Kafka
+            async with http.stream("GET", "/api/v1/live") as feed:
+                assert feed.status_code == 200
+                events = sse_events(feed)
+                await asyncio.to_thread(_publish, rig.device(), rig.passwords[AGENT], event)
+                await wait_for(lambda: bool(query(database_url, sql)), 120, "session row",
+                               worker, tmp_path / "worker.log")  # fmt: skip
+                assert query(database_url, sql) == [(event.data.session_id,)]
+                assert await _occupancy_of(events, SITE) >= 1
+            funnel_topic = f"{NS}.{KafkaTopic.PORTAL_FUNNEL}"
+            assert await _ids_in(kafka[ADMIN], funnel_topic) == [str(funnel.id)]
     finally:
         stop_cli(gateway)
         stop_worker(worker)
-        broker.stop()
+        rig.broker.stop()
+
+
+@pytest.mark.slow
+async def test_alert_engine_and_operator_actions_over_sasl(
+    kafka, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """device offline -(MQTT TLS)-> gateway -(SASL_SSL)-> alert engine (stream runtime as
+    tp-worker) -(SASL_SSL)-> the IOC live feed (tp-api); an operator's ack is produced by the
+    API (aiokafka, idempotent, tp-api) and comes back on the same feed."""
+    rig = _SecureMqtt.start(tmp_path, kafka, database_url)
+    gw_port, alerts_port = _free_pair(36500), _free_pair(36600)
+    gateway = rig.spawn(["gateway", "--metrics-port", str(gw_port), "--client-id", "gw-alert"],
+                        kafka["tp-gateway"], tmp_path / "gateway.log", "tp-gateway")  # fmt: skip
+    alerts = rig.spawn(["alerts", "--metrics-port", str(alerts_port), "--group-session-timeout",
+                        "6", "--heartbeat-interval", "1"], kafka["tp-worker"],
+                       tmp_path / "alerts.log")  # fmt: skip
+    async with AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False) as pool:
+        await UserStore(pool).create("olga", PASSWORD, Role.OPERATOR)
+    app = create_app(rig.api_settings(kafka["tp-api"], monkeypatch))
+    try:
+        for port in (gw_port, alerts_port):
+            await asyncio.to_thread(wait_until, lambda p=port: healthy(p), 90, f"{port} healthy")
+        async with (
+            uvicorn_server(app) as base,
+            httpx.AsyncClient(base_url=base, timeout=60) as http,
+        ):
+            login = {"username": "olga", "password": PASSWORD}
+            token = await http.post("/api/v1/auth/token", data=login)
+            operator = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            await until(lambda: app.state.ioc.feed.hub.ready, "IOC feed connected over SASL_SSL")
+            async with http.stream("GET", "/api/v1/ioc/live", headers=operator) as feed:
+                assert feed.status_code == 200
+                events = sse_events(feed)
+                raised = await _alert_until(events, "ACTIVE_UNACK", rig)
+                assert raised["type"] == "device.offline" and raised["originator"] == AGENT
+                acked = await http.post(f"/api/v1/alerts/{raised['id']}/ack", headers=operator)
+                assert acked.status_code == 200 and acked.json()["published"] is True
+                back = await _alert_until(events, "ACTIVE_ACK", None)
+                assert back["id"] == raised["id"]
+    finally:
+        stop_cli(gateway)
+        stop_cli(alerts)
+        rig.broker.stop()
+
+
+async def _alert_until(
+    events: AsyncIterator[SseEvent], state: str, rig: _SecureMqtt | None
+) -> dict[str, Any]:
+    """The next alert change in ``state``; with ``rig``, the device keeps reporting itself
+    offline meanwhile (the engine's new consumer group starts at the latest offsets)."""
+
+    async def read() -> dict[str, Any]:
+        async for ev in events:
+            if ev.event == "alert":
+                alert: dict[str, Any] = json.loads(ev.data)["alert"]
+                if alert["state"] == state:
+                    return alert
+        raise AssertionError("the live feed ended")
+
+    reader = asyncio.create_task(read())
+    try:
+        while not reader.done():
+            if rig is not None:
+                offline = AvailabilityV1(
+                    site=SITE,
+                    device=AGENT,
+                    source="edge",
+                    event_time=datetime.now(UTC),
+                    data=AvailabilityData(state="offline", reason="test"),
+                )
+                await asyncio.to_thread(_publish, rig.device(), rig.passwords[AGENT], offline)
+            await asyncio.wait({reader}, timeout=2.0)
+        return reader.result()
+    finally:
+        reader.cancel()
+
+
+def _impression(device: str) -> PortalImpressionV1:
+    data = ImpressionData(
+        client_id="ab" * 16, portal_session="cd" * 16, controller="meraki", language="vi"
+    )
+    return PortalImpressionV1(
+        site=SITE, device=device, source="portal", event_time=datetime.now(UTC), data=data
+    )
+
+
+async def _ids_in(settings: KafkaClientSettings, topic: str) -> list[str]:
+    """Event ids of every record in partition 0 of ``topic`` (read as ``settings``)."""
+    consumer = AIOKafkaConsumer(**settings.aiokafka(group_id=None, request_timeout_ms=8000))
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        got = await consumer.getmany(tp, timeout_ms=5000)
+        return [json.loads(r.value)["id"] for r in got.get(tp, [])]
+    finally:
+        await consumer.stop()
+
+
+async def _occupancy_of(events: AsyncIterator[SseEvent], site: str) -> int:
+    """The first live occupancy the API streams for ``site`` with someone connected."""
+    for _ in range(20):
+        (got,) = await read_occupancy(events, 1, within=90)
+        data = json.loads(got.data)
+        if data["site"] == site and data["connected"] >= 1:
+            return int(data["connected"])
+    raise AssertionError(f"no live occupancy for {site}")

@@ -23,11 +23,14 @@ import yaml
 from paho.mqtt.reasoncodes import ReasonCode
 
 from api.cameras.state import CommandSender
+from api.portal.events import FunnelPublisher
+from api.portal.settings import PortalSettings
 from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from device_configs.models import Camera
 from edge.camera.commands import CommandSubscriber
 from infra.cli import main
 from infra.stack.certs import make_server_cert
+from schemas.portal import ImpressionData, PortalImpressionV1
 from tests.support.edge_wifi_support import PrivateMosquitto
 
 pytestmark = pytest.mark.integration
@@ -188,7 +191,8 @@ PUBLISH = [
     ("tp-api", _topic("camera", "cam1", "video"), False),
     ("tp-api", _topic("wifi", "btm-wifi", "cmd"), False),
     # the portal only writes funnel events
-    ("tp-portal", _topic("portal", "portal", "funnel"), True),
+    ("tp-portal", _topic("portal", "tp-portal", "funnel"), True),
+    ("tp-portal", _topic("portal", "portal-2", "funnel"), False),  # only its own device
     ("tp-portal", _topic("camera", "cam1", "cmd"), False),
     ("tp-portal", _topic("wifi", "btm-wifi", "session"), False),
     # the gateway writes nothing
@@ -268,4 +272,50 @@ async def test_api_command_reaches_only_its_camera_over_tls(broker) -> None:
         sender.close()
         for sub in subscribers:
             sub.stop()
+        gateway.close()
+
+
+async def test_portal_publisher_uses_its_own_identity_and_only_its_topic(
+    broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The funnel publisher, configured as the API process runs it (``TP_MQTT_*`` = the API's
+    identity, ``TP_PORTAL_MQTT_*`` = the portal's), publishes as ``tp-portal``: its events
+    reach the gateway; the same connection cannot write any other topic."""
+    settings, passwords = broker
+    monkeypatch.setenv("TP_PORTAL_MQTT_USERNAME", "tp-portal")
+    monkeypatch.setenv("TP_PORTAL_MQTT_PASSWORD", passwords["tp-portal"])
+    portal = PortalSettings()
+    assert portal.device_id == "tp-portal"
+    api_identity = settings.with_credentials("tp-api", passwords["tp-api"])
+    publisher = FunnelPublisher(portal.mqtt_client_settings(api_identity))
+    gateway = _as(settings, passwords, "tp-gateway")
+    assert gateway.subscribe("tp/#")
+    acks: dict[int, ReasonCode] = {}
+    publisher.client.on_publish = lambda _c, _u, mid, rc, _p: acks.__setitem__(mid, rc)
+    event = PortalImpressionV1(
+        site=SITE,
+        device=portal.device_id,
+        source="portal",
+        event_time=datetime.now(UTC),
+        data=ImpressionData(client_id="ab" * 16, portal_session="cd" * 16,
+                            controller="meraki", language="vi"),
+    )  # fmt: skip
+    try:
+        assert await asyncio.to_thread(publisher.connected.wait, TIMEOUT)
+        publisher.publish(event)
+        funnel = _topic("portal", "tp-portal", "funnel")
+        with gateway._event:
+            assert gateway._event.wait_for(lambda: funnel in gateway.messages, TIMEOUT)
+        others = [_topic("portal", "portal-1", "funnel"), _topic("camera", "cam1", "cmd"),
+                  _topic("wifi", "btm-wifi", "session")]  # fmt: skip
+        mids = [publisher.client.publish(t, b"{}", qos=1).mid for t in others]
+        for _ in range(int(TIMEOUT * 20)):
+            if all(m in acks for m in mids):
+                break
+            await asyncio.sleep(0.05)
+        assert [acks[m].is_failure for m in mids] == [True, True, True]
+        await asyncio.sleep(0.3)
+        assert gateway.messages == [funnel]  # nothing else was delivered
+    finally:
+        publisher.close()
         gateway.close()
