@@ -13,6 +13,7 @@ from typing import Annotated, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.mqtt_client import MqttClientSettings
+from schemas.batch import MAX_BATCH_EVENTS
 from schemas.topics import DeviceKind
 
 
@@ -45,6 +46,12 @@ class MqttLinkConfig(BaseModel):
     heartbeat_s: Annotated[float, Field(gt=0)] = 30.0
     max_inflight: Annotated[int, Field(ge=1, le=1000)] = 20
     reconnect_max_s: Annotated[float, Field(gt=0)] = 5.0
+    batch_max_events: Annotated[int, Field(ge=1, le=MAX_BATCH_EVENTS)] = Field(
+        default=100, description="Most events of one device topic in one MQTT message (1: off)."
+    )
+    batch_linger_s: Annotated[float, Field(ge=0, le=5)] = Field(
+        default=0.05, description="Longest an event waits for more of its topic's events."
+    )
 
     def password(self) -> str | None:
         """Resolve the password reference; raise ValueError naming the missing source."""

@@ -14,6 +14,14 @@ client with a clean start: un-acked rows are simply re-read from the outbox in s
 order after CONNACK, so the backlog is replayed in order before live events (which are just
 later rows). A PUBACK lost in an outage means a re-send; consumers dedup on the event id.
 
+Batching (why): per-message costs (a packet and a PUBACK, paho and broker routing, a gateway
+callback) dwarf one small event, so rows of one topic (one device's stream) leave together
+as one batch message (:mod:`schemas.batch`): at once when the topic has been quiet for
+``batch_linger_s``, otherwise after at most that long, up to ``batch_max_events`` a message.
+A quiet device adds no latency and sends a bare event, as before batches existed. A batch
+is one unit for the outbox: a PUBACK deletes all its rows, a "not delivered" reason code
+keeps all of them for the re-send.
+
 Availability: the Last Will is ``AvailabilityV1(offline, reason="last-will")``, retained;
 "online" is published only from the CONNACK-success path, never on a refused connection.
 Heartbeats and availability are telemetry: published directly, not through the outbox.
@@ -25,7 +33,8 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -35,7 +44,8 @@ from prometheus_client import Counter, Gauge
 
 from core.mqtt_client import make_mqtt_client
 from edge.link.config import LinkIdentity, MqttLinkConfig
-from edge.link.outbox import Outbox
+from edge.link.outbox import Outbox, Queued
+from schemas.batch import MAX_BATCH_BYTES, join_batch
 from schemas.codec import encode_event
 from schemas.device import (
     AvailabilityData,
@@ -72,6 +82,7 @@ OUTBOX_DEPTH = Gauge("tp_edge_outbox_depth", "Events waiting in the outbox")
 OUTBOX_OLDEST = Gauge("tp_edge_outbox_oldest_seconds", "Age of the oldest queued event")
 OUTBOX_DROPPED = Counter("tp_edge_outbox_dropped_total", "Events dropped: outbox full or too old")
 PUBLISHED = Counter("tp_edge_mqtt_acked_total", "Events acknowledged by the broker (PUBACK)")
+BATCHES = Counter("tp_edge_mqtt_messages_total", "Event messages published (one may be a batch)")
 CONNECTED = Gauge("tp_edge_mqtt_connected", "1 while the broker connection is up")
 LINK_ERRORS = Counter("tp_edge_link_errors_total", "Uplink errors by reason", ["reason"])
 NOT_DELIVERED = Counter(
@@ -79,6 +90,14 @@ NOT_DELIVERED = Counter(
     "PUBACKs saying the broker did not deliver the event (kept in the outbox, sent again)",
     ["reason"],
 )
+
+
+@dataclass
+class _Pending:
+    """Rows of one topic read from the outbox and not yet published."""
+
+    rows: list[Queued] = field(default_factory=list)
+    last_sent: float = float("-inf")  # monotonic time this topic's last message left
 
 
 class MqttLink:
@@ -106,7 +125,9 @@ class MqttLink:
         self._stop = threading.Event()
         self._online = threading.Event()
         self._thread: threading.Thread | None = None
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._inflight: dict[int, list[int]] = {}  # paho mid -> outbox seqs of its batch
+        self._pending: dict[str, _Pending] = {}  # topic -> rows waiting for their batch
+        self._pending_rows = 0
         self._acked: list[int] = []
         #: Set when the broker answered a PUBACK with a RETRY_REASONS code: sending pauses,
         #: in-flight acks drain, and after the back-off the outbox is re-read from its head.
@@ -118,6 +139,8 @@ class MqttLink:
         self._dropped_seen = 0
         self.errors: dict[str, int] = {}
         self.acked_total = 0
+        #: Event messages handed to paho (batches and single events).
+        self.messages_total = 0
         self._topics: dict[tuple[object, ...], str] = {}
 
     # ----- public API ---------------------------------------------------------------
@@ -140,7 +163,7 @@ class MqttLink:
         """
         return bool(self.submit_many([event]))
 
-    def submit_many(self, events: list[EventBase]) -> list[int]:
+    def submit_many(self, events: Sequence[EventBase]) -> list[int]:
         return self.outbox.put_many(
             [(self.topic_for(e), encode_event(e)) for e in events], ids=[e.id for e in events]
         )
@@ -180,6 +203,7 @@ class MqttLink:
                 CONNECTED.set(0)
                 self._inflight.clear()
                 self._acked.clear()
+                self._clear_pending()
                 self._resend_at = None  # a new connection replays the outbox from its head
                 client.disconnect()
                 client.loop(timeout=0.01)  # lets paho close the socket
@@ -223,7 +247,7 @@ class MqttLink:
 
     def _pump(self, client: mqtt.Client) -> None:
         """Publish the outbox in order within the in-flight window until the link drops."""
-        last_sent = 0
+        read_up_to = 0  # highest outbox seq read into the pending batches
         next_heartbeat = time.monotonic()
         next_expire = time.monotonic()
         while self._conn_state == "up":
@@ -236,17 +260,14 @@ class MqttLink:
                     self._flush_acks()
                     continue
                 self._resend_at = None
-                last_sent = 0  # kept rows are the oldest: replay from the head, in order
-            room = self._window - len(self._inflight)
-            if room > 0 and self._resend_at is None:
-                for row in self.outbox.peek(after=last_sent, limit=room):
-                    info = client.publish(row.topic, row.payload, qos=1)
-                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                        break
-                    self._inflight[info.mid] = row.seq
-                    last_sent = row.seq
-            busy = len(self._inflight) > 0
-            if client.loop(timeout=0.01 if busy else 0.05) != mqtt.MQTT_ERR_SUCCESS:
+                self._flush_acks()  # so acknowledged rows are not read again
+                self._clear_pending()
+                read_up_to = 0  # kept rows are the oldest: replay from the head, in order
+            if self._resend_at is None:
+                read_up_to = self._read(read_up_to)
+                self._publish_due(client)
+            busy = bool(self._inflight or self._pending_rows)
+            if client.loop(timeout=0.005 if busy else 0.05) != mqtt.MQTT_ERR_SUCCESS:
                 self._conn_state = "down"
             self._flush_acks()
             now = time.monotonic()
@@ -258,6 +279,49 @@ class MqttLink:
                 next_heartbeat = now + self.cfg.heartbeat_s
             self._update_gauges()
         log.warning("lost connection to %s:%s", self.cfg.host, self.cfg.port)
+
+    def _read(self, after: int) -> int:
+        """Move new outbox rows into their topic's pending batch; returns the last seq read.
+
+        Bounded to a full in-flight window of full batches, so a long backlog is read as it
+        drains instead of all at once.
+        """
+        room = self._window * self.cfg.batch_max_events - self._pending_rows
+        if room <= 0:
+            return after
+        rows = self.outbox.peek(after=after, limit=room)
+        for row in rows:
+            pending = self._pending.get(row.topic)
+            if pending is None:
+                pending = self._pending[row.topic] = _Pending()
+            pending.rows.append(row)
+        self._pending_rows += len(rows)
+        return rows[-1].seq if rows else after
+
+    def _publish_due(self, client: mqtt.Client) -> None:
+        """Publish every topic's batch that is full or has lingered long enough."""
+        now = time.monotonic()
+        most, linger = self.cfg.batch_max_events, self.cfg.batch_linger_s
+        for topic, pending in self._pending.items():
+            while pending.rows and len(self._inflight) < self._window:
+                if len(pending.rows) < most and now - pending.last_sent < linger:
+                    break  # the device is busy: wait for more of its events
+                batch = _take_batch(pending.rows, most)
+                info = client.publish(topic, join_batch([r.payload for r in batch]), qos=1)
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    return  # not queued by paho: the rows stay pending
+                del pending.rows[: len(batch)]
+                self._pending_rows -= len(batch)
+                self._inflight[info.mid] = [r.seq for r in batch]
+                pending.last_sent = now
+                self.messages_total += 1
+                BATCHES.inc()
+
+    def _clear_pending(self) -> None:
+        """Forget rows read but not published (they stay in the outbox, read again later)."""
+        for pending in self._pending.values():
+            pending.rows.clear()
+        self._pending_rows = 0
 
     def _goodbye(self, client: mqtt.Client) -> None:
         """Graceful stop: drain in-flight acks briefly, announce offline, disconnect."""
@@ -337,13 +401,13 @@ class MqttLink:
     def _on_publish(
         self, client: mqtt.Client, userdata: Any, mid: int, rc: ReasonCode, props: Properties
     ) -> None:
-        seq = self._inflight.pop(mid, None)
-        if seq is None:
+        seqs = self._inflight.pop(mid, None)
+        if seqs is None:
             return  # availability / heartbeat
         if rc.value in RETRY_REASONS:
-            # Not delivered although acknowledged: the event stays in the outbox. Acking it
-            # here lost every event sent between a broker restart and the gateway's
-            # re-subscription (reason 0x10); now it is re-sent after a back-off.
+            # Not delivered although acknowledged: the batch's events stay in the outbox.
+            # Acking them here lost every event sent between a broker restart and the
+            # gateway's re-subscription (reason 0x10); now they are re-sent after a back-off.
             reason = f"puback_{_slug(rc.getName())}"
             NOT_DELIVERED.labels(reason=reason).inc()
             self.not_delivered_total += 1
@@ -358,8 +422,8 @@ class MqttLink:
             # The broker refused this message (e.g. not authorised): retrying cannot help,
             # so it leaves the queue, counted by reason, rather than blocking it forever.
             self._error(f"puback_{_slug(rc.getName())}")
-            self.outbox.dropped += 1
-        self._acked.append(seq)
+            self.outbox.dropped += len(seqs)
+        self._acked.extend(seqs)
 
     # ----- helpers ------------------------------------------------------------------
     def _availability_topic(self) -> str:
@@ -380,6 +444,17 @@ class MqttLink:
     def _error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
         LINK_ERRORS.labels(reason=reason).inc()
+
+
+def _take_batch(rows: list[Queued], most: int) -> list[Queued]:
+    """The head of ``rows``: at most ``most`` events within the gateway's batch size limit."""
+    size, n = 2, 0
+    for row in rows[:most]:
+        size += len(row.payload) + 1
+        if n and size > MAX_BATCH_BYTES:
+            break
+        n += 1
+    return rows[:n]
 
 
 def _slug(name: str) -> str:

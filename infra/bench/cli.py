@@ -30,6 +30,7 @@ BENCHMARKS: dict[str, str] = {
     "storage": "infra.bench.storage",
     "security": "infra.bench.security",
     "chaos": "infra.bench.chaos",
+    "scale": "infra.bench.scale",
 }
 
 
@@ -46,6 +47,9 @@ def register(sub: Any) -> None:
     p.add_argument("--out", type=Path, default=Path(".bench"), help="output directory")
     p.add_argument("--events", type=int, default=None, help="override the benchmark's size")
     p.add_argument("--quick", action="store_true", help="smoke-sized run (numbers mean little)")
+    p.add_argument(
+        "--duration", type=float, default=None, help="seconds of load for time-based benchmarks"
+    )
     p.set_defaults(func=run)
 
 
@@ -54,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"error: unknown benchmark(s) {unknown}; known: {list(BENCHMARKS)}", file=sys.stderr)
         return 2
-    ctx = BenchContext(get_settings(), args.out, events=args.events, quick=args.quick)
+    ctx = BenchContext(
+        get_settings(), args.out, events=args.events, quick=args.quick, duration_s=args.duration
+    )
     failed = [name for name in args.names or list(BENCHMARKS) if not run_one(name, ctx)]
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)

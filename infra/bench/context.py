@@ -18,3 +18,4 @@ class BenchContext:
     out_dir: Path
     events: int | None = None  # size override; None = the benchmark's own default
     quick: bool = False  # a smoke-sized run: proves the harness works, numbers mean little
+    duration_s: float | None = None  # length override for time-based benchmarks (scale)

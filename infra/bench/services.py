@@ -41,10 +41,16 @@ class Service:
     """One ``tourpulse <command>`` child with a /healthz endpoint and a log file."""
 
     def __init__(
-        self, name: str, args: list[str], env: dict[str, str], log_dir: Path, processes: int = 1
+        self,
+        name: str,
+        args: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        processes: int = 1,
+        port: int | None = None,
     ) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = port or free_port()  # a fixed port keeps a run inside its port range
         #: A supervisor with N children serves /healthz on port, port + 1, ... port + N - 1.
         self.ports = [self.port + i for i in range(processes)]
         self.log_path = log_dir / f"{name}.log"
@@ -107,8 +113,8 @@ def counter_value(exposition: str, name: str) -> float:
 
 
 @contextlib.contextmanager
-def private_mosquitto(work_dir: Path) -> Iterator[tuple[int, int]]:
-    """A Mosquitto of our own on a free loopback port; yields ``(port, pid)``.
+def private_mosquitto(work_dir: Path, port: int | None = None) -> Iterator[tuple[int, int]]:
+    """A Mosquitto of our own on a free (or the given) loopback port; yields ``(port, pid)``.
 
     The shared broker carries whatever else runs on the machine, and the gateway forwards
     every site's topics: their traffic would count as ours. ``max_queued_messages`` is
@@ -117,7 +123,7 @@ def private_mosquitto(work_dir: Path) -> Iterator[tuple[int, int]]:
     binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(binary).exists():
         raise BenchError("mosquitto is not installed (Debian package 'mosquitto')")
-    port = free_port()
+    port = port or free_port()
     conf = work_dir / "mosquitto.conf"
     user = "user root\n" if os.geteuid() == 0 else ""
     conf.write_text(

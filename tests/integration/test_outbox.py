@@ -6,12 +6,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig, Outbox
-from schemas.codec import decode_event
+from schemas.batch import decode_events, is_batch
 from schemas.envelope import utc_now
 from schemas.topics import DeviceKind
 from schemas.wifi import WifiSessionData, WifiSessionStartV1
@@ -29,6 +30,11 @@ def session_event(i: int) -> WifiSessionStartV1:
         event_time=utc_now(),
         data=WifiSessionData(client_id=f"{i:032x}", session_id=f"s{i}", ap="ben-thanh-market-ap01"),
     )
+
+
+def _ids(collector: Collector) -> list[str]:
+    """Event ids in the order the broker delivered them, batches unpacked."""
+    return [ev.id for p in collector.payloads("/session") for ev in decode_events(p)]
 
 
 class Ticks:
@@ -92,8 +98,8 @@ def test_link_replays_backlog_in_order_then_live(tmp_path: Path) -> None:
         assert link.wait_connected(30)
         for ev in events[200:]:
             link.submit(ev)
-        wait_until(lambda: len(collector.payloads("/session")) >= 300, 60, "300 events")
-        got = [decode_event(p).id for p in collector.payloads("/session")]
+        wait_until(lambda: len(_ids(collector)) >= 300, 60, "300 events")
+        got = _ids(collector)
         assert got == [e.id for e in events]  # in order, backlog first, no duplicates here
         wait_until(lambda: link.outbox.depth() == 0, 30, "outbox drained after PUBACKs")
         wait_until(lambda: collector.payloads("/heartbeat"), 30, "a heartbeat")
@@ -198,10 +204,41 @@ def test_events_the_broker_did_not_deliver_stay_queued_until_a_subscriber_exists
         assert link.outbox.depth() == len(events)  # kept, not deleted as "acknowledged"
         collector = Collector(broker.port, "tp/+/+/+/+/session")  # the gateway comes back
         wait_until(lambda: link.outbox.depth() == 0, 60, "outbox drained once delivered")
-        got = {decode_event(p).id for p in collector.payloads("/session")}
+        got = set(_ids(collector))
         assert got == {e.id for e in events}
+        # The burst left as batches, and each batch was kept whole, then sent again whole.
+        assert any(is_batch(p) for p in collector.payloads("/session"))
         assert link.errors.get("puback_no_matching_subscribers") is None  # a retry, not an error
         collector.close()
     finally:
         link.stop()
+        broker.stop()
+
+
+@pytest.mark.integration
+def test_link_batches_a_busy_device_and_sends_a_quiet_one_at_once(tmp_path: Path) -> None:
+    """A burst leaves as a few batch messages, in order, and every row is deleted once its
+    batch is acknowledged; an event after a quiet spell goes out alone, as a bare object."""
+    broker = PrivateMosquitto(tmp_path).start()
+    collector = Collector(broker.port, "tp/+/+/+/+/session")
+    link = MqttLink(_cfg(tmp_path, broker.port, batch_max_events=50, batch_linger_s=0.2), IDENT)
+    events = [session_event(i) for i in range(1000)]
+    try:
+        link.start()
+        assert link.wait_connected(30)
+        link.submit_many(events[:-1])  # one burst, one outbox transaction
+        wait_until(lambda: len(_ids(collector)) >= len(events) - 1, 60, "the burst")
+        payloads = collector.payloads("/session")
+        assert _ids(collector) == [e.id for e in events[:-1]]  # in order, none twice
+        assert len(payloads) <= (len(events) - 1) // 50 + 2  # full batches, not 999 messages
+        assert all(len(decode_events(p)) <= 50 for p in payloads)
+        wait_until(lambda: link.outbox.depth() == 0, 30, "rows deleted once acknowledged")
+        assert link.acked_total == len(events) - 1
+        time.sleep(0.5)  # longer than the linger: the device is quiet again
+        link.submit(events[-1])
+        wait_until(lambda: len(_ids(collector)) == len(events), 30, "the lone event")
+        assert not is_batch(collector.payloads("/session")[-1])
+    finally:
+        link.stop()
+        collector.close()
         broker.stop()

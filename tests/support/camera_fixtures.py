@@ -77,7 +77,10 @@ class MqttCollector:
 
     def _on_message(self, _c: object, _u: object, msg: Any) -> None:
         try:
-            self.messages.append((msg.topic, json.loads(msg.payload)))
+            doc = json.loads(msg.payload)
+            # The edge link sends a busy stream's events as one batch (a JSON array).
+            for one in doc if isinstance(doc, list) else [doc]:
+                self.messages.append((msg.topic, one))
         except ValueError:
             self.messages.append((msg.topic, {"raw": msg.payload}))
 
