@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 VENV_STAMP := $(VENV)/.installed
 PY_PACKAGES := schemas core edge stream api device_configs infra
 
-.PHONY: help deps venv node-tools camera-interop kafka-jars test test-fast stack-up stack-down stack-status lint demo bench chaos clean
+.PHONY: help deps venv wheelhouse node-tools camera-interop kafka-jars test test-fast stack-up stack-down stack-status lint demo bench chaos clean
 
 help:
 	@echo "make deps          install Debian packages (infra/system-packages.txt; root only) and"
@@ -34,6 +34,21 @@ $(VENV_STAMP): pyproject.toml
 
 venv: $(VENV_STAMP)
 
+# Third-party wheels of every install profile, for the clean-venv profile tests (pip's
+# cache makes this quick after `make venv`; the tests build the project's own wheel from
+# the working tree and install offline from here).
+WHEELHOUSE := .tourpulse/wheels
+$(WHEELHOUSE)/.done: $(VENV_STAMP)
+	@echo "wheelhouse: profile wheels into $(WHEELHOUSE) ..."
+	@rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	@{ $(BIN)/pip download --disable-pip-version-check -d $(WHEELHOUSE) \
+	     ".[edge-wifi,edge-camera,stream,api]" && \
+	   $(BIN)/pip download --disable-pip-version-check -d $(WHEELHOUSE) "setuptools>=68" wheel; \
+	 } > .tourpulse/wheelhouse.log 2>&1 || { tail -20 .tourpulse/wheelhouse.log; exit 1; }
+	@touch $@
+
+wheelhouse: $(WHEELHOUSE)/.done
+
 # Node dev tools (axe-core for accessibility checks, Lighthouse for the portal bench).
 NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package-lock.json
@@ -59,7 +74,7 @@ kafka-jars: venv
 	@$(BIN)/tourpulse stack fetch
 
 # Any pytest failure fails the target, including exit 5 (no tests collected).
-test: deps venv kafka-jars node-tools camera-interop
+test: deps venv kafka-jars node-tools camera-interop wheelhouse
 	@$(BIN)/pytest -q; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test: FAILED: pytest collected no tests"; fi; exit $$rc
 

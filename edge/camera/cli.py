@@ -10,15 +10,19 @@ import argparse
 import asyncio
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.mqtt_client import MqttClientSettings
 from core.observability import Health, ObservabilityServer
 from core.settings import get_settings
 from device_configs.loader import ConfigError, load_device_configs
-from edge.camera.agent import CameraAgent
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
 from edge.wifi.cli import edge_group
 from schemas.topics import DeviceKind
+
+if TYPE_CHECKING:  # OpenCV and PyAV load only when a camera agent runs: `tourpulse edge
+    # wifi` registers this command too, and a Wi-Fi site box has no video packages.
+    from edge.camera.agent import CameraAgent
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -80,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
         software="tourpulse-edge-camera",
     )
+    from edge.camera.agent import CameraAgent
+
     agent = CameraAgent(
         camera,
         credentials,
