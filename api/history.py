@@ -73,7 +73,18 @@ FROM parts
 GROUP BY bucket
 ORDER BY bucket
 """
+#: Per-minute buckets are the rollup rows themselves: no grouping, rows come in key order
+#: (``date_bin`` plus GROUP BY cost a sort and an aggregate, half the server time on 1,440).
+_MINUTE_QUERY = """
+SELECT minute AS bucket, connected AS connected_max, connected::float8 AS connected_avg,
+       new_sessions::bigint AS new_sessions, ended_sessions::bigint AS ended_sessions,
+       1::bigint AS minutes
+FROM occupancy_minute
+WHERE site = %(site)s AND minute >= %(start)s AND minute < %(end)s
+ORDER BY minute
+"""
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
 def _hourly_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -155,7 +166,10 @@ async def fetch_history(
     if uses_hourly(step, origin):
         params["hstart"], params["hend"] = _hourly_bounds(start, end)
         query = _HOURLY_QUERY
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    elif step == MINUTE and origin.second == 0 and origin.microsecond == 0:
+        query = _MINUTE_QUERY
+    # Binary results: 1,440 rows of timestamps and numbers decode measurably faster.
+    async with pool.connection() as conn, conn.cursor(row_factory=dict_row, binary=True) as cur:
         await cur.execute(query, params)
         rows = {row["bucket"]: row for row in await cur.fetchall()}
     buckets: list[OccupancyBucket] = []
