@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from psycopg_pool import AsyncConnectionPool
+from pydantic import TypeAdapter
 
 from api.models import OccupancyBucket
 
@@ -87,6 +88,13 @@ ORDER BY minute
 """
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
+_BUCKETS = TypeAdapter(list[OccupancyBucket])
+_EMPTY = {
+    "connected_max": None,
+    "connected_avg": None,
+    "new_sessions": None,
+    "ended_sessions": None,
+}
 
 
 def _hourly_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -175,29 +183,25 @@ async def fetch_history(
     async with pool.connection() as conn, conn.cursor(binary=True) as cur:
         await cur.execute(query, params)
         rows = {row[0]: row for row in await cur.fetchall()}
-    buckets: list[OccupancyBucket] = []
+    items: list[dict[str, object]] = []
     t = bucket_start(start, step, origin)
     while t < end:
         row = rows.get(t)
         if row is None:
-            bucket = OccupancyBucket(
-                start=t,
-                minutes=0,
-                connected_max=None,
-                connected_avg=None,
-                new_sessions=None,
-                ended_sessions=None,
-            )
+            items.append({"start": t, "minutes": 0, **_EMPTY})
         else:
             _, peak, mean, new, ended, minutes = row
-            bucket = OccupancyBucket(
-                start=t,
-                minutes=minutes,
-                connected_max=peak,
-                connected_avg=mean,
-                new_sessions=new,
-                ended_sessions=ended,
+            items.append(
+                {
+                    "start": t,
+                    "minutes": minutes,
+                    "connected_max": peak,
+                    "connected_avg": mean,
+                    "new_sessions": new,
+                    "ended_sessions": ended,
+                }
             )
-        buckets.append(bucket)
         t += step
-    return buckets
+    # One validation call for the whole list: ~1 ms less CPU than a model per bucket (of
+    # 7-8 ms for a day per minute, mostly this; measured with bench storage).
+    return _BUCKETS.validate_python(items)
