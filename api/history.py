@@ -18,8 +18,8 @@ import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+from pydantic import TypeAdapter
 
 from api.models import OccupancyBucket
 
@@ -57,11 +57,14 @@ WITH parts AS (
     SELECT hour AS t, connected_max, connected_sum, minutes, new_sessions, ended_sessions
     FROM occupancy_hourly
     WHERE site = %(site)s AND hour >= %(hstart)s AND hour < %(hend)s
+    UNION ALL  -- the edges as two ranges (not one with an OR): each reads only its chunk
+    SELECT minute, connected, connected, 1, new_sessions, ended_sessions
+    FROM occupancy_minute
+    WHERE site = %(site)s AND minute >= %(start)s AND minute < %(hstart)s
     UNION ALL
     SELECT minute, connected, connected, 1, new_sessions, ended_sessions
     FROM occupancy_minute
-    WHERE site = %(site)s AND minute >= %(start)s AND minute < %(end)s
-      AND (minute < %(hstart)s OR minute >= %(hend)s)
+    WHERE site = %(site)s AND minute >= %(hend)s AND minute < %(end)s
 )
 SELECT date_bin(%(step)s, t, %(origin)s) AS bucket,
        max(connected_max) AS connected_max,
@@ -73,7 +76,25 @@ FROM parts
 GROUP BY bucket
 ORDER BY bucket
 """
+#: Per-minute buckets are the rollup rows themselves: no grouping, rows come in key order
+#: (``date_bin`` plus GROUP BY cost a sort and an aggregate, half the server time on 1,440).
+_MINUTE_QUERY = """
+SELECT minute AS bucket, connected AS connected_max, connected::float8 AS connected_avg,
+       new_sessions::bigint AS new_sessions, ended_sessions::bigint AS ended_sessions,
+       1::bigint AS minutes
+FROM occupancy_minute
+WHERE site = %(site)s AND minute >= %(start)s AND minute < %(end)s
+ORDER BY minute
+"""
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
+_BUCKETS = TypeAdapter(list[OccupancyBucket])
+_EMPTY = {
+    "connected_max": None,
+    "connected_avg": None,
+    "new_sessions": None,
+    "ended_sessions": None,
+}
 
 
 def _hourly_bounds(start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -155,22 +176,32 @@ async def fetch_history(
     if uses_hourly(step, origin):
         params["hstart"], params["hend"] = _hourly_bounds(start, end)
         query = _HOURLY_QUERY
-    async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+    elif step == MINUTE and origin.second == 0 and origin.microsecond == 0:
+        query = _MINUTE_QUERY
+    # Binary tuples (all three queries return the same columns in the same order): 1,440
+    # rows of timestamps and numbers decode measurably faster than text into dicts.
+    async with pool.connection() as conn, conn.cursor(binary=True) as cur:
         await cur.execute(query, params)
-        rows = {row["bucket"]: row for row in await cur.fetchall()}
-    buckets: list[OccupancyBucket] = []
+        rows = {row[0]: row for row in await cur.fetchall()}
+    items: list[dict[str, object]] = []
     t = bucket_start(start, step, origin)
     while t < end:
         row = rows.get(t)
-        buckets.append(
-            OccupancyBucket(
-                start=t,
-                minutes=row["minutes"] if row else 0,
-                connected_max=row["connected_max"] if row else None,
-                connected_avg=row["connected_avg"] if row else None,
-                new_sessions=row["new_sessions"] if row else None,
-                ended_sessions=row["ended_sessions"] if row else None,
+        if row is None:
+            items.append({"start": t, "minutes": 0, **_EMPTY})
+        else:
+            _, peak, mean, new, ended, minutes = row
+            items.append(
+                {
+                    "start": t,
+                    "minutes": minutes,
+                    "connected_max": peak,
+                    "connected_avg": mean,
+                    "new_sessions": new,
+                    "ended_sessions": ended,
+                }
             )
-        )
         t += step
-    return buckets
+    # One validation call for the whole list: ~1 ms less CPU than a model per bucket (of
+    # 7-8 ms for a day per minute, mostly this; measured with bench storage).
+    return _BUCKETS.validate_python(items)

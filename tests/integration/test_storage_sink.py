@@ -143,6 +143,22 @@ def test_migrations_apply_once(database_url: str, db_backend: str) -> None:
     assert names[0] == "0000_storage_backend.sql"
 
 
+def test_written_tables_index_only_their_keys(database_url: str, db_backend: str) -> None:
+    """Raw events and minute rollups carry their primary key and nothing else on both
+    backends: TimescaleDB's create_hypertable used to add a time index to each (0701), one
+    more B-tree per insert that plain PostgreSQL does not pay."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT tablename, indexname FROM pg_indexes"
+            " WHERE schemaname = 'public' AND tablename = ANY(%s)",
+            (["wifi_session_events", "occupancy_minute"],),
+        ).fetchall()
+    assert sorted(rows) == [
+        ("occupancy_minute", "occupancy_minute_pkey"),
+        ("wifi_session_events", "wifi_session_events_pkey"),
+    ], db_backend
+
+
 async def test_queued_minutes_survive_a_lost_worker_and_are_swept_exactly(
     database_url: str,
 ) -> None:
