@@ -35,6 +35,8 @@ Rect = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 #: Head height as a share of a standing person's box (a head is ~1/7.5 of the body; boxes
 #: are loose and people bend, so a quarter of the box is taken).
 HEAD_SHARE = 0.25
+#: Head height as a share of the box width, for boxes the frame edge cut short.
+HEAD_FROM_WIDTH = 0.6
 #: Head width as a share of the box width (never narrower than the head is tall).
 HEAD_WIDTH_SHARE = 0.8
 #: Extra margin around a head, as a share of its height, on every side.
@@ -55,8 +57,10 @@ MASK_COLOUR = (0, 0, 0)
 
 
 def head_of(x: float, y: float, w: float, h: float) -> tuple[float, float, float, float]:
-    """Head (centre x, centre y, width, height) from a person's box."""
-    hh = h * HEAD_SHARE
+    """Head (centre x, centre y, width, height) from a person's box. A box cut by the frame
+    edge (a zoomed view showing only the upper body) is short for its width: the head is
+    then sized from the width (HEAD_FROM_WIDTH), not from the truncated height."""
+    hh = max(h * HEAD_SHARE, w * HEAD_FROM_WIDTH)
     hw = max(w * HEAD_WIDTH_SHARE, hh)
     return x + w / 2, y + hh / 2, hw, hh
 

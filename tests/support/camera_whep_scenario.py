@@ -301,7 +301,9 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
     )
     await sim.start()
     tmp = Path(tempfile.mkdtemp())
-    write_camera_configs(tmp, sim.onvif_port)
+    # the relay tests feed the simulator's stream straight to the API as the camera's
+    # anonymised stream (what the edge agent serves in production): the relay is under test
+    write_camera_configs(tmp, sim.onvif_port, stream_url=sim.rtsp_url)
     mqtt_port = free_port()
     agent = await start_agent(mqtt_port, tmp) if mode == "browser" else None
     server: asyncio.subprocess.Process | None = None
