@@ -12,6 +12,8 @@ the viewers, which run in ``camera_whep_load.py`` children (at most
 Usage: python camera_whep_scenario.py MODE VIEWERS OUT_JSON
   MODE aiortc  -- VIEWERS aiortc clients; first-frame times, frames received, server CPU
   MODE browser -- Debian chromium plays /tours/<camera>, takes the lease and pans
+  MODE anonymised -- the edge agent (person detector) serves the anonymised stream, the API
+       relays it, one aiortc viewer's frames are compared with the source
   MODE serve CONFIG_DIR PORT MQTT_PORT -- (internal) the camera API process
 Prints nothing useful itself; the JSON file is the result.
 """
@@ -42,6 +44,8 @@ from device_configs.loader import load_device_configs
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
+from edge.camera_sim.video import SHARED_PERSON_MODEL
+from tests.support.camera_anonymised_viewer import evaluate, watch
 from tests.support.camera_fixtures import write_camera_configs
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/pets2009_s2l1/vtest.avi"
@@ -255,8 +259,11 @@ async def browser(api: str, sim: CameraSim) -> dict[str, object]:
     return out
 
 
-async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asyncio.Event, object]:
-    """A private Mosquitto in the namespace and the real camera agent behind it."""
+async def start_agent(
+    mqtt_port: int, tmp: Path, detector_model: Path | None = None
+) -> tuple[object, object, asyncio.Event, object]:
+    """A private Mosquitto in the namespace and the real camera agent behind it (serving the
+    camera's ``anonymised_stream`` where the configs give one)."""
     from edge.camera.agent import CameraAgent
     from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
     from schemas.topics import DeviceKind
@@ -272,17 +279,40 @@ async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asynci
     )
     await asyncio.sleep(0.5)
     camera = load_device_configs(tmp).cameras[0]
+    if detector_model is None and camera.setup is not None:
+        # browser mode: the API relays the simulator directly (it carries the camera's sound,
+        # which the agent's anonymised stream does not yet); the agent must not serve it too
+        setup = camera.setup.model_copy(update={"anonymised_stream": None})
+        camera = camera.model_copy(update={"setup": setup})
     link = MqttLink(
         MqttLinkConfig(port=mqtt_port, outbox_path=tmp / "outbox.sqlite"),
         LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
     )
     link.start()
     agent = CameraAgent(
-        camera, ("admin", "tourpulse-test"), link, MqttClientSettings(port=mqtt_port)
+        camera,
+        ("admin", "tourpulse-test"),
+        link,
+        MqttClientSettings(port=mqtt_port),
+        detector_model=detector_model,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
+    stream = agent.video.stream
+    for _ in range(600):  # the API opens its pull at start: the stream must listen by then
+        if stream is None or (stream.pid is not None and await _listening(stream.port)):
+            break
+        await asyncio.sleep(0.1)
     return broker, link, stop, task
+
+
+async def _listening(port: int) -> bool:
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
 
 
 async def main(mode: str, viewers: int, out_path: Path) -> None:
@@ -303,15 +333,26 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
     tmp = Path(tempfile.mkdtemp())
     # the relay tests feed the simulator's stream straight to the API as the camera's
     # anonymised stream (what the edge agent serves in production): the relay is under test
-    write_camera_configs(tmp, sim.onvif_port, stream_url=sim.rtsp_url)
+    anonymised = f"rtsp://127.0.0.1:{free_port()}/anonymised"
+    write_camera_configs(
+        tmp, sim.onvif_port, stream_url=anonymised if mode == "anonymised" else sim.rtsp_url
+    )
     mqtt_port = free_port()
-    agent = await start_agent(mqtt_port, tmp) if mode == "browser" else None
+    agent = None
+    if mode == "browser":
+        agent = await start_agent(mqtt_port, tmp)
+    elif mode == "anonymised":
+        agent = await start_agent(mqtt_port, tmp, SHARED_PERSON_MODEL)
     server: asyncio.subprocess.Process | None = None
     try:
         api, server = await start_api(tmp, mqtt_port)
         if mode == "aiortc":
             result = await aiortc_viewers(api, server.pid, viewers)
             result["camera_fps"] = sim.rtsp.fps
+        elif mode == "anonymised":
+            frames = await watch(api, "cam1", viewers, warmup_s=3.0)
+            tracks = VIDEO.with_name("PETS2009-S2L1_tracks_mot.csv")
+            result = await asyncio.to_thread(evaluate, frames, VIDEO, tracks)
         else:
             result = await browser(api, sim)
             # the move went API -> MQTT -> agent -> ONVIF -> simulator
