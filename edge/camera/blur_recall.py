@@ -101,8 +101,14 @@ class Recall:
         self.heads += other.heads
         self.blurred += other.blurred
 
+    @classmethod
+    def of(cls, heads: list[tuple[float, bool]], min_visible: float = 0.0) -> Recall:
+        """From :func:`view_heads`' records, people at least ``min_visible`` in view."""
+        kept = [blurred for visible, blurred in heads if visible >= min_visible]
+        return cls(len(kept), sum(kept))
 
-def view_recall(
+
+def view_heads(
     video: Path,
     boxes: dict[int, list[Box]],
     pos: PtzPosition,
@@ -110,13 +116,13 @@ def view_recall(
     detect_every: int,
     min_head_px: float,
     max_frames: int | None = None,
-    min_visible: float = 0.0,
-) -> Recall:
-    """Run the agent's pipeline over one view of the clip and score the annotated heads."""
+) -> list[tuple[float, bool]]:
+    """Run the agent's pipeline over one view of the clip; for every annotated head at least
+    ``min_head_px`` tall and wholly in view: (share of the person in view, blurred?)."""
     counter = PeopleCounter(Geometry((), (), ()), W, H, detector, detect_every)
     anonymiser = FrameAnonymiser([], W, H)
     window = view_window(pos)
-    out = Recall()
+    out: list[tuple[float, bool]] = []
     for index, picture, src in view_frames(video, pos):
         if max_frames is not None and index >= max_frames:
             break
@@ -127,10 +133,8 @@ def view_recall(
             x, y, w, h = gt_head(person)
             if h < min_head_px or x < 0 or y < 0 or x + w > W or y + h > H:
                 continue
-            if visible_share(person) < min_visible:
-                continue
-            out.heads += 1
-            out.blurred += coverage((x, y, w, h), regions) >= COVERED
+            blurred = coverage((x, y, w, h), regions) >= COVERED
+            out.append((visible_share(person), blurred))
     return out
 
 
