@@ -143,7 +143,12 @@ class CameraAgent:
             reconnects=self.reconnects + self.video.reconnects,
             preset=self.preset,
             tour=self.tour,
-            last_error=(self.last_error or self.video.last_error or self.audio.last_error),
+            last_error=(
+                self.last_error
+                or self.video.last_error
+                or (self.video.stream.last_error if self.video.stream else None)
+                or self.audio.last_error
+            ),
         )
 
     # ----- main loop ----------------------------------------------------------------

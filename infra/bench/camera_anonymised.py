@@ -113,7 +113,7 @@ def cpu_figures(video: Path, model: Path, detect_fps: float, seconds: float) -> 
     assert stream.pid is not None
     child = psutil.Process(stream.pid)
     client = subprocess.Popen(  # one viewer pulling: the shared media encodes only then
-        ["ffmpeg", "-loglevel", "error", "-rtsp_transport", "tcp", "-i", url, "-f", "null", "-"],
+        ["ffmpeg", "-loglevel", "fatal", "-rtsp_transport", "tcp", "-i", url, "-f", "null", "-"],
         stdin=subprocess.DEVNULL,
     )
     try:
@@ -123,9 +123,13 @@ def cpu_figures(video: Path, model: Path, detect_fps: float, seconds: float) -> 
         cpu, wall, frames, anon_s = _run(video, detector, every, seconds, stream)
         child_cpu = sum(child.cpu_times()[:2]) - child0
     finally:
+        stream.stop()  # first: ffmpeg blocked on a silent socket would ignore SIGTERM
         client.terminate()
-        client.wait()
-        stream.stop()
+        try:
+            client.wait(10)
+        except subprocess.TimeoutExpired:
+            client.kill()
+            client.wait()
     total = 100 * (cpu + child_cpu) / wall
     return {
         "anonymised_stream_cpu_pct_per_camera": round(total, 1),

@@ -159,3 +159,17 @@ def test_a_mask_out_of_view_fills_nothing() -> None:
     source = frame.copy()
     anon.process(frame, [])
     assert np.array_equal(frame, source)
+
+
+def test_zoomed_pets_heads_are_blurred_by_the_agents_pipeline() -> None:
+    """The recall benchmark's code on a short stretch of one zoomed view (heads >= 24 px):
+    the real detector at 5 detections/s, heads carried in between."""
+    from edge.camera.blur_recall import Recall, load_boxes, view_heads
+    from edge.camera.detector import PersonDetector
+    from tests.support.camera_fixtures import PETS_DIR, require_person_model, require_pets
+
+    video, model = require_pets(), require_person_model()
+    boxes = load_boxes(PETS_DIR / "PETS2009-S2L1_tracks_mot.csv")
+    heads = view_heads(video, boxes, PtzPosition(1.0, 0.0, 1.0), PersonDetector(model), 2, 24, 60)
+    recall = Recall.of(heads, 0.5)
+    assert recall.heads >= 50 and recall.recall >= 0.9, recall
