@@ -187,6 +187,8 @@ class CameraAgent:
                 self.last_error = None
                 if not self._media_started:  # the readers reconnect by themselves
                     self._media_started = True
+                    if self.video.stream is not None and self.camera.audio:
+                        self.video.stream.audio_from = info.stream_uri
                     self.video.start(info.stream_uri)
                     if self.camera.audio:
                         self.audio.start(info.stream_uri)

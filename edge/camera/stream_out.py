@@ -50,6 +50,9 @@ class AnonymisedStream:
         self._lock = threading.Lock()
         self.frames = 0
         self.last_error: str | None = None
+        #: The camera's own RTSP URL when its sound should go with the video (set by the
+        #: agent once ONVIF gave it); only the audio track is taken from it.
+        self.audio_from: str | None = None
 
     @property
     def pid(self) -> int | None:
@@ -71,6 +74,7 @@ class AnonymisedStream:
                 str(self.port),
                 "--path",
                 self.path,
+                *(["--audio-from", self.audio_from] if self.audio_from else []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

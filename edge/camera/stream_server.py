@@ -10,9 +10,12 @@ packages are installed everywhere the camera code runs.
 The agent writes anonymised frames, raw I420 of ``--size``, to stdin. They are encoded once
 with x264 for every client (shared media): constrained-baseline (what every WebRTC browser
 decodes), one slice per frame (``threads=1``: zerolatency's sliced threads would cut a frame
-into one slice per core), a keyframe every second (``key-int-max`` = fps; the brief allows
+into one slice per core), a keyframe every second (``key-int-max`` = fps; at most 2 s is required,
 2 s, one second halves a new viewer's worst wait), SPS/PPS with every keyframe. Frames are
 pushed as they arrive and timestamped on arrival, so the stream runs at the agent's pace.
+With ``--audio-from URL`` (the camera's own RTSP), the camera's microphone is added as a
+second track: its audio alone is pulled (the video pad stays unlinked), decoded whatever the
+codec (G.711, AAC) and sent as G.711 mu-law, which the relay passes through to browsers.
 Prints ``READY <port>`` once listening; exits when stdin closes (the agent went away).
 """
 
@@ -32,8 +35,11 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 class Feed:
     """Reads frames from stdin and pushes each into every live media's appsrc."""
 
-    def __init__(self, width: int, height: int, fps: int, bitrate: int) -> None:
+    def __init__(
+        self, width: int, height: int, fps: int, bitrate: int, audio_from: str | None = None
+    ) -> None:
         self.width, self.height, self.fps, self.bitrate = width, height, fps, bitrate
+        self.audio_from = audio_from
         self.frame_bytes = width * height * 3 // 2
         self.lock = threading.Lock()
         self.sources: list[Gst.Element] = []
@@ -49,7 +55,18 @@ class Feed:
             f"! x264enc tune=zerolatency speed-preset=ultrafast key-int-max={self.fps} "
             f"bitrate={self.bitrate} threads=1 option-string=slices=1 "
             "! video/x-h264,profile=constrained-baseline "
-            "! rtph264pay name=pay0 pt=96 config-interval=-1 )"
+            "! rtph264pay name=pay0 pt=96 config-interval=-1 "
+            f"{self._audio()} )"
+        )
+
+    def _audio(self) -> str:
+        if not self.audio_from:
+            return ""
+        location = self.audio_from.replace('"', "%22")
+        return (
+            f'rtspsrc location="{location}" protocols=tcp latency=200 '
+            "! application/x-rtp,media=audio ! decodebin ! audioconvert ! audioresample "
+            "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
         )
 
     def on_configure(self, _factory: object, media: GstRtspServer.RTSPMedia) -> None:
@@ -86,10 +103,11 @@ def main() -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--path", default="/anonymised")
+    parser.add_argument("--audio-from", default=None, help="camera RTSP URL for its sound")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     Gst.init(None)
-    feed = Feed(width, height, args.fps, args.bitrate)
+    feed = Feed(width, height, args.fps, args.bitrate, args.audio_from)
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))

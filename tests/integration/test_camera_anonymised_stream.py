@@ -26,7 +26,8 @@ async def test_viewer_gets_blurred_heads_and_an_untouched_background() -> None:
     psnr = result["psnr_outside_db"]
     print(
         f"heads {len(heads)}: detail median {statistics.median(heads):.2f}; "
-        f"bodies median {statistics.median(bodies):.2f}; PSNR outside min {min(psnr):.1f} dB"
+        f"bodies median {statistics.median(bodies):.2f}; PSNR outside min {min(psnr):.1f} dB; "
+        f"audio frames {len(result['audio_levels'])}"
     )
     assert result["frames"] == 20 and len(heads) >= 40
     # the bodies (control: same encoder, same people) keep their detail ...
@@ -36,3 +37,6 @@ async def test_viewer_gets_blurred_heads_and_an_untouched_background() -> None:
     assert sum(r <= 0.6 for r in heads) >= 0.9 * len(heads)
     # everything but the people's upper parts comes through as the camera saw it
     assert min(psnr) >= 30.0
+    # the camera's microphone comes with the anonymised video (G.711 via the agent)
+    levels = result["audio_levels"]
+    assert len(levels) >= 20 and max(levels) > 0, levels[:10]

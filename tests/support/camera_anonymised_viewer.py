@@ -31,12 +31,32 @@ MIN_PERSON_PX = 70  # boxes at least this tall at 640x480 have heads of >= 10 px
 SMALL = (160, 120)
 
 
-async def watch(api: str, camera: str, frames: int, warmup_s: float) -> list[np.ndarray]:
-    """Decoded BGR frames of one WHEP viewer, after ``warmup_s`` of playing."""
+async def _listen(track: Any, heard: list[float]) -> None:
+    """Append each decoded audio frame's mean absolute sample value."""
+    while True:
+        frame = await track.recv()
+        heard.append(float(np.abs(frame.to_ndarray().astype(np.float32)).mean()))
+
+
+async def watch(
+    api: str, camera: str, frames: int, warmup_s: float
+) -> tuple[list[np.ndarray], list[float]]:
+    """Decoded BGR frames of one WHEP viewer after ``warmup_s`` of playing, and the loudness
+    of every audio frame it heard meanwhile."""
     pc = RTCPeerConnection()
     pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
     got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    pc.on("track", lambda t: None if got.done() else got.set_result(t))
+    heard: list[float] = []
+    listeners: list[asyncio.Task[None]] = []
+
+    def on_track(track: Any) -> None:
+        if track.kind == "audio":
+            listeners.append(asyncio.create_task(_listen(track, heard)))
+        elif not got.done():
+            got.set_result(track)
+
+    pc.on("track", on_track)
     await pc.setLocalDescription(await pc.createOffer())
     async with httpx.AsyncClient(base_url=api, timeout=30) as http:
         ticket = (await http.post(f"/api/v1/cameras/{camera}/ticket")).raise_for_status()
@@ -59,9 +79,11 @@ async def watch(api: str, camera: str, frames: int, warmup_s: float) -> list[np.
                 if time.monotonic() - started >= warmup_s:
                     out.append(frame.to_ndarray(format="bgr24"))
         finally:
+            for task in listeners:
+                task.cancel()
             await http.delete(res.headers["location"])
             await pc.close()
-    return out
+    return out, heard
 
 
 def _grey_small(img: np.ndarray) -> np.ndarray:

@@ -350,9 +350,10 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
             result = await aiortc_viewers(api, server.pid, viewers)
             result["camera_fps"] = sim.rtsp.fps
         elif mode == "anonymised":
-            frames = await watch(api, "cam1", viewers, warmup_s=3.0)
+            frames, heard = await watch(api, "cam1", viewers, warmup_s=3.0)
             tracks = VIDEO.with_name("PETS2009-S2L1_tracks_mot.csv")
             result = await asyncio.to_thread(evaluate, frames, VIDEO, tracks)
+            result["audio_levels"] = heard
         else:
             result = await browser(api, sim)
             # the move went API -> MQTT -> agent -> ONVIF -> simulator
