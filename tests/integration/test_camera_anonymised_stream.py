@@ -1,4 +1,5 @@
-"""The viewer's picture is anonymised at the edge: heads blurred, the rest as the camera saw it.
+"""The viewer's picture is anonymised at the edge: heads blurred, privacy masks filled where
+the scene is after a PTZ move, the rest as the camera saw it, the camera's sound along.
 
 Simulated PTZ camera (PETS 2009 video) -> edge agent (YOLOX-nano person detector, heads
 blurred, H.264 encoded once, RTSP) -> API relay -> WHEP -> an aiortc viewer, all real
@@ -29,7 +30,7 @@ async def test_viewer_gets_blurred_heads_and_an_untouched_background() -> None:
         f"bodies median {statistics.median(bodies):.2f}; PSNR outside min {min(psnr):.1f} dB; "
         f"audio frames {len(result['audio_levels'])}"
     )
-    assert result["frames"] == 20 and len(heads) >= 40
+    assert result["frames"] == 20 and len(heads) >= 15
     # the bodies (control: same encoder, same people) keep their detail ...
     assert statistics.median(bodies) >= 0.6
     # ... the heads lose it (measured: median 0.28, worst 0.48 of 46; unblurred ~1)
@@ -37,6 +38,10 @@ async def test_viewer_gets_blurred_heads_and_an_untouched_background() -> None:
     assert sum(r <= 0.6 for r in heads) >= 0.9 * len(heads)
     # everything but the people's upper parts comes through as the camera saw it
     assert min(psnr) >= 30.0
+    # moved off every preset, the entrance preset's privacy mask is filled where that part
+    # of the scene now is (the agent follows the ONVIF position), not where it was
+    assert max(result["mask_after_move"]) < 12, result["mask_after_move"]
+    assert min(result["mask_before_move_spot"]) > 40, result["mask_before_move_spot"]
     # the camera's microphone comes with the anonymised video (G.711 via the agent)
     levels = result["audio_levels"]
     assert len(levels) >= 20 and max(levels) > 0, levels[:10]

@@ -28,10 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import uvicorn
+import yaml
 from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
@@ -41,6 +43,7 @@ from api.errors import install_error_handlers
 from core.mqtt_client import MqttClientSettings
 from core.settings import Settings
 from device_configs.loader import load_device_configs
+from edge.camera.anonymiser import PtzPosition, reproject
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
@@ -306,6 +309,34 @@ async def start_agent(
     return broker, link, stop, task
 
 
+#: The privacy mask drawn on the "entrance" preset (pan -0.8, zoom 0.5), in its view, and a
+#: position off every preset the camera is moved to.
+ENTRANCE_MASK = [(0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6)]
+MOVED_TO = Position(-0.9, -0.3, 0.6)
+
+
+def add_entrance_mask(cfg: Path) -> None:
+    path = cfg / "cameras.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for preset in doc["cameras"][0]["setup"]["presets"]:
+        if preset["name"] == "entrance":
+            preset["privacy_masks"] = [[list(p) for p in ENTRANCE_MASK]]
+    path.write_text(yaml.safe_dump(doc))
+
+
+def mask_box(at: Position | PtzPosition) -> tuple[int, int, int, int]:
+    """The entrance mask's pixel rectangle in the 640x480 view at ``at``."""
+    now = PtzPosition(at.pan, at.tilt, at.zoom)
+    (x0, y0), (x1, y1) = reproject([(0.4, 0.4), (0.6, 0.6)], PtzPosition(-0.8, 0.0, 0.5), now)
+    return round(x0 * 640), round(y0 * 480), round((x1 - x0) * 640), round((y1 - y0) * 480)
+
+
+def mask_levels(frames: list[Any], box: tuple[int, int, int, int]) -> list[float]:
+    """Mean brightness of each frame inside ``box`` shrunk by 4 px (0 = filled black)."""
+    x, y, w, h = box
+    return [float(f[y + 4 : y + h - 4, x + 4 : x + w - 4].mean()) for f in frames]
+
+
 async def _listening(port: int) -> bool:
     try:
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -337,6 +368,8 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
     write_camera_configs(
         tmp, sim.onvif_port, stream_url=anonymised if mode == "anonymised" else sim.rtsp_url
     )
+    if mode == "anonymised":
+        add_entrance_mask(tmp)
     mqtt_port = free_port()
     agent = None
     if mode == "browser":
@@ -352,8 +385,15 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
         elif mode == "anonymised":
             frames, heard = await watch(api, "cam1", viewers, warmup_s=3.0)
             tracks = VIDEO.with_name("PETS2009-S2L1_tracks_mot.csv")
-            result = await asyncio.to_thread(evaluate, frames, VIDEO, tracks)
+            result = await asyncio.to_thread(
+                evaluate, frames, VIDEO, tracks, [mask_box(PtzPosition())]
+            )
             result["audio_levels"] = heard
+            # an operator moves the camera off any preset: the mask must follow
+            sim.head.goto(MOVED_TO)
+            moved, _ = await watch(api, "cam1", 5, warmup_s=2.0)
+            result["mask_after_move"] = mask_levels(moved, mask_box(MOVED_TO))
+            result["mask_before_move_spot"] = mask_levels(moved, mask_box(PtzPosition()))
         else:
             result = await browser(api, sim)
             # the move went API -> MQTT -> agent -> ONVIF -> simulator
