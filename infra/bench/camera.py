@@ -57,7 +57,7 @@ from infra.bench import camera_anonymised
 from infra.bench.camera_picture import measure
 from infra.bench.context import BenchContext, BenchError
 
-SCENARIO = REPO_ROOT / "tests" / "camera_whep_scenario.py"
+SCENARIO = REPO_ROOT / "tests" / "support" / "camera_whep_scenario.py"
 PRESET = Preset.model_validate(
     {
         "name": "wide",
