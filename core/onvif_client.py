@@ -156,6 +156,13 @@ class OnvifSession:
     async def stop(self) -> None:
         await self._ptz.Stop({"ProfileToken": self._profile()})
 
+    async def position(self) -> tuple[float, float, float]:
+        """Current (pan, tilt, zoom) in ONVIF's generic spaces (GetStatus): what the
+        anonymiser projects the privacy masks with, during moves as well as at presets."""
+        status = await self._ptz.GetStatus({"ProfileToken": self._profile()})
+        pos = status.Position
+        return float(pos.PanTilt.x), float(pos.PanTilt.y), float(pos.Zoom.x)
+
     async def snapshot(self) -> bytes | None:
         jpeg: bytes | None = await self.camera.get_snapshot(self._profile())
         return jpeg

@@ -126,6 +126,15 @@ class CameraSetup(_Config):
     """Everything the agent and the API need about one networked camera."""
 
     onvif: Onvif
+    anonymised_stream: (
+        Annotated[str, StringConstraints(pattern=r"^rtsp://[^/\s]+:[0-9]{1,5}/[A-Za-z0-9_/-]+$")]
+        | None
+    ) = Field(
+        default=None,
+        description="rtsp://host:port/path where the camera's edge agent serves its anonymised "
+        "video (heads blurred, privacy masks filled); the only video the API relays. The "
+        "camera's own stream is never configured centrally. None: no live video.",
+    )
     presets: list[Preset] = Field(default_factory=list)
     tours: list[Tour] = Field(default_factory=list)
 

@@ -81,10 +81,14 @@ class CameraState:
             self.session = None
 
     async def video_feed(self) -> CameraFeed:
+        """The relay of the camera's *anonymised* stream (served by its edge agent, heads
+        blurred and privacy masks filled); the camera's raw RTSP is never pulled here."""
         if self.feed is None:
-            info = (await self.onvif()).info
-            assert info is not None
-            self.feed = CameraFeed(info.stream_uri)
+            setup = self.camera.setup
+            url = setup.anonymised_stream if setup else None
+            if url is None:
+                raise LookupError(f"camera {self.camera.id} has no anonymised_stream configured")
+            self.feed = CameraFeed(url)
         return self.feed
 
     async def warm(self) -> None:

@@ -24,6 +24,7 @@ from core.onvif_client import (
 )
 from device_configs.camera import Tour
 from device_configs.models import Camera
+from edge.camera.anonymiser import PtzPosition
 from edge.camera.audio import AudioWorker
 from edge.camera.calibration import with_calibration
 from edge.camera.commands import CommandSubscriber, parse_command
@@ -58,6 +59,10 @@ PTZ_ERRORS: tuple[type[BaseException], ...] = (
 )
 SOURCE = "edge.camera"
 HEALTH_EVERY_S = 10.0
+#: How often the PTZ position is read for the privacy masks while streaming. At the
+#: simulator's top speed (0.5 units/s) the view moves ~6 % of its width between reads; the
+#: masks of the last two positions are both filled, which covers that step.
+POSITION_EVERY_S = 0.2
 BACKOFF_MAX_S = 30.0
 
 
@@ -81,7 +86,13 @@ class CameraAgent:
         self.credentials, self.uplink = credentials, uplink
         self.mqtt_settings = mqtt_settings
         self.session: OnvifSession | None = None
-        self.video = VideoWorker(self._from_thread(self._on_video), detector_model, detect_fps)
+        self.video = VideoWorker(
+            self._from_thread(self._on_video),
+            detector_model,
+            detect_fps,
+            presets=self.setup.presets,
+            stream_url=self.setup.anonymised_stream,
+        )
         self.audio = AudioWorker(self._from_thread(self._on_audio))
         self.reachable = False
         self.reconnects = 0
@@ -132,7 +143,12 @@ class CameraAgent:
             reconnects=self.reconnects + self.video.reconnects,
             preset=self.preset,
             tour=self.tour,
-            last_error=(self.last_error or self.video.last_error or self.audio.last_error),
+            last_error=(
+                self.last_error
+                or self.video.last_error
+                or (self.video.stream.last_error if self.video.stream else None)
+                or self.audio.last_error
+            ),
         )
 
     # ----- main loop ----------------------------------------------------------------
@@ -171,12 +187,14 @@ class CameraAgent:
                 self.last_error = None
                 if not self._media_started:  # the readers reconnect by themselves
                     self._media_started = True
+                    if self.video.stream is not None and self.camera.audio:
+                        self.video.stream.audio_from = info.stream_uri
                     self.video.start(info.stream_uri)
                     if self.camera.audio:
                         self.audio.start(info.stream_uri)
                 if self.preset is None and self.setup.presets:
                     await self.goto(self.setup.presets[0].name)
-                await self._pump_events(stop)
+                await self._pump_events(stop, session)
             except CameraAuthError as exc:
                 self.last_error = f"ONVIF authentication failed: {exc}"
             except (*UNREACHABLE_ERRORS, *REFUSED_ERRORS) as exc:
@@ -190,25 +208,33 @@ class CameraAgent:
             self.reconnects += 1
             backoff = min(backoff * 2, BACKOFF_MAX_S)
 
-    async def _pump_events(self, stop: asyncio.Event) -> None:
-        """Forward PullPoint events until the subscription fails (raises) or we stop."""
-        session = self.session
-        assert session is not None
+    async def _pump_events(self, stop: asyncio.Event, session: OnvifSession) -> None:
+        """Forward PullPoint events (and, while streaming, follow the PTZ position) until
+        either fails (raises) or we stop."""
 
         async def pump() -> None:
             async for event in session.events():
                 self._emit(CameraOnvifEventV1, event)
 
-        task = asyncio.create_task(pump())
+        async def follow() -> None:
+            while True:
+                pan, tilt, zoom = await session.position()
+                self.video.anonymiser.set_position(PtzPosition(pan, tilt, zoom))
+                await asyncio.sleep(POSITION_EVERY_S)
+
+        tasks = {asyncio.create_task(pump())}
+        if self.video.stream is not None:
+            tasks.add(asyncio.create_task(follow()))
         stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait({*tasks, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
-        if task in done:
+        for task in tasks:
+            if task not in done:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        for task in tasks & done:
             task.result()  # the error that ended the subscription, for the reconnect loop
-            return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
     async def _health(self) -> None:
         while True:

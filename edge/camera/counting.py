@@ -186,6 +186,9 @@ class PeopleCounter:
         }
         self._frame = 0
         self._live: list[Track] = []
+        #: People (x, y, w, h) found in the last processed frame, None when it was not
+        #: analysed (the detector runs every ``detect_every`` frames): the anonymiser's input.
+        self.boxes: list[tuple[float, float, float, float]] | None = None
 
     def process(self, frame: np.ndarray) -> FrameCounts:
         motion = self._observe(frame)
@@ -198,18 +201,19 @@ class PeopleCounter:
     def _observe(self, frame: np.ndarray) -> float:
         """Update the tracks when this frame is analysed; return the frame's motion."""
         self._frame += 1
+        self.boxes = None
         if self.detector is not None:
             blobs = self.detector.detect(frame)
             motion = self.detector.motion
+            self.boxes = [(b.x, b.y, b.w, b.h) for b in blobs]
         else:
             motion = self.motion_meter.update(frame)
             if (self._frame - 1) % self.detect_every:
                 return motion
             assert self.person_detector is not None
-            blobs = [
-                Blob(int(b.x), int(b.y), int(b.w), int(b.h), 1)
-                for b in self.person_detector.detect(frame)
-            ]
+            found = self.person_detector.detect(frame)
+            blobs = [Blob(int(b.x), int(b.y), int(b.w), int(b.h), 1) for b in found]
+            self.boxes = [(b.x, b.y, b.w, b.h) for b in found]
         live, dropped = self.tracker.update(blobs)
         for crossing in self.lines.values():
             for tid in dropped:

@@ -1,4 +1,5 @@
-"""Video analysis loop: read the stream, count people, emit one summary per second.
+"""Video analysis loop: read the stream, count people, emit one summary per second, and
+(where the camera has an ``anonymised_stream``) anonymise every frame and encode it once.
 
 Runs in its own thread because OpenCV reads and analysis block. A stream that stops is
 reopened with backoff; ``set_preset`` swaps the geometry (and resets the background model,
@@ -11,15 +12,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import cv2
 
 from device_configs.camera import Preset
+from edge.camera.anonymiser import FrameAnonymiser
 from edge.camera.counting import PeopleCounter
 from edge.camera.detector import PersonDetector
 from edge.camera.geometry import Geometry
+from edge.camera.stream_out import AnonymisedStream
 from schemas.camera import LineCount, VideoMetadata
 
 log = logging.getLogger(__name__)
@@ -35,8 +38,13 @@ class VideoWorker:
         on_window: Callable[[VideoMetadata], None],
         detector_model: Path | None = None,
         detect_fps: float = 5.0,
+        presets: Sequence[Preset] = (),
+        stream_url: str | None = None,
     ) -> None:
         self._on_window = on_window
+        #: Heads and privacy masks of every analysed frame; the ONVIF poller moves its masks.
+        self.anonymiser = FrameAnonymiser(presets, PROC_W, PROC_H)
+        self.stream = AnonymisedStream(stream_url, PROC_W, PROC_H) if stream_url else None
         self._detector_model = detector_model
         self._detect_fps = detect_fps
         self._detector: PersonDetector | None = None
@@ -66,12 +74,19 @@ class VideoWorker:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=15)
+        if self.stream is not None:
+            self.stream.stop()
 
     def set_preset(self, preset: Preset | None) -> None:
         with self._lock:
             self._preset = preset
 
     def _run(self) -> None:
+        if self.stream is not None:  # listen before the first frame: the relay may connect
+            try:
+                self.stream.start()
+            except RuntimeError as exc:
+                self.last_error = str(exc)  # retried on the first frames
         backoff = 0.5
         while not self._stop.is_set():
             cap = cv2.VideoCapture(self._url or "", cv2.CAP_FFMPEG)
@@ -121,7 +136,11 @@ class VideoWorker:
                     preset = self._preset
                     counter = self._counter(preset, source_fps)
                     zone_sum = {}
-            counts = counter.process(cv2.resize(frame, (PROC_W, PROC_H)))
+            small = cv2.resize(frame, (PROC_W, PROC_H))
+            counts = counter.process(small)
+            if self.stream is not None:  # after counting: the counter saw the real picture
+                self.anonymiser.process(small, counter.boxes)
+                self.stream.send(small)
             frames += 1
             for name, n in counts.zones.items():
                 zone_sum[name] = zone_sum.get(name, 0) + n

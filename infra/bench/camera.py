@@ -1,5 +1,7 @@
 """``tourpulse bench camera``: counting speed and accuracy, WebRTC viewers per core.
 
+* ``face_blur_recall``, ``anonymised_stream_cpu_pct_per_camera`` and their companions: the
+  edge agent's anonymised stream, see :mod:`infra.bench.camera_anonymised`.
 * ``counting_fps``: the people-counting pipeline on the PETS 2009 S2.L1 clip at 640x480
   with OpenCV limited to one thread (one core).
 * ``zone_count_mae`` / ``line_count_error_pct``: against the clip's ground-truth tracks
@@ -51,10 +53,11 @@ from device_configs.camera import Preset
 from edge.camera.accuracy import evaluate
 from edge.camera.detector import PersonDetector
 from edge.camera_sim.video import REPO_ROOT, SHARED_PERSON_MODEL, SHARED_PETS_DIR
+from infra.bench import camera_anonymised
 from infra.bench.camera_picture import measure
 from infra.bench.context import BenchContext, BenchError
 
-SCENARIO = REPO_ROOT / "tests" / "camera_whep_scenario.py"
+SCENARIO = REPO_ROOT / "tests" / "support" / "camera_whep_scenario.py"
 PRESET = Preset.model_validate(
     {
         "name": "wide",
@@ -133,6 +136,11 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     print("[bench] camera: counting on PETS 2009 S2.L1 ...", file=sys.stderr, flush=True)
     acc = evaluate(video, tracks, PRESET)
     detector_figures = _detector_figures(video, tracks)
+    anonymised = (
+        camera_anonymised.run(video, tracks, SHARED_PERSON_MODEL, ctx.quick)
+        if SHARED_PERSON_MODEL.is_file()
+        else {}
+    )
     web: dict[str, dict[str, float]] = {
         k: {}
         for k in (
@@ -181,6 +189,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "zone_count_mae_share_motion": round(acc.mae_share("all"), 3),
         "line_count_error_pct_motion": round(acc.line_error_pct, 1),
         **detector_figures,
+        **anonymised,
         "viewers_per_core": round(per_core, 1),
         **web,
         "server_idle_cpu_pct": round(idle_pct, 2),

@@ -109,10 +109,16 @@ class MqttCollector:
 
 
 def write_camera_configs(
-    root: Path, onvif_port: int, site: str = "cu-chi-tunnels-ben-dinh", camera: str = "cam1"
+    root: Path,
+    onvif_port: int,
+    site: str = "cu-chi-tunnels-ben-dinh",
+    camera: str = "cam1",
+    stream_url: str | None = None,
 ) -> None:
     """Device configs with one site and one camera served by a simulator on ``onvif_port``
-    (credentials in TP_CAMERA_USER / TP_CAMERA_PASSWORD)."""
+    (credentials in TP_CAMERA_USER / TP_CAMERA_PASSWORD); ``stream_url`` is the camera's
+    ``anonymised_stream`` (what the API relays), none by default."""
+    stream = {"anonymised_stream": stream_url} if stream_url else {}
     (root / "sites.yaml").write_text(
         yaml.safe_dump(
             {
@@ -147,6 +153,7 @@ def write_camera_configs(
                                     "password_env": "TP_CAMERA_PASSWORD",
                                 },
                             },
+                            **stream,
                             "presets": [
                                 {
                                     "name": "wide",

@@ -12,6 +12,8 @@ the viewers, which run in ``camera_whep_load.py`` children (at most
 Usage: python camera_whep_scenario.py MODE VIEWERS OUT_JSON
   MODE aiortc  -- VIEWERS aiortc clients; first-frame times, frames received, server CPU
   MODE browser -- Debian chromium plays /tours/<camera>, takes the lease and pans
+  MODE anonymised -- the edge agent (person detector) serves the anonymised stream, the API
+       relays it, one aiortc viewer's frames are compared with the source
   MODE serve CONFIG_DIR PORT MQTT_PORT -- (internal) the camera API process
 Prints nothing useful itself; the JSON file is the result.
 """
@@ -26,10 +28,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
 import uvicorn
+import yaml
 from fastapi import FastAPI
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
@@ -39,9 +43,12 @@ from api.errors import install_error_handlers
 from core.mqtt_client import MqttClientSettings
 from core.settings import Settings
 from device_configs.loader import load_device_configs
+from edge.camera.anonymiser import PtzPosition, reproject
 from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
+from edge.camera_sim.video import SHARED_PERSON_MODEL
+from tests.support.camera_anonymised_viewer import evaluate, watch
 from tests.support.camera_fixtures import write_camera_configs
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/pets2009_s2l1/vtest.avi"
@@ -255,8 +262,11 @@ async def browser(api: str, sim: CameraSim) -> dict[str, object]:
     return out
 
 
-async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asyncio.Event, object]:
-    """A private Mosquitto in the namespace and the real camera agent behind it."""
+async def start_agent(
+    mqtt_port: int, tmp: Path, detector_model: Path | None = None
+) -> tuple[object, object, asyncio.Event, object]:
+    """A private Mosquitto in the namespace and the real camera agent behind it (serving the
+    camera's ``anonymised_stream`` where the configs give one)."""
     from edge.camera.agent import CameraAgent
     from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
     from schemas.topics import DeviceKind
@@ -272,17 +282,68 @@ async def start_agent(mqtt_port: int, tmp: Path) -> tuple[object, object, asynci
     )
     await asyncio.sleep(0.5)
     camera = load_device_configs(tmp).cameras[0]
+    if detector_model is None and camera.setup is not None:
+        # browser mode: the API relays the simulator directly (it carries the camera's sound,
+        # which the agent's anonymised stream does not yet); the agent must not serve it too
+        setup = camera.setup.model_copy(update={"anonymised_stream": None})
+        camera = camera.model_copy(update={"setup": setup})
     link = MqttLink(
         MqttLinkConfig(port=mqtt_port, outbox_path=tmp / "outbox.sqlite"),
         LinkIdentity(camera.site, camera.id, DeviceKind.CAMERA),
     )
     link.start()
     agent = CameraAgent(
-        camera, ("admin", "tourpulse-test"), link, MqttClientSettings(port=mqtt_port)
+        camera,
+        ("admin", "tourpulse-test"),
+        link,
+        MqttClientSettings(port=mqtt_port),
+        detector_model=detector_model,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(agent.run(stop))
+    stream = agent.video.stream
+    for _ in range(600):  # the API opens its pull at start: the stream must listen by then
+        if stream is None or (stream.pid is not None and await _listening(stream.port)):
+            break
+        await asyncio.sleep(0.1)
     return broker, link, stop, task
+
+
+#: The privacy mask drawn on the "entrance" preset (pan -0.8, zoom 0.5), in its view, and a
+#: position off every preset the camera is moved to.
+ENTRANCE_MASK = [(0.4, 0.4), (0.6, 0.4), (0.6, 0.6), (0.4, 0.6)]
+MOVED_TO = Position(-0.9, -0.3, 0.6)
+
+
+def add_entrance_mask(cfg: Path) -> None:
+    path = cfg / "cameras.yaml"
+    doc = yaml.safe_load(path.read_text())
+    for preset in doc["cameras"][0]["setup"]["presets"]:
+        if preset["name"] == "entrance":
+            preset["privacy_masks"] = [[list(p) for p in ENTRANCE_MASK]]
+    path.write_text(yaml.safe_dump(doc))
+
+
+def mask_box(at: Position | PtzPosition) -> tuple[int, int, int, int]:
+    """The entrance mask's pixel rectangle in the 640x480 view at ``at``."""
+    now = PtzPosition(at.pan, at.tilt, at.zoom)
+    (x0, y0), (x1, y1) = reproject([(0.4, 0.4), (0.6, 0.6)], PtzPosition(-0.8, 0.0, 0.5), now)
+    return round(x0 * 640), round(y0 * 480), round((x1 - x0) * 640), round((y1 - y0) * 480)
+
+
+def mask_levels(frames: list[Any], box: tuple[int, int, int, int]) -> list[float]:
+    """Mean brightness of each frame inside ``box`` shrunk by 4 px (0 = filled black)."""
+    x, y, w, h = box
+    return [float(f[y + 4 : y + h - 4, x + 4 : x + w - 4].mean()) for f in frames]
+
+
+async def _listening(port: int) -> bool:
+    try:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError:
+        return False
+    writer.close()
+    return True
 
 
 async def main(mode: str, viewers: int, out_path: Path) -> None:
@@ -301,15 +362,38 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
     )
     await sim.start()
     tmp = Path(tempfile.mkdtemp())
-    write_camera_configs(tmp, sim.onvif_port)
+    # the relay tests feed the simulator's stream straight to the API as the camera's
+    # anonymised stream (what the edge agent serves in production): the relay is under test
+    anonymised = f"rtsp://127.0.0.1:{free_port()}/anonymised"
+    write_camera_configs(
+        tmp, sim.onvif_port, stream_url=anonymised if mode == "anonymised" else sim.rtsp_url
+    )
+    if mode == "anonymised":
+        add_entrance_mask(tmp)
     mqtt_port = free_port()
-    agent = await start_agent(mqtt_port, tmp) if mode == "browser" else None
+    agent = None
+    if mode == "browser":
+        agent = await start_agent(mqtt_port, tmp)
+    elif mode == "anonymised":
+        agent = await start_agent(mqtt_port, tmp, SHARED_PERSON_MODEL)
     server: asyncio.subprocess.Process | None = None
     try:
         api, server = await start_api(tmp, mqtt_port)
         if mode == "aiortc":
             result = await aiortc_viewers(api, server.pid, viewers)
             result["camera_fps"] = sim.rtsp.fps
+        elif mode == "anonymised":
+            frames, heard = await watch(api, "cam1", viewers, warmup_s=3.0)
+            tracks = VIDEO.with_name("PETS2009-S2L1_tracks_mot.csv")
+            result = await asyncio.to_thread(
+                evaluate, frames, VIDEO, tracks, [mask_box(PtzPosition())]
+            )
+            result["audio_levels"] = heard
+            # an operator moves the camera off any preset: the mask must follow
+            sim.head.goto(MOVED_TO)
+            moved, _ = await watch(api, "cam1", 5, warmup_s=2.0)
+            result["mask_after_move"] = mask_levels(moved, mask_box(MOVED_TO))
+            result["mask_before_move_spot"] = mask_levels(moved, mask_box(PtzPosition()))
         else:
             result = await browser(api, sim)
             # the move went API -> MQTT -> agent -> ONVIF -> simulator
