@@ -163,10 +163,6 @@ class OnvifSession:
         pos = status.Position
         return float(pos.PanTilt.x), float(pos.PanTilt.y), float(pos.Zoom.x)
 
-    async def snapshot(self) -> bytes | None:
-        jpeg: bytes | None = await self.camera.get_snapshot(self._profile())
-        return jpeg
-
     async def events(self) -> AsyncGenerator[OnvifEvent, None]:
         """PullPoint events until the subscription fails (the caller reconnects)."""
         lost = asyncio.Event()

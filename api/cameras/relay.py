@@ -14,6 +14,7 @@ up loses whole GOPs (it resumes at the next keyframe), never random frames.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import logging
 import re
@@ -200,6 +201,7 @@ class VideoHub:
         self._gop: list[AccessUnit] = []
         self._viewers: set[ViewerTrack] = set()
         self._task: asyncio.Task[None] | None = None
+        self._keyframe_seen = asyncio.Event()
         self.units = 0
 
     @property
@@ -213,6 +215,16 @@ class VideoHub:
         self._viewers.add(track)
         self.prime(track)
         return track
+
+    async def keyframe(self, timeout: float) -> AccessUnit | None:  # noqa: ASYNC109
+        """The latest cached keyframe, reading the camera if no viewer does yet; waits up to
+        ``timeout`` s for one (the edge encoder sends one every second)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._pump())
+        if not self._gop:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._keyframe_seen.wait(), timeout)
+        return self._gop[0] if self._gop else None
 
     def unsubscribe(self, track: ViewerTrack) -> None:
         self._viewers.discard(track)
@@ -248,6 +260,7 @@ class VideoHub:
         self.units += 1
         if unit.keyframe:
             self._gop = [unit]
+            self._keyframe_seen.set()
         elif self._gop and len(self._gop) < MAX_GOP:
             self._gop.append(unit)
         else:

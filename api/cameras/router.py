@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import av
 from fastapi import APIRouter, Depends, FastAPI, Header, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -22,17 +23,19 @@ from pydantic import BaseModel, Field, ValidationError
 from api.cameras.lease import Lease
 from api.cameras.limits import WHEP_OFFERS_PER_S, RateLimit, client_ip, env_number, read_offer
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
+from api.cameras.still import keyframe_jpeg
 from api.cameras.tickets import TicketIssuer
 from api.cameras.tours import TourScheduler
 from api.cameras.whep import WhepError, check_offer
 from api.errors import ApiError
-from edge.camera.privacy import anonymised_jpeg
 from schemas.camera import GotoPreset, Move, Stop
 
 router = APIRouter(tags=["cameras"])
 PAGE = (Path(__file__).parent / "tour.html").read_text(encoding="utf-8")
 #: The tour page may not be framed by other sites (clickjacking the PTZ controls).
 PAGE_CSP = "frame-ancestors 'none'"
+#: How long a snapshot waits for the stream's first keyframe (the edge sends one a second).
+SNAPSHOT_WAIT_S = 3.0
 
 
 @asynccontextmanager
@@ -174,9 +177,10 @@ async def whep_stop(state: CameraDep, session: str) -> dict[str, bool]:
 
 @router.get("/api/v1/cameras/{camera}/snapshot")
 async def snapshot(state: CameraDep, request: Request) -> Response:
-    """A still with faces blurred and the preset's privacy masks blacked out. Face detection
-    costs about a second of CPU: it runs in a worker thread (the event loop keeps serving
-    video and API calls), at most once per camera per few seconds (cached), rate-limited."""
+    """A still of what viewers see: the latest keyframe of the camera's anonymised stream
+    (heads blurred and privacy masks filled at the edge), so no raw picture of the camera
+    reaches this API. Decoding runs in a worker thread, at most once per camera per few
+    seconds (cached), rate-limited."""
     request.app.state.camera_limits["snapshot"].check(request, "snapshot")
     safe = await state.snapshots.get(lambda: _anonymised_snapshot(state))
     return Response(safe, media_type="image/jpeg", headers={"Cache-Control": "max-age=3"})
@@ -184,17 +188,18 @@ async def snapshot(state: CameraDep, request: Request) -> Response:
 
 async def _anonymised_snapshot(state: CameraState) -> bytes:
     try:
-        jpeg = await (await state.onvif()).snapshot()
-    except ONVIF_ERRORS as exc:
-        await state.drop_session(exc)
-        raise ApiError(503, "camera_unavailable", f"camera unreachable: {exc}") from None
-    if not jpeg:
-        raise ApiError(502, "no_snapshot", "the camera returned no image")
-    setup = state.camera.setup
-    preset = next((p for p in setup.presets if p.name == state.preset), None) if setup else None
+        feed = await state.video_feed()
+        await feed.source()
+    except LookupError as exc:
+        raise ApiError(503, "no_stream", str(exc)) from None
+    except av.FFmpegError as exc:
+        raise ApiError(503, "camera_unavailable", f"stream unreachable: {exc}") from None
+    unit = await feed.hub.keyframe(SNAPSHOT_WAIT_S) if feed.hub is not None else None
+    if unit is None:
+        raise ApiError(503, "no_picture", "the camera's stream has sent no picture yet")
     try:
-        return await asyncio.to_thread(anonymised_jpeg, jpeg, preset)
-    except ValueError as exc:
+        return await asyncio.to_thread(keyframe_jpeg, unit)
+    except (ValueError, av.FFmpegError) as exc:
         raise ApiError(502, "bad_snapshot", str(exc)) from None
 
 

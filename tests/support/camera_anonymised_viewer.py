@@ -100,6 +100,19 @@ def _crop(img: np.ndarray, r: tuple[int, int, int, int]) -> np.ndarray:
     return img[y : y + h, x : x + w]
 
 
+async def snapshots(api: str, camera: str, n: int, every_s: float = 3.2) -> list[np.ndarray]:
+    """``n`` stills from the API's snapshot route, one per cache period."""
+    stills = []
+    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+        for i in range(n):
+            if i:
+                await asyncio.sleep(every_s)
+            res = (await http.get(f"/api/v1/cameras/{camera}/snapshot")).raise_for_status()
+            assert res.headers["content-type"] == "image/jpeg"
+            stills.append(cv2.imdecode(np.frombuffer(res.content, np.uint8), cv2.IMREAD_COLOR))
+    return stills
+
+
 def evaluate(
     received: list[np.ndarray],
     video: Path,

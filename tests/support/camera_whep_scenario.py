@@ -48,7 +48,7 @@ from edge.camera_sim.ptz import Position
 from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
 from edge.camera_sim.video import SHARED_PERSON_MODEL
-from tests.support.camera_anonymised_viewer import evaluate, watch
+from tests.support.camera_anonymised_viewer import evaluate, snapshots, watch
 from tests.support.camera_fixtures import write_camera_configs
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/pets2009_s2l1/vtest.avi"
@@ -389,6 +389,12 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
                 evaluate, frames, VIDEO, tracks, [mask_box(PtzPosition())]
             )
             result["audio_levels"] = heard
+            # stills come from the same anonymised stream (the API never asks the camera)
+            stills = await snapshots(api, "cam1", 3)
+            still = await asyncio.to_thread(
+                evaluate, stills, VIDEO, tracks, [mask_box(PtzPosition())]
+            )
+            result["snapshot_head_detail_ratio"] = still["head_detail_ratio"]
             # an operator moves the camera off any preset: the mask must follow
             sim.head.goto(MOVED_TO)
             moved, _ = await watch(api, "cam1", 5, warmup_s=2.0)
