@@ -8,7 +8,7 @@ names the environment variables that hold them.
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -76,6 +76,10 @@ class Calibration(_Config):
 
     target: Name = Field(
         default="people", description="What was hand-counted: 'people' (whole frame) or a zone."
+    )
+    counter: Literal["detector", "motion"] = Field(
+        default="motion",
+        description="The counter the fit was made for: a fit applies only to counts it made.",
     )
     a: float
     b: float

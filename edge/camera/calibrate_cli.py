@@ -24,6 +24,8 @@ from edge.camera.calibration import (
     read_labels,
 )
 from edge.camera.config_writer import write_calibration
+from edge.camera.counting import CounterKind
+from edge.camera.detector import PersonDetector
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -72,16 +74,24 @@ def run(args: argparse.Namespace) -> int:
             raise CalibrationError(f"no camera {args.camera!r} with a setup in {config_dir}")
         preset = camera.setup.preset(args.preset)
         labels = read_labels(args.labels)
-        print(f"{len(labels)} labelled frames; counting {target} in {args.video} ...", flush=True)
+        detector = _detector()
+        kind: CounterKind = "detector" if detector is not None else "motion"
+        print(
+            f"{len(labels)} labelled frames; counting {target} in {args.video} with the "
+            f"{kind} counter (as the agent counts) ...",
+            flush=True,
+        )
         raw = count_frames(
             args.video,
             preset,
             labels,
             target,
             progress=lambda n: print(f"  frame {n}", flush=True),
+            detector=detector,
+            detect_fps=get_settings().camera_detect_fps,
         )
         frames = sorted(labels)
-        cal = fit([raw[f] for f in frames], [labels[f] for f in frames], target, args.level)
+        cal = fit([raw[f] for f in frames], [labels[f] for f in frames], target, args.level, kind)
     except KeyError:
         print(f"error: camera {args.camera} has no preset {args.preset!r}")
         return 2
@@ -103,3 +113,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(f"written to {path} (camera {camera.id}, preset {preset.name})")
     return 0
+
+
+def _detector() -> PersonDetector | None:
+    """The agent's person detector when the deployment configures one (the fit is for the
+    counter that will produce the counts), else None: the motion counter."""
+    model = get_settings().camera_detector_model
+    if model is None:
+        return None
+    try:
+        return PersonDetector(model)
+    except (OSError, RuntimeError, ImportError) as exc:
+        raise CalibrationError(f"person detector {model}: {exc}") from None

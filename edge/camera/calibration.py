@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 
 from device_configs.camera import Calibration, CameraSetup, Preset
-from edge.camera.counting import PeopleCounter
+from edge.camera.counting import CounterKind, PeopleCounter, detect_every
+from edge.camera.detector import PersonDetector
 from edge.camera.geometry import Geometry
 from edge.camera.video import PROC_H, PROC_W
 from schemas.camera import CalibratedCount, VideoMetadata
@@ -59,7 +60,11 @@ def student_t_quantile(p: float, df: int) -> float:
 
 
 def fit(
-    raw: Iterable[float], truth: Iterable[float], target: str = "people", level: float = 0.9
+    raw: Iterable[float],
+    truth: Iterable[float],
+    target: str = "people",
+    level: float = 0.9,
+    counter: CounterKind = "motion",
 ) -> Calibration:
     """OLS of the true counts on the raw counts, with what a prediction interval needs."""
     xs, ys = list(raw), list(truth)
@@ -80,6 +85,7 @@ def fit(
     sse = sum((y - (a * x + b)) ** 2 for x, y in zip(xs, ys, strict=True))
     return Calibration(
         target=target,
+        counter=counter,
         a=round(a, 6),
         b=round(b, 6),
         n=n,
@@ -118,8 +124,8 @@ def with_calibration(meta: VideoMetadata, setup: CameraSetup) -> VideoMetadata:
     except KeyError:
         return meta
     raw = None if cal is None else raw_count(meta, cal.target)
-    if cal is None or raw is None:
-        return meta
+    if cal is None or raw is None or cal.counter != meta.counter:
+        return meta  # no fit, or one made for the other counter: its bias is not this one's
     return meta.model_copy(update={"calibrated": predict(cal, raw)})
 
 
@@ -153,15 +159,20 @@ def count_frames(
     frames: Iterable[int],
     target: str = "people",
     progress: Callable[[int], None] | None = None,
+    detector: PersonDetector | None = None,
+    detect_fps: float = 5.0,
 ) -> dict[int, int]:
-    """The counter's raw count at each wanted frame, run exactly as the agent runs it."""
+    """The counter's raw count at each wanted frame, run exactly as the agent runs it: the
+    person detector at the agent's rate when one is given, else the motion counter."""
     wanted = set(frames)
     if target != "people" and target not in {z.name for z in preset.zones}:
         raise CalibrationError(f"preset {preset.name!r} has no zone {target!r}")
     cap = cv2.VideoCapture(str(video))
     if not cap.isOpened():
         raise CalibrationError(f"cannot open video {video}")
-    counter = PeopleCounter(Geometry.from_preset(preset, PROC_W, PROC_H), PROC_W, PROC_H)
+    every = detect_every(cap.get(cv2.CAP_PROP_FPS), detect_fps)
+    geometry = Geometry.from_preset(preset, PROC_W, PROC_H)
+    counter = PeopleCounter(geometry, PROC_W, PROC_H, detector, every)
     found: dict[int, int] = {}
     last = max(wanted, default=-1)
     frame_no = 0

@@ -31,6 +31,11 @@ VELOCITY_SMOOTHING = 0.6  # share of the old velocity kept at each matched detec
 LINE_MARGIN_FRAC = 0.012  # hysteresis band around counting lines (share of diagonal)
 
 
+def detect_every(source_fps: float | None, detect_fps: float) -> int:
+    """Analyse every n-th frame so detection runs about ``detect_fps`` times a second."""
+    return max(1, round((source_fps or 10.0) / detect_fps))
+
+
 @dataclass(frozen=True)
 class Blob:
     x: int

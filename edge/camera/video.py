@@ -19,7 +19,7 @@ import cv2
 
 from device_configs.camera import Preset
 from edge.camera.anonymiser import FrameAnonymiser
-from edge.camera.counting import PeopleCounter
+from edge.camera.counting import PeopleCounter, detect_every
 from edge.camera.detector import PersonDetector
 from edge.camera.geometry import Geometry
 from edge.camera.stream_out import AnonymisedStream
@@ -114,7 +114,7 @@ class VideoWorker:
 
     def _counter(self, preset: Preset | None, source_fps: float) -> PeopleCounter:
         detector = self._load_detector()
-        every = max(1, round((source_fps or 10.0) / self._detect_fps))
+        every = detect_every(source_fps, self._detect_fps)
         geometry = Geometry.from_preset(preset, PROC_W, PROC_H)
         return PeopleCounter(geometry, PROC_W, PROC_H, detector, every)
 

@@ -78,6 +78,9 @@ def test_events_carry_the_value_of_their_preset_only() -> None:
     assert meta.calibrated.value == pytest.approx(cal.a * 7 + cal.b, abs=0.01)
     assert meta.calibrated.low < meta.calibrated.value < meta.calibrated.high
     assert with_calibration(VideoMetadata(preset="entrance", people=9), setup).calibrated is None
+    # A fit made for the motion counter says nothing about the detector's bias.
+    detector_meta = VideoMetadata(preset="wide", zones={"path": 7}, people=9, counter="detector")
+    assert with_calibration(detector_meta, setup).calibrated is None
 
 
 def test_recalibrating_replaces_the_block_and_keeps_every_other_line(tmp_path: Path) -> None:
@@ -90,7 +93,7 @@ def test_recalibrating_replaces_the_block_and_keeps_every_other_line(tmp_path: P
     write_calibration(tmp_path, CAMERA, "entrance", second)
     after = (tmp_path / "cameras.yaml").read_text()
     added = [ln for ln in after.splitlines() if ln not in before.splitlines()]
-    assert len(after.splitlines()) == len(before.splitlines()) + 20
+    assert len(after.splitlines()) == len(before.splitlines()) + 22  # 2 blocks of 11 lines
     assert all(ln.startswith("      calibration:") or ln.startswith("        ") for ln in added)
     setup = next(c for c in load_device_configs(tmp_path).cameras if c.id == CAMERA).setup
     assert setup is not None
@@ -127,10 +130,11 @@ def test_calibrate_cli_on_pets_writes_a_fit_that_holds_on_unlabelled_frames(
 
     after = (configs / "cameras.yaml").read_text()
     assert after.startswith(before.split("\n- id:")[0])  # comments and other cameras kept
-    assert len(after.splitlines()) == len(before.splitlines()) + 10
+    assert len(after.splitlines()) == len(before.splitlines()) + 11
     raw = yaml.safe_load(after)["cameras"]
     stored = next(c for c in raw if c["id"] == CAMERA)["setup"]["presets"][0]["calibration"]
     assert stored["n"] == len(labelled) and stored["target"] == "people"
+    assert stored["counter"] == "motion"  # no detector model configured here: as the agent
 
     setup = next(c for c in load_device_configs(configs).cameras if c.id == CAMERA).setup
     assert setup is not None
