@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from infra.stack.kafka import ensure_kafka
 from infra.stack.kafka_cluster import stop_nodes
 from infra.stack.state import StackConfig
-from stream.gateway.kafka import producer_config
+from stream.gateway.kafka import ensure_topics, producer_config
 
 pytestmark = pytest.mark.slow
 
@@ -134,3 +134,13 @@ def test_leader_killed_mid_production_loses_nothing(cluster: tuple[StackConfig, 
     assert not failed, failed[:3]  # idempotent acks=all: retried to the new leader
     assert len(acked) == RECORDS
     assert not lost, sorted(lost)[:10]
+
+
+def test_gateway_creates_its_topics_with_three_copies(cluster: tuple[StackConfig, object]) -> None:
+    """Measured before: the gateway created its topics with one copy (replication fixed at
+    1), so when it won the race with the workers, killing that one broker stalled them."""
+    cfg, _ = cluster
+    ensure_topics(cfg.kafka_bootstrap, ["gateway-made"], partitions=2)
+    admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap})
+    parts = admin.list_topics("gateway-made", timeout=10).topics["gateway-made"].partitions
+    assert [len(p.replicas) for p in parts.values()] == [3, 3]
