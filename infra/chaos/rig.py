@@ -53,9 +53,9 @@ SITE = "ben-thanh-market"
 NAS_ID = "btm-ap01"
 SECRET = "chaos-secret"
 #: Private ports for a full run (the reliability engineer's range; see docs/chaos.md).
-FULL_PORTS = {"mqtt": 21883, "kafka": 21092, "pg": 21432}
-#: The 3-broker rig (``kafka_leader_kill``): brokers 30092-30094, controllers 30192-30194.
-CLUSTER_PORTS = {"mqtt": 30883, "kafka": 30092, "pg": 30432}
+FULL_PORTS = {"mqtt": 30883, "kafka": 30092, "pg": 30432}  # Kafka's controller on 30093
+#: The 3-broker rig (``kafka_leader_kill``): brokers 30192-30194, controllers 30292-30294.
+CLUSTER_PORTS = {"mqtt": 30884, "kafka": 30192, "pg": 30433}
 TMPFS_MB = 64
 
 
