@@ -91,6 +91,7 @@ MESSAGES = "tp_gateway_messages_total"
 def _second_gateway(rig: Rig) -> Callable[[], None]:
     """Two gateways in one ``$share`` group split the messages; removed after the run."""
     rig.add_gateway("gateway2").start().wait_healthy(60)
+    rig.notes["gateway_messages_before"] = [rig.procs[n].metric(MESSAGES) for n in GATEWAYS]
 
     def remove() -> None:
         rig.procs.pop("gateway2").stop()
@@ -106,7 +107,10 @@ def _gateway_and_worker_kill(rig: Rig) -> Callable[[], None]:
     messages waits in its persistent session (MQTT 5 does not hand it to the other member),
     so it is restarted with the same client id after the hold, as its supervisor would.
     """
-    rig.notes["gateway_messages_before"] = [rig.procs[n].metric(MESSAGES) for n in GATEWAYS]
+    base = rig.notes["gateway_messages_before"]
+    assert isinstance(base, list)  # counters at setup: this run's messages per gateway
+    now = [rig.procs[n].metric(MESSAGES) for n in GATEWAYS]
+    rig.notes["gateway_messages_before"] = [a - b for a, b in zip(now, base, strict=True)]
     rig.killed = _partition_owner(rig)
     rig.procs["gateway2"].kill9()
     rig.procs[rig.killed].kill9()
