@@ -6,7 +6,8 @@ private PostgreSQL, and one run per fault (Mosquitto restart, gateway kill -9, P
 restart, worker kill -9, duplicate delivery, edge uplink outage, outbox disk full, one of
 two gateways and one of two workers killed -9 together). The Kafka stop (with the live
 SSE feed watched), the partition-leader kill on a 3-broker cluster and the 10-minute
-outage are in the full run (``make chaos``). Measured before the PUBACK 0x10 fix: the Mosquitto restart lost acknowledged events (lost_after_ack > 0).
+outage are in the full run (``make chaos``). Measured before the PUBACK 0x10 fix: the
+Mosquitto restart lost acknowledged events (lost_after_ack > 0).
 """
 
 from __future__ import annotations
