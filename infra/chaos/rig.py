@@ -4,7 +4,9 @@ Mosquitto and PostgreSQL are always private (``tourpulse stack``'s own starters;
 embedded PostgreSQL starts in about a second), since restarting them is a fault and the
 gateway forwards every topic it sees. In a full run Kafka is private too (the reliability
 port range) so it can be stopped; a quick run (``make test``) uses the shared Kafka,
-isolated by topic namespace, and skips the Kafka fault. Services run through the real
+isolated by topic namespace, and skips the Kafka fault. With ``brokers=3`` Kafka is a
+private KRaft cluster (``kafka_leader_kill``); a full run also starts the API, whose live
+SSE feed is watched across the Kafka stop. Services run through the real
 ``tourpulse`` CLI. The edge agent's state (its SQLite outbox) lives on a small tmpfs when
 the suite runs as root, so the "disk full" fault is a real ENOSPC; otherwise it is skipped.
 """
