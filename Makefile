@@ -18,7 +18,7 @@ help:
 	@echo "make stack-up      start the dev stack (reuses running services); stack-down / stack-status"
 	@echo "make lint          ruff + mypy + import-linter layers (+ shellcheck for the scripts)"
 	@echo "make demo          run the end-to-end demo;  make bench: benchmarks into .bench/"
-	@echo "make chaos         full chaos suite (private brokers, ~20 min) into .bench/chaos.json"
+	@echo "make chaos         full chaos suite (private brokers, ~25 min) into .bench/chaos.json"
 
 deps:
 	@infra/install-system-deps.sh

@@ -18,6 +18,7 @@ from typing import Any
 
 from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from infra.chaos import measure
+from infra.chaos.livefeed import LiveWatch
 from infra.chaos.nas import NasLoad
 from infra.chaos.rig import NAS_ID, SECRET, SITE, Rig
 from schemas.topics import KafkaTopic
@@ -36,6 +37,10 @@ class Fault:
     needs_private: bool = False  # stops Kafka: full runs only (quick ones share it)
     rate: float = 150.0
     recovery_from_inject: bool = False
+    needs_cluster: bool = False  # runs on the 3-broker rig (full runs only)
+    watch_live: bool = False  # an SSE client of the API stays connected through the run
+    #: Before the load starts; returns what to do after the run (e.g. a second gateway).
+    setup: Callable[[Rig], Callable[[], None]] | None = None
 
 
 def _restart(name: str) -> Callable[[Rig], Callable[[], None]]:
@@ -53,6 +58,12 @@ def _gateway_kill(rig: Rig) -> Callable[[], None]:
 
 def _worker_kill(rig: Rig) -> Callable[[], None]:
     """kill -9 the worker that owns the site's partition; the other one must take over."""
+    rig.killed = _partition_owner(rig)
+    rig.procs[rig.killed].kill9()
+    return lambda: None
+
+
+def _partition_owner(rig: Rig) -> str:
     names = ("worker1", "worker2")
     before = [rig.procs[n].metric("tp_worker_events_total") for n in names]
     time.sleep(1.0)  # the load is running: only the owner's stored-events counter moves
@@ -60,9 +71,56 @@ def _worker_kill(rig: Rig) -> Callable[[], None]:
         rig.procs[n].metric("tp_worker_events_total") - b
         for n, b in zip(names, before, strict=True)
     ]
-    rig.killed = names[grew.index(max(grew))]
-    rig.procs[rig.killed].kill9()
+    return names[grew.index(max(grew))]
+
+
+def _leader_kill(rig: Rig) -> Callable[[], None]:
+    """kill -9 the broker leading the partition that carries the site's events."""
+    leader, isr, replicas = rig.site_partition(rig.topic(KafkaTopic.WIFI_SESSION))
+    rig.notes.update(killed_broker=leader, in_sync_replicas=isr, replicas=replicas)
+    rig.kill_broker(leader)
     return lambda: None
+
+
+GATEWAYS = ("gateway", "gateway2")
+MESSAGES = "tp_gateway_messages_total"
+
+
+def _second_gateway(rig: Rig) -> Callable[[], None]:
+    """Two gateways in one ``$share`` group split the messages; removed after the run."""
+    rig.add_gateway("gateway2").start().wait_healthy(60)
+    rig.notes["gateway_messages_before"] = [rig.procs[n].metric(MESSAGES) for n in GATEWAYS]
+
+    def remove() -> None:
+        rig.procs.pop("gateway2").stop()
+        rig.end_mqtt_session("gateway2")  # else it keeps its share of later runs' messages
+
+    return remove
+
+
+def _gateway_and_worker_kill(rig: Rig) -> Callable[[], None]:
+    """kill -9 one of two gateways and the worker owning the site's partition, together.
+
+    The surviving gateway and worker carry on. The dead gateway's share of ``$share``
+    messages waits in its persistent session (MQTT 5 does not hand it to the other member),
+    so it is restarted with the same client id after the hold, as its supervisor would.
+    """
+    base = rig.notes["gateway_messages_before"]
+    assert isinstance(base, list)  # counters at setup: this run's messages per gateway
+    now = [rig.procs[n].metric(MESSAGES) for n in GATEWAYS]
+    rig.notes["gateway_messages_before"] = [a - b for a, b in zip(now, base, strict=True)]
+    rig.killed = _partition_owner(rig)
+    rig.procs["gateway2"].kill9()
+    rig.procs[rig.killed].kill9()
+    survivor = rig.procs["gateway"].metric(MESSAGES)
+
+    def undo() -> None:
+        rig.notes["survivor_messages_during_fault"] = (
+            rig.procs["gateway"].metric(MESSAGES) - survivor
+        )
+        rig.procs["gateway2"].start().wait_healthy(60)
+
+    return undo
 
 
 def _uplink_cut(rig: Rig) -> Callable[[], None]:
@@ -130,11 +188,21 @@ FAULTS = (
     Fault("outbox_disk_full", _disk_full, (10.0, 3.0)),
     Fault("mosquitto_restart", _restart("mqtt"), (12.5, 12.0)),
     Fault("gateway_kill9", _gateway_kill, (0.0, 0.0)),
-    Fault("kafka_stop", _restart("kafka"), (20.0, 20.0), needs_private=True),
+    Fault("kafka_stop", _restart("kafka"), (20.0, 20.0), needs_private=True, watch_live=True),
     Fault("postgres_restart", _restart("postgres"), (5.0, 2.0)),
     Fault("worker_kill9", _worker_kill, (0.0, 0.0), recovery_from_inject=True),
     Fault("duplicate_delivery", _duplicates, (0.0, 0.0)),
     Fault("edge_uplink_outage", _uplink_cut, (600.0, 5.0), rate=50.0),
+    Fault(
+        "gateway_and_worker_kill9",
+        _gateway_and_worker_kill,
+        (10.0, 3.0),
+        recovery_from_inject=True,
+        setup=_second_gateway,
+    ),
+    Fault(
+        "kafka_leader_kill", _leader_kill, (0.0, 0.0), recovery_from_inject=True, needs_cluster=True
+    ),
 )
 
 
@@ -149,6 +217,11 @@ def run_fault(rig: Rig, fault: Fault, count: int, say: Callable[[str], None]) ->
     )
     dlq0 = measure.dead_letters(rig.kafka_bootstrap, dlq_topic)
     rig.duplicates_injected = 0
+    rig.notes = {}
+    teardown = fault.setup(rig) if fault.setup else None
+    watch = None
+    if fault.watch_live and "api" in rig.procs:
+        watch = LiveWatch(f"http://127.0.0.1:{rig.procs['api'].port}").start()
     load = NasLoad(rig.radius_port, SECRET, NAS_ID, fault.name, count, rate).start()
     pre = min(count // 3, int(rate * 5))
     if fault.name == "edge_uplink_outage" and rig.full:
@@ -173,6 +246,8 @@ def run_fault(rig: Rig, fault: Fault, count: int, say: Callable[[str], None]) ->
     if rig.killed:  # back to two workers for the next fault
         rig.procs[rig.killed].start().wait_healthy(120)
         rig.killed = ""
+    if teardown is not None:
+        teardown()
     distinct = len(set(stored) & acked)
     mismatches = _rollups(rig)
     dlq = measure.dead_letters(rig.kafka_bootstrap, dlq_topic) - dlq0
@@ -191,6 +266,10 @@ def run_fault(rig: Rig, fault: Fault, count: int, say: Callable[[str], None]) ->
         "acked_during_fault": answered_during,
         "retransmissions": load.retransmissions,
     }
+    result.update(rig.notes)
+    if watch is not None:
+        watch.stop()
+        result.update(watch.summary())
     if fault.name == "duplicate_delivery":
         result["duplicates_injected"] = rig.duplicates_injected
         result["expected_dead_letters"] = len(BAD_TOPICS)

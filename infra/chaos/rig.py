@@ -4,7 +4,9 @@ Mosquitto and PostgreSQL are always private (``tourpulse stack``'s own starters;
 embedded PostgreSQL starts in about a second), since restarting them is a fault and the
 gateway forwards every topic it sees. In a full run Kafka is private too (the reliability
 port range) so it can be stopped; a quick run (``make test``) uses the shared Kafka,
-isolated by topic namespace, and skips the Kafka fault. Services run through the real
+isolated by topic namespace, and skips the Kafka fault. With ``brokers=3`` Kafka is a
+private KRaft cluster (``kafka_leader_kill``); a full run also starts the API, whose live
+SSE feed is watched across the Kafka stop. Services run through the real
 ``tourpulse`` CLI. The edge agent's state (its SQLite outbox) lives on a small tmpfs when
 the suite runs as root, so the "disk full" fault is a real ENOSPC; otherwise it is skipped.
 """
@@ -12,6 +14,7 @@ the suite runs as root, so the "disk full" fault is a real ENOSPC; otherwise it 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -26,7 +29,13 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
+import paho.mqtt.client as mqtt
 import psycopg
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from psycopg import sql
 
 from core.privacy.keystore import KeyStore
@@ -40,12 +49,15 @@ from infra.stack import manager
 from infra.stack import mqtt as stack_mqtt
 from infra.stack import postgres as stack_pg
 from infra.stack.state import Component, StackConfig
+from schemas.topics import KafkaTopic
 
 SITE = "ben-thanh-market"
 NAS_ID = "btm-ap01"
 SECRET = "chaos-secret"
 #: Private ports for a full run (the reliability engineer's range; see docs/chaos.md).
-FULL_PORTS = {"mqtt": 21883, "kafka": 21092, "pg": 21432}
+FULL_PORTS = {"mqtt": 30883, "kafka": 30092, "pg": 30432}  # Kafka's controller on 30093
+#: The 3-broker rig (``kafka_leader_kill``): brokers 30192-30194, controllers 30292-30294.
+CLUSTER_PORTS = {"mqtt": 30884, "kafka": 30192, "pg": 30433}
 TMPFS_MB = 64
 
 
@@ -125,18 +137,24 @@ class Rig:
         full: bool,
         log: Callable[[str], None],
         worker_args: tuple[str, ...] = (),
+        brokers: int = 1,
     ) -> None:
-        """``worker_args``: extra ``tourpulse worker`` options (e.g. group timeouts to compare)."""
-        self.full, self.work, self.say = full, work, log
+        """``worker_args``: extra ``tourpulse worker`` options (e.g. group timeouts to compare);
+        ``brokers`` 3: a private KRaft cluster (replication 3, min ISR 2) instead of one broker.
+        """
+        self.full, self.work, self.say = full or brokers > 1, work, log
         self.worker_args = list(worker_args)
         self.ns = "chaos" + uuid.uuid4().hex[:6]
-        ports = FULL_PORTS if full else {"mqtt": free_port(), "kafka": 0, "pg": free_port()}
+        ports = CLUSTER_PORTS if brokers > 1 else FULL_PORTS
+        if not self.full:
+            ports = {"mqtt": free_port(), "kafka": 0, "pg": free_port()}
         kafka_port = settings.kafka_bootstrap.rpartition(":")[2]
         self.cfg = StackConfig(
             data_dir=work / "stack",
             mqtt_port=ports["mqtt"],
             kafka_port=ports["kafka"] or int(kafka_port),
             pg_port=ports["pg"],
+            kafka_brokers=brokers,
             kafka_libs=Path(__file__).resolve().parents[2] / ".tourpulse" / "kafka" / "libs",
         )
         self.settings = settings
@@ -146,10 +164,12 @@ class Rig:
         self.state_dir = work / "edge-state"
         self.tmpfs = False
         self.procs: dict[str, Proc] = {}
+        self.env: dict[str, str] = {}
         self.proxy: UplinkProxy | None = None
         self.radius_port = 0
         self.duplicates_injected = 0  # set by the duplicate-delivery fault
         self.killed = ""  # the worker a fault killed, started again after the run
+        self.notes: dict[str, object] = {}  # what a fault saw, added to its result
 
     # --- infrastructure -------------------------------------------------------------------
     def up(self) -> None:
@@ -166,7 +186,7 @@ class Rig:
         self._mount_state()
         self.proxy = UplinkProxy(self.cfg.mqtt_port)
         self._write_configs()
-        env = {
+        self.env = env = {
             **os.environ,
             "TP_TOPIC_NAMESPACE": self.ns,
             "DATABASE_URL": self.db_url,
@@ -175,8 +195,7 @@ class Rig:
             "TP_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "TP_DEVICE_CONFIGS": str(self.work / "device_configs"),
         }
-        self._add("gateway", ["gateway", "--client-id", f"gw-{self.ns}", "--share-group",
-                              self.ns, "--stats-every", "0"], env)  # fmt: skip
+        self.add_gateway("gateway")
         for i in (1, 2):  # two workers: a killed one's partitions are taken over
             self._add(f"worker{i}", ["worker", "--session-timeout", "900", *self.worker_args], env)
         agent_port = free_port()
@@ -184,6 +203,10 @@ class Rig:
         self.procs["agent"] = Proc("agent", ["-v", "edge", "wifi", "--config",
                                              str(self.work / "edge-wifi.yaml")],
                                    env, self.work / "agent.log", agent_port)  # fmt: skip
+        if self.full:  # the live SSE feed, watched across the Kafka stop
+            port = free_port()
+            self.procs["api"] = Proc("api", ["api", "--host", "127.0.0.1", "--port", str(port)],
+                                     env, self.work / "api.log", port)  # fmt: skip
         for p in self.procs.values():
             p.start()
         for p in self.procs.values():
@@ -194,6 +217,12 @@ class Rig:
     @property
     def kafka_bootstrap(self) -> str:
         return self.cfg.kafka_bootstrap if self.full else self.settings.kafka_bootstrap
+
+    def add_gateway(self, name: str) -> Proc:
+        """A gateway in the rig's share group (client id from ``name``), not yet started."""
+        self._add(name, ["gateway", "--client-id", f"{name}-{self.ns}", "--share-group",
+                         self.ns, "--stats-every", "0"], self.env)  # fmt: skip
+        return self.procs[name]
 
     def _add(self, name: str, args: list[str], env: dict[str, str]) -> None:
         port = free_port()
@@ -235,6 +264,41 @@ class Rig:
             self.components[name] = stack_kafka.ensure_kafka(self.cfg, self.say)
         else:
             self.components[name] = stack_pg.ensure_postgres(self.cfg, self.say)[0]
+
+    def topic(self, topic: KafkaTopic) -> str:
+        return self.settings.model_copy(update={"topic_namespace": self.ns}).kafka_topic(topic)
+
+    def site_partition(self, topic: str) -> tuple[int, int, int]:
+        """(leader node, in-sync replicas, replicas) of the partition carrying the site's
+        events: the one partition of ``topic`` that holds records (one site, one key)."""
+        admin = AdminClient({"bootstrap.servers": self.kafka_bootstrap})
+        parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
+        probe = Consumer({"bootstrap.servers": self.kafka_bootstrap, "group.id": "chaos-probe"})
+        try:
+            sizes = {p: probe.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in parts}
+        finally:
+            probe.close()
+        meta = parts[max(sizes, key=lambda p: sizes[p])]
+        return meta.leader, len(meta.isrs), len(meta.replicas)
+
+    def kill_broker(self, node: int) -> None:
+        """``kill -9`` one node of the private cluster (pids recorded by kafka_cluster.py)."""
+        nodes = json.loads((self.cfg.data_dir / "kafka-cluster" / "nodes.json").read_text())
+        os.kill(int(nodes[node - 1][0]), signal.SIGKILL)
+
+    def end_mqtt_session(self, name: str) -> None:
+        """Discard a gateway's persistent session (clean start, expiry 0): a member that
+        stopped for good still gets its round-robin share of ``$share`` messages until its
+        session expires, so a gateway taken out of the group must end it (scale-down)."""
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{self.ns}",
+                             protocol=mqtt.MQTTv5)  # fmt: skip
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 0
+        client.connect("127.0.0.1", self.cfg.mqtt_port, clean_start=True, properties=props)
+        client.loop_start()
+        wait_until(client.is_connected, 10)
+        client.disconnect()
+        client.loop_stop()
 
     def stored_session_ids(self, sessions: list[str]) -> dict[str, str]:
         """Stored session id -> NAS Acct-Session-Id: the agent publishes only a keyed hash of

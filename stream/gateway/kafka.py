@@ -54,10 +54,15 @@ def ensure_topics(
     bootstrap: str | KafkaClientSettings,
     names: Iterable[str],
     partitions: int,
-    replication: int = 1,
+    replication: int | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Create missing topics, retrying with backoff until Kafka answers or ``stop`` is set.
+
+    ``replication`` None: up to 3 copies, as many as the cluster has brokers (like the
+    workers' topics). A fixed 1 gave a topic the gateway created first one copy on a
+    3-broker cluster: the chaos run ``kafka_leader_kill`` then stalled 2,235 of 3,000
+    acknowledged events with their only broker.
 
     Existing topics are left alone (their partition count is the operator's decision).
     Raises ``KafkaException`` only for errors retrying cannot fix (e.g. an invalid name).
@@ -84,11 +89,13 @@ def ensure_topics(
         delay = min(delay * 2, BACKOFF_MAX_S)
 
 
-def _create(admin: AdminClient, names: list[str], partitions: int, replication: int) -> None:
-    existing = set(admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics)
-    missing = [n for n in names if n not in existing]
+def _create(admin: AdminClient, names: list[str], partitions: int, replication: int | None) -> None:
+    cluster = admin.list_topics(timeout=ADMIN_TIMEOUT_S)
+    missing = [n for n in names if n not in set(cluster.topics)]
     if not missing:
         return
+    if replication is None:
+        replication = min(3, len(cluster.brokers))
     futures = admin.create_topics(
         [NewTopic(n, num_partitions=partitions, replication_factor=replication) for n in missing],
         request_timeout=ADMIN_TIMEOUT_S,

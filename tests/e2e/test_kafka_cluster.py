@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from infra.stack.kafka import ensure_kafka
 from infra.stack.kafka_cluster import stop_nodes
 from infra.stack.state import StackConfig
-from stream.gateway.kafka import producer_config
+from stream.gateway.kafka import ensure_topics, producer_config
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +58,20 @@ def _leader_pid(admin: AdminClient, home: Path) -> tuple[int, int]:
     leader = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0].leader
     pids = json.loads((home / "nodes.json").read_text())
     return leader, int(pids[leader - 1][0])
+
+
+def test_gateway_creates_its_topics_with_three_copies(cluster: tuple[StackConfig, object]) -> None:
+    """Measured before: the gateway created its topics with one copy (replication fixed at
+    1), so when it won the race with the workers, killing that one broker stalled them."""
+    cfg, _ = cluster
+    ensure_topics(cfg.kafka_bootstrap, ["gateway-made"], partitions=2)
+    admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap})
+    meta = admin.list_topics("gateway-made", timeout=10)
+    live = len(meta.brokers)  # 2 if the leader-kill test ran first (one node is dead)
+    assert live >= 2
+    assert [len(p.replicas) for p in meta.topics["gateway-made"].partitions.values()] == [
+        min(3, live)
+    ] * 2
 
 
 def test_leader_killed_mid_production_loses_nothing(cluster: tuple[StackConfig, object]) -> None:
