@@ -98,28 +98,59 @@ class Outbox:
             raise ValueError("put_many: one id per item")
         with self._lock:
             self._db.execute("BEGIN")
-            seqs = []
-            for i, (topic, payload) in enumerate(pairs):
-                if keys is not None and not self._first_time(keys[i], now):
-                    self.repeated += 1
-                    continue
-                cur = self._db.execute(
-                    "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
-                    (topic, payload, now),
-                )
-                seqs.append(int(cur.lastrowid or 0))
-            self._depth += len(seqs)
-            overflow = self._depth - self.max_events
-            if overflow > 0:
-                self._drop_oldest(overflow)
+            try:
+                seqs = self._insert(pairs, keys, now)
+                overflow = self._depth + len(seqs) - self.max_events
+                dropped = self._drop_oldest(overflow) if overflow > 0 else 0
+            except BaseException:
+                self._db.execute("ROLLBACK")  # nothing half-written; the caller may retry
+                raise
             self._db.execute("COMMIT")
+            self._depth += len(seqs) - dropped
+            self.dropped += dropped
+            self.repeated += len(pairs) - len(seqs)
         return seqs
 
-    def _first_time(self, event_id: str, now: float) -> bool:
-        cur = self._db.execute(
-            "INSERT OR IGNORE INTO recent_ids (id, created) VALUES (?, ?)", (event_id, now)
+    def _insert(
+        self, pairs: list[tuple[str, bytes]], keys: list[str] | None, now: float
+    ) -> list[int]:
+        if keys is not None:
+            pairs = [pairs[i] for i in self._first_time(keys, now)]
+        # One executemany for the burst (one execute per row was most of the commit's
+        # cost). Seqs are consecutive: AUTOINCREMENT, one writer (the lock).
+        self._db.executemany(
+            "INSERT INTO outbox (topic, payload, created) VALUES (?, ?, ?)",
+            [(topic, payload, now) for topic, payload in pairs],
         )
-        return cur.rowcount == 1
+        if not pairs:
+            return []
+        last = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0])
+        return list(range(last - len(pairs) + 1, last + 1))
+
+    def _first_time(self, event_ids: list[str], now: float) -> list[int]:
+        """Indexes of the ids not queued recently (first of repeats within the list too);
+        records them in the running transaction."""
+        known: set[str] = set()
+        for i in range(0, len(event_ids), 500):  # below SQLite's bound-parameter limit
+            chunk = event_ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            known.update(
+                str(row[0])
+                for row in self._db.execute(
+                    f"SELECT id FROM recent_ids WHERE id IN ({marks})",  # noqa: S608
+                    chunk,
+                )
+            )
+        fresh = []
+        for i, event_id in enumerate(event_ids):
+            if event_id not in known:
+                known.add(event_id)
+                fresh.append(i)
+        self._db.executemany(
+            "INSERT INTO recent_ids (id, created) VALUES (?, ?)",
+            [(event_ids[i], now) for i in fresh],
+        )
+        return fresh
 
     def peek(self, after: int = 0, limit: int = 100) -> list[Queued]:
         """The oldest ``limit`` messages with ``seq > after``, in order."""
@@ -170,9 +201,8 @@ class Outbox:
         with self._lock:
             self._db.close()
 
-    def _drop_oldest(self, n: int) -> None:
+    def _drop_oldest(self, n: int) -> int:
         cur = self._db.execute(
             "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)", (n,)
         )
-        self._depth -= cur.rowcount
-        self.dropped += cur.rowcount
+        return int(cur.rowcount)

@@ -47,10 +47,12 @@ Addr = tuple[str | object, ...]
 #: NAS retransmit within seconds (RFC 5080 suggests up to ~30 s in total); keep a margin.
 DEDUP_TTL_S = 120.0
 DEDUP_MAX = 200_000
-#: Group commit: events of a burst share one outbox transaction (one fsync-free commit
-#: instead of one per packet); replies wait at most this long for it.
-FLUSH_S = 0.002
-FLUSH_MAX = 256
+#: Larger than any RADIUS packet (4096), so an oversized one is seen and rejected as such.
+MAX_DATAGRAM = 8192
+#: Group commit: the datagrams waiting on the socket are read in one go (at most this many,
+#: so syslog/Meraki on the same loop get their turn), their events share one outbox
+#: transaction, and all of them are answered once it has committed (never before).
+DRAIN_MAX = 256
 #: Open sessions remembered (all NASes) so Accounting-On/Off can close them; oldest evicted.
 OPEN_MAX = 200_000
 
@@ -112,23 +114,27 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self._socket: socket.socket | None = None
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
-        self.transport: asyncio.DatagramTransport | None = None
         self._pending: list[tuple[list[EventBase], tuple[object, ...], Request, Addr]] = []
         #: NAS address -> session id -> what a Stop needs, for Accounting-On/Off.
         self._open: dict[str, OrderedDict[str, _OpenSession]] = {}
         self._open_count = 0
         self._pending_keys: set[tuple[object, ...]] = set()
-        self._flush_timer: asyncio.TimerHandle | None = None
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: self, local_addr=(self.host, self.port)
-        )
-        self.transport = transport
-        self.port = transport.get_extra_info("sockname")[1]
-        self._socket = transport.get_extra_info("socket")
-        udp_socket.watch(self._socket, self.stats.source, self.rcvbuf)
+        family, _, _, _, sockaddr = socket.getaddrinfo(
+            self.host, self.port, type=socket.SOCK_DGRAM
+        )[0]
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.bind(sockaddr)
+        except OSError:
+            sock.close()
+            raise
+        sock.setblocking(False)
+        self._socket = sock
+        self.port = sock.getsockname()[1]
+        udp_socket.watch(sock, self.stats.source, self.rcvbuf)
+        asyncio.get_running_loop().add_reader(sock.fileno(), self._drain)
         log.info("RADIUS accounting listening on %s:%d", self.host, self.port)
 
     def kernel_drops(self) -> int | None:
@@ -136,12 +142,38 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         return udp_socket.udp_drops(self._socket) if self._socket else None
 
     async def stop(self) -> None:
-        self._flush()
-        if self.transport:
-            self.transport.close()
+        if self._socket is not None:
+            asyncio.get_running_loop().remove_reader(self._socket.fileno())
+            self._flush()
+            self._socket.close()
+
+    def _drain(self) -> None:
+        """Read what the socket holds (up to DRAIN_MAX), then commit once and answer all.
+
+        Why not asyncio's datagram transport: it hands over one datagram per wake-up of the
+        loop, and a timer had to gather them for a group commit; reading until the socket
+        is empty is the natural batch, and costs one system call per packet.
+        """
+        sock = self._socket
+        if sock is None:
+            return
+        n = 0
+        try:
+            while n < DRAIN_MAX:
+                try:
+                    data, addr = sock.recvfrom(MAX_DATAGRAM)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:  # e.g. ICMP port unreachable reported on the socket
+                    continue
+                n += 1
+                self.datagram_received(data, addr)
+        finally:
+            self.stats.packets_received(n)
+            self._flush()
 
     def datagram_received(self, data: bytes, addr: Addr) -> None:
-        self.stats.packet()
+        """One datagram: its event joins the pending batch (answered in :meth:`_flush`)."""
         try:
             self._handle(data, str(addr[0]), addr)
         except Exception:  # last line of defence: a packet must never stop the server
@@ -180,16 +212,9 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self._track(result.facts.nas or src_ip, events[0])
         self._pending.append((events, key, result.request, addr))
         self._pending_keys.add(key)
-        if len(self._pending) >= FLUSH_MAX:
-            self._flush()
-        elif self._flush_timer is None:
-            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_S, self._flush)
 
     def _flush(self) -> None:
         """Commit pending events to the outbox, then answer their NASes (never before)."""
-        if self._flush_timer is not None:
-            self._flush_timer.cancel()
-            self._flush_timer = None
         batch, self._pending = self._pending, []
         self._pending_keys.clear()
         if not batch:
@@ -197,8 +222,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         try:
             self.emitter.emit_many([e for events, _, _, _ in batch for e in events], self.stats)
         except Exception:  # unanswered, so the NAS retransmits and nothing is lost
-            for _ in batch:
-                self.stats.drop("outbox_error")
+            self.stats.drop("outbox_error", len(batch))
             log.exception("could not write %d events to the outbox", len(batch))
             return
         now = time.monotonic()
@@ -254,5 +278,9 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         ]
 
     def _reply(self, req: Request, addr: Addr) -> None:
-        if self.transport:
-            self.transport.sendto(reply_packet(req), addr)
+        if self._socket is None:
+            return
+        try:
+            self._socket.sendto(reply_packet(req), addr)
+        except OSError:  # send buffer full or peer gone: the NAS retransmits, we answer then
+            self.stats.drop("reply_failed")
