@@ -135,8 +135,10 @@ class Attributes:
         if not values:
             return None
         kind, names = self.table.by_name[name]
-        decoded = [_decode(kind, names, v) for v in values]
-        return decoded[0]
+        first = _decode(kind, names, values[0])
+        for other in values[1:]:
+            _decode(kind, names, other)
+        return first
 
 
 def read_attributes(data: bytes, dictionary: Dictionary) -> tuple[Attributes, tuple[bytes, ...]]:

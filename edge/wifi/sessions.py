@@ -9,6 +9,7 @@ replaced by a keyed hash of (NAS, session id, client), the session's identity.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,16 @@ from schemas.wifi import (
 
 #: Stable namespace so a retransmitted report gets the same event id even after a restart.
 EVENT_ID_NS = uuid.UUID("6f1c1f7e-3b7a-4d1e-9c55-2b0c7e1a9d01")
+_NS_BYTES = EVENT_ID_NS.bytes
+
+
+def event_id(name: str) -> str:
+    """``str(uuid.uuid5(EVENT_ID_NS, name))`` without building UUID objects (hot path)."""
+    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class SessionStatus(StrEnum):
@@ -136,7 +147,7 @@ class EventEmitter:
         )
         return _MODELS[status].model_validate(
             {
-                "id": str(uuid.uuid5(EVENT_ID_NS, f"{stats.source}|{dedup_key}")),
+                "id": event_id(f"{stats.source}|{dedup_key}"),
                 "site": site,
                 "device": self.device,
                 "source": stats.source,
