@@ -17,7 +17,8 @@ import logging
 import socket
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from pydantic import ValidationError
@@ -36,7 +37,7 @@ from edge.wifi.radius_parse import (
     parse_accounting,
     reply_packet,
 )
-from edge.wifi.sessions import EventEmitter, SessionStatus
+from edge.wifi.sessions import EventEmitter, SessionFacts, SessionStatus
 from schemas.envelope import EventBase
 from schemas.wifi import WifiSessionData, WifiSessionStartV1, WifiSessionStopV1
 
@@ -87,6 +88,7 @@ class _OpenSession(NamedTuple):
     ap: str
     ssid: str | None
     last: datetime
+    start: datetime | None
 
 
 class RadiusAccountingAdapter(asyncio.DatagramProtocol):
@@ -203,13 +205,16 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         if isinstance(result, NasRestart):
             events = self._close_nas(result)
         else:
+            nas = result.facts.nas or src_ip
             try:
-                events = [self.emitter.build_session(result.facts, self.stats)]
+                sid = self.emitter.session_key(result.facts)
+                facts = replace(result.facts, session_start=self._start_of(nas, sid, result.facts))
+                events = [self.emitter.build_session(facts, self.stats, sid)]
             except (InvalidMac, ValidationError):
                 self.stats.drop("invalid_values")
                 self._reply(result.request, addr)
                 return
-            self._track(result.facts.nas or src_ip, events[0])
+            self._track(nas, events[0])
         self._pending.append((events, key, result.request, addr))
         self._pending_keys.add(key)
 
@@ -230,6 +235,21 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.dedup.remember(key, now)
             self._reply(pkt, addr)
 
+    def _start_of(self, nas: str, sid: str, facts: SessionFacts) -> datetime | None:
+        """The session's start, part of its identity (so an Acct-Session-Id reused after a
+        Stop is another session): a Start's own time; else the open session's start; else
+        event time - Acct-Session-Time (a session that began before this agent started)."""
+        if facts.status is SessionStatus.START:
+            return facts.event_time.replace(microsecond=0)
+        open_here = self._open.get(nas)
+        known = open_here.get(sid) if open_here is not None else None
+        if known is not None:
+            return known.start
+        if facts.session_seconds is not None:
+            started = facts.event_time - timedelta(seconds=facts.session_seconds)
+            return started.replace(microsecond=0)
+        return None
+
     def _track(self, nas: str, event: EventBase) -> None:
         """Remember the session's latest event while it is open (the Stop forgets it)."""
         sid = str(event.data.session_id)  # type: ignore[attr-defined]
@@ -242,8 +262,9 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             return  # an interim for a session we never saw start stays as it was: unknown
         d: WifiSessionData = event.data  # type: ignore[attr-defined]
         sessions[sid] = _OpenSession(
-            d.client_id, d.randomized_mac, event.site, d.ap, d.ssid, event.event_time
-        )
+            d.client_id, d.randomized_mac, event.site, d.ap, d.ssid, event.event_time,
+            d.session_start,
+        )  # fmt: skip
         self._open_count += 1
         while self._open_count > OPEN_MAX:
             oldest = max(self._open.values(), key=len)
@@ -273,6 +294,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
                 stats=self.stats,
                 ssid=o.ssid,
                 terminate_cause=restart.status,
+                session_start=o.start,
             )
             for sid, o in sessions.items()
         ]

@@ -71,6 +71,8 @@ class SessionFacts:
     #: a keyed hash of (NAS, id, client), so an id reused by another NAS or client is a new
     #: session; ``dedup_key`` must then hold no identifier (it is prefixed with that hash).
     nas: str | None = None
+    #: When the association started (whole seconds), if known: part of the identity.
+    session_start: datetime | None = None
 
 
 class EventEmitter:
@@ -87,13 +89,23 @@ class EventEmitter:
         self.emit(event, stats)
         return event
 
-    def build_session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
-        """The contract event for ``facts`` (MAC pseudonymised), not yet submitted."""
+    def session_key(self, facts: SessionFacts) -> str:
+        """The published session id: for RADIUS ``radius-`` + keyed hash of (NAS, id, client)."""
+        if facts.nas is None:
+            return facts.session_id
+        client_id = self.pseudonymiser.client_id(facts.mac)
+        return "radius-" + self.pseudonymiser.token(facts.nas, facts.session_id, client_id)
+
+    def build_session(
+        self, facts: SessionFacts, stats: SourceStats, session_key: str | None = None
+    ) -> EventBase:
+        """The contract event for ``facts`` (MAC pseudonymised), not yet submitted;
+        ``session_key`` is :meth:`session_key` when the caller has computed it already."""
         pseudo = self.pseudonymiser.pseudonymise(facts.mac)
         session_id, dedup_key = facts.session_id, facts.dedup_key
         if facts.nas is not None:
-            token = self.pseudonymiser.token(facts.nas, facts.session_id, pseudo.client_id)
-            session_id, dedup_key = f"radius-{token}", f"{token}|{facts.dedup_key}"
+            session_id = session_key or self.session_key(facts)
+            dedup_key = f"{session_id.removeprefix('radius-')}|{facts.dedup_key}"
         return self.session_event(
             facts.status,
             client_id=pseudo.client_id,
@@ -110,6 +122,7 @@ class EventEmitter:
             tx_bytes=facts.tx_bytes,
             session_seconds=facts.session_seconds,
             terminate_cause=facts.terminate_cause,
+            session_start=facts.session_start,
         )
 
     def session_event(
@@ -130,6 +143,7 @@ class EventEmitter:
         tx_bytes: int | None = None,
         session_seconds: int | None = None,
         terminate_cause: str | None = None,
+        session_start: datetime | None = None,
     ) -> EventBase:
         """The event from an already pseudonymised client; ``session_id`` and ``dedup_key``
         must be MAC-free. The id derives from ``dedup_key``, so a re-sent report keeps it."""
@@ -144,6 +158,7 @@ class EventEmitter:
             tx_bytes=tx_bytes,
             session_seconds=session_seconds,
             terminate_cause=terminate_cause,
+            session_start=session_start,
         )
         return _MODELS[status].model_validate(
             {
