@@ -207,9 +207,10 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         else:
             nas = result.facts.nas or src_ip
             try:
-                sid = self.emitter.session_key(result.facts)
+                pseudo = self.emitter.pseudonymiser.pseudonymise(result.facts.mac)
+                sid = self.emitter.session_key(result.facts, pseudo)
                 facts = replace(result.facts, session_start=self._start_of(nas, sid, result.facts))
-                events = [self.emitter.build_session(facts, self.stats, sid)]
+                events = [self.emitter.build_session(facts, self.stats, sid, pseudo)]
             except (InvalidMac, ValidationError):
                 self.stats.drop("invalid_values")
                 self._reply(result.request, addr)

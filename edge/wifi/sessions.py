@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from core.privacy import Pseudonymiser
+from core.privacy import Pseudonym, Pseudonymiser
 from edge.wifi.adapter import EventSink, SourceStats
 from schemas.envelope import EventBase
 from schemas.wifi import (
@@ -89,22 +89,26 @@ class EventEmitter:
         self.emit(event, stats)
         return event
 
-    def session_key(self, facts: SessionFacts) -> str:
+    def session_key(self, facts: SessionFacts, pseudo: Pseudonym | None = None) -> str:
         """The published session id: for RADIUS ``radius-`` + keyed hash of (NAS, id, client)."""
         if facts.nas is None:
             return facts.session_id
-        client_id = self.pseudonymiser.client_id(facts.mac)
+        client_id = (pseudo or self.pseudonymiser.pseudonymise(facts.mac)).client_id
         return "radius-" + self.pseudonymiser.token(facts.nas, facts.session_id, client_id)
 
     def build_session(
-        self, facts: SessionFacts, stats: SourceStats, session_key: str | None = None
+        self,
+        facts: SessionFacts,
+        stats: SourceStats,
+        session_key: str | None = None,
+        pseudo: Pseudonym | None = None,
     ) -> EventBase:
         """The contract event for ``facts`` (MAC pseudonymised), not yet submitted;
-        ``session_key`` is :meth:`session_key` when the caller has computed it already."""
-        pseudo = self.pseudonymiser.pseudonymise(facts.mac)
+        ``session_key`` / ``pseudo`` when the caller has computed them already."""
+        pseudo = pseudo or self.pseudonymiser.pseudonymise(facts.mac)
         session_id, dedup_key = facts.session_id, facts.dedup_key
         if facts.nas is not None:
-            session_id = session_key or self.session_key(facts)
+            session_id = session_key or self.session_key(facts, pseudo)
             dedup_key = f"{session_id.removeprefix('radius-')}|{facts.dedup_key}"
         return self.session_event(
             facts.status,
