@@ -5,7 +5,7 @@ a private Mosquitto this benchmark starts and stops. A pyrad load generator in t
 keeps a window of Accounting-Requests in flight and counts Accounting-Responses: a response
 means the event is durably in the outbox. Then the broker is stopped, a backlog is sent,
 the broker restarted, and the replay rate = backlog / (outbox empty - link reconnected).
-Targets from the issue: >= 2,000 packets/s and < 80 MB RSS on a small site box. Issue 11
+Targets: >= 5,000 packets/s and <= 80 MB RSS on a small site box (issue 11). Issue 11
 adds ``udp_drops`` (kernel drops on the RADIUS socket during the live run, goal 0) and
 ``rss_mb_at_rate`` (resident memory right after the live run, goal <= 80). A subscriber is
 connected throughout: the link now treats "no matching subscribers" as not delivered.
