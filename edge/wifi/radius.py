@@ -1,13 +1,14 @@
 """RADIUS accounting server adapter: controllers and APs send Start / Interim / Stop here.
 
 Uses pyrad 2.6's dictionary (RFC 2865/2866/2869 files shipped in this package) and a lean
-decoder of our own (``radius_parse``) on an asyncio UDP endpoint of our own (pyrad's
+decoder of our own (``radius_parse``) on a non-blocking socket the event loop watches (pyrad's
 ``Server`` logs and swallows per-packet errors without telling us why; we need a counted
 reason for every dropped packet).
 
-Order of work per packet, and why: parse → verify → de-duplicate → pseudonymise and write
-the event durably to the outbox → only then send Accounting-Response. A NAS that gets no
-response retransmits, so a crash before the write loses nothing.
+Order of work, and why: per packet parse → verify → de-duplicate → pseudonymise; per burst
+(what the socket held) write the events durably to the outbox in one transaction → only
+then send the Accounting-Responses. A NAS that gets no response retransmits, so a crash
+before the commit loses nothing.
 """
 
 from __future__ import annotations
