@@ -65,9 +65,9 @@ class Deduplicator:
     def __init__(self, ttl: float = DEDUP_TTL_S, max_entries: int = DEDUP_MAX) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self._seen: OrderedDict[tuple[object, ...], float] = OrderedDict()
+        self._seen: OrderedDict[bytes, float] = OrderedDict()
 
-    def seen(self, key: tuple[object, ...], now: float) -> bool:
+    def seen(self, key: bytes, now: float) -> bool:
         while self._seen:
             oldest_key, t = next(iter(self._seen.items()))
             if now - t <= self.ttl and len(self._seen) < self.max_entries:
@@ -75,7 +75,7 @@ class Deduplicator:
             del self._seen[oldest_key]
         return key in self._seen
 
-    def remember(self, key: tuple[object, ...], now: float) -> None:
+    def remember(self, key: bytes, now: float) -> None:
         """Call only once the report is safely in the outbox, so a failed write is retried."""
         self._seen[key] = now
 
@@ -117,11 +117,11 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self._socket: socket.socket | None = None
         self.stats = SourceStats("edge.wifi.radius")
         self.dedup = Deduplicator()
-        self._pending: list[tuple[list[EventBase], tuple[object, ...], Request, Addr]] = []
+        self._pending: list[tuple[list[EventBase], bytes, Request, Addr]] = []
         #: NAS address -> session id -> what a Stop needs, for Accounting-On/Off.
         self._open: dict[str, OrderedDict[str, _OpenSession]] = {}
         self._open_count = 0
-        self._pending_keys: set[tuple[object, ...]] = set()
+        self._pending_keys: set[bytes] = set()
 
     async def start(self) -> None:
         family, _, _, _, sockaddr = socket.getaddrinfo(
@@ -195,7 +195,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self.stats.drop(rejected.reason)
             self._reply(req, addr)
             return
-        key: tuple[object, ...] = result.dedup_key
+        key: bytes = result.dedup_key
         if key in self._pending_keys:
             self.stats.drop("duplicate")  # answered when the first copy is committed
             return

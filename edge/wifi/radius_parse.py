@@ -183,8 +183,8 @@ class Rejected:
 class Accepted:
     facts: SessionFacts
     request: Request
-    #: Same Acct-Session-Id + status + identifier + authenticator from one NAS = a retransmit.
-    dedup_key: tuple[str, int, str, str, bytes]
+    #: :func:`packet_key`: same NAS, identifier and authenticator = a retransmission.
+    dedup_key: bytes
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class NasRestart:
     nas: str
     event_time: datetime
     request: Request
-    dedup_key: tuple[str, int, str, str, bytes]
+    dedup_key: bytes
 
 
 def parse_accounting(
@@ -244,8 +244,7 @@ def _facts(
     raw_status = pkt.one("Acct-Status-Type")
     status = _STATUS.get(str(raw_status))
     if raw_status in ("Accounting-On", "Accounting-Off"):
-        key = (src_ip, req.ident, "", str(raw_status), req.authenticator)
-        return NasRestart(str(raw_status), src_ip, arrival, req, key)
+        return NasRestart(str(raw_status), src_ip, arrival, req, packet_key(src_ip, req))
     if status is None:
         return (Rejected("ignored_status", reply=True), req)  # Accounting-On/Off and others
     session_id = pkt.one("Acct-Session-Id")
@@ -296,11 +295,19 @@ def _facts(
         terminate_cause=str(cause)[:64] if cause is not None else None,
         nas=src_ip,
     )
-    # The Request Authenticator is in the key: it is an MD5 over the whole packet, so a true
-    # retransmission repeats it, while two different Interim-Updates that happen to reuse
-    # an identifier (radclient and busy NASes recycle the 256 ids fast) do not merge.
-    key = (src_ip, req.ident, str(session_id), str(raw_status), req.authenticator)
-    return Accepted(facts, req, key)
+    return Accepted(facts, req, packet_key(src_ip, req))
+
+
+def packet_key(src_ip: str, req: Request) -> bytes:
+    """What identifies a retransmission: same NAS, identifier and Request Authenticator.
+
+    The authenticator is an MD5 over the whole packet (session id and status included), so
+    a true retransmission repeats it, while two different Interim-Updates that happen to
+    reuse an identifier (radclient and busy NASes recycle the 256 ids fast) do not merge.
+    One bytes object (~70 B), not a tuple holding the session id: the duplicate filter
+    keeps up to 200,000 of them, which at 5,000 packets/s is most of the agent's memory.
+    """
+    return req.authenticator + bytes([req.ident]) + src_ip.encode()
 
 
 def _report_key(
