@@ -14,28 +14,14 @@ JSON array at all, or is too big, becomes one dead letter for the whole message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
-
-from pydantic import Field, RootModel
 
 from schemas.codec import ContractError, DeadLetterReason, decode_event, parse_json, validate_event
 from schemas.envelope import EventBase
-from schemas.registry import AnyEvent
 
 #: Most events in one batch; publishers default to far fewer (see edge.simulator).
 MAX_BATCH_EVENTS = 1000
 #: Largest batch payload accepted (the per-event limit is ``codec.MAX_EVENT_BYTES``).
 MAX_BATCH_BYTES = 1024 * 1024
-
-
-class EventBatchV1(RootModel[list[AnyEvent]]):
-    """A JSON array of 1..MAX_BATCH_EVENTS event envelopes published on one device topic.
-
-    Documentation of the wire format (exported as JSON Schema): the gateway does not
-    validate batches with this model, because one bad element must not reject the others.
-    """
-
-    root: Annotated[list[AnyEvent], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
 def is_batch(payload: bytes) -> bool:

@@ -13,7 +13,6 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.envelope import EventBase
-from schemas.registry import ANY_EVENT_ADAPTER, event_tag, model_for
 
 #: Largest payload the platform accepts from a device; far above any real event.
 MAX_EVENT_BYTES = 64 * 1024
@@ -66,6 +65,10 @@ def parse_json(raw: bytes) -> Any:
 
 def validate_event(obj: Any) -> EventBase:
     """Validate one parsed JSON value as an event; :class:`ContractError` says why not."""
+    # The registry (every event model) is imported on first decode, not with this module:
+    # producers such as a site's Wi-Fi agent only encode, and the models cost them ~7 MB.
+    from schemas.registry import ANY_EVENT_ADAPTER, event_tag, model_for
+
     if not isinstance(obj, dict):
         raise ContractError(DeadLetterReason.NOT_AN_OBJECT, f"got {type(obj).__name__}")
     if model_for(str(obj.get("type")), obj.get("version")) is None:  # type: ignore[arg-type]

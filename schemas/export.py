@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from schemas.batch import EventBatchV1
+from schemas.batch_schema import EventBatchV1
 from schemas.flows import FlowsHourlyV1
 from schemas.registry import EVENT_MODELS
 from schemas.stream_out import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import AwareDatetime, Field, StringConstraints
 
 from schemas.envelope import DeviceId, EventBase, PseudonymousId, WireModel
 from schemas.topics import DeviceKind, KafkaTopic, MqttStream
@@ -38,6 +38,12 @@ class WifiSessionData(WireModel):
         default=None,
         description="Why a session starts without a new association: 'Key-Rotation' = the "
         "same association continued under the new day's pseudonym (the old one was stopped).",
+    )
+    session_start: AwareDatetime | None = Field(
+        default=None,
+        description="When this association started, as the source knows it (whole seconds). "
+        "With site and session_id it is the session's identity: a NAS that reuses an "
+        "Acct-Session-Id after a stop starts another session. None: unknown.",
     )
 
 

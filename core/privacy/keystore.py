@@ -60,6 +60,10 @@ class KeyStore:
         self._clock = clock
         self._day: date | None = None
         self._key = bytearray()
+        self._key_bytes = b""
+        #: Until when the cached key is valid (next rotation): per-event calls then cost one
+        #: clock read instead of a time-zone conversion (measured on the RADIUS hot path).
+        self._valid_until: datetime | None = None
 
     @classmethod
     def in_dir(cls, state_dir: Path, scope: str, **kwargs: object) -> KeyStore:
@@ -83,10 +87,14 @@ class KeyStore:
 
     def current_key(self) -> bytes:
         """The key for now, rotating (and destroying the old one) if the day has changed."""
-        day = self.key_day()
+        now = self._clock()
+        if self._valid_until is not None and now < self._valid_until:
+            return self._key_bytes
+        day = self.key_day(now)
         if day != self._day:
             self._load_or_rotate(day)
-        return bytes(self._key)
+        self._valid_until = self.next_rotation(now)
+        return self._key_bytes
 
     def _load_or_rotate(self, day: date) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -100,6 +108,7 @@ class KeyStore:
                 log.info("pseudonymisation key for %s rotated (key day %s)", self.scope, day)
         self._wipe_memory()
         self._key = bytearray(key)
+        self._key_bytes = bytes(self._key)
         self._day = day
 
     def _read(self) -> tuple[date, bytes] | None:

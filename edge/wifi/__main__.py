@@ -10,7 +10,12 @@ import argparse
 import logging
 import sys
 
-from edge.wifi.cli import add_arguments, run
+# paho-mqtt imports dnspython when it is installed (only for ``connect_srv``, which the
+# agent never calls): ~5 MB of RSS. It is there when the central extras (WebRTC) share the
+# environment; a None entry makes paho's guarded import fail as if it were absent.
+sys.modules.setdefault("dns", None)  # type: ignore[arg-type]
+
+from edge.wifi.cli import add_arguments, run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -56,15 +56,24 @@ class SourceStats:
         self._last = (time.monotonic(), 0)
         self._packets = PACKETS.labels(source=source)  # per packet: skip the label lookup
         self._events: dict[str, Any] = {}
+        self._drops: dict[str, Any] = {}
 
     def packet(self) -> None:
-        self.packets += 1
-        self._packets.inc()
+        self.packets_received(1)
 
-    def drop(self, reason: str) -> None:
+    def packets_received(self, n: int) -> None:
+        """Count a burst at once (one metric update per burst, not per packet)."""
+        if n:
+            self.packets += n
+            self._packets.inc(n)
+
+    def drop(self, reason: str, n: int = 1) -> None:
         with self._lock:
-            self.drops[reason] = self.drops.get(reason, 0) + 1
-        DROPPED.labels(source=self.source, reason=reason).inc()
+            self.drops[reason] = self.drops.get(reason, 0) + n
+        child = self._drops.get(reason)
+        if child is None:
+            child = self._drops[reason] = DROPPED.labels(source=self.source, reason=reason)
+        child.inc(n)
 
     def emitted(self, event: EventBase) -> None:
         self.events += 1

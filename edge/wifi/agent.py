@@ -12,22 +12,20 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from core.observability import Health, ObservabilityServer
 from core.privacy import KeyStore, Pseudonymiser
 from core.privacy.rotation import rotate_on_schedule
-from core.settings import get_settings
 from device_configs.loader import load_device_configs
 from device_configs.wifi import load_secrets, resolve_secret
 from edge.link import LinkIdentity, MqttLink
 from edge.wifi.adapter import EventSink, SourceAdapter
 from edge.wifi.config import WifiEdgeConfig
 from edge.wifi.inventory import Inventory
-from edge.wifi.meraki import MerakiScanningAdapter
 from edge.wifi.radius import RadiusAccountingAdapter
 from edge.wifi.sessions import EventEmitter
-from edge.wifi.syslog import SyslogAdapter
 from schemas.topics import DeviceKind
 
 log = logging.getLogger(__name__)
@@ -51,13 +49,20 @@ def _radius(agent: WifiAgent) -> SourceAdapter | None:
 
 def _syslog(agent: WifiAgent) -> SourceAdapter | None:
     c = agent.cfg.syslog
-    return SyslogAdapter(agent.emitter, agent.inventory, c.host, c.port) if c.enabled else None
+    if not c.enabled:
+        return None
+    from edge.wifi.syslog import SyslogAdapter  # only when enabled
+
+    return SyslogAdapter(agent.emitter, agent.inventory, c.host, c.port)
 
 
 def _meraki(agent: WifiAgent) -> SourceAdapter | None:
     c = agent.cfg.meraki
     if not c.enabled:
         return None
+    # Imported only when enabled: aiohttp alone is ~12 MB of a site box's RSS.
+    from edge.wifi.meraki import MerakiScanningAdapter
+
     secret = resolve_secret(c.secret, agent.secrets) if c.secret else None
     return MerakiScanningAdapter(
         agent.emitter,
@@ -76,11 +81,19 @@ def _meraki(agent: WifiAgent) -> SourceAdapter | None:
 ADAPTERS: dict[str, AdapterFactory] = {"radius": _radius, "syslog": _syslog, "meraki": _meraki}
 
 
+def _default_device_configs() -> Path:
+    """The central settings' device configs directory (imported only when needed:
+    pydantic-settings costs ~4 MB and a site box's config names the directory)."""
+    from core.settings import get_settings
+
+    return get_settings().device_configs
+
+
 class WifiAgent:
     def __init__(self, cfg: WifiEdgeConfig, sink: EventSink | None = None) -> None:
         self.cfg = cfg
         self.secrets = load_secrets(cfg.secrets_file)
-        configs = load_device_configs(cfg.device_configs or get_settings().device_configs)
+        configs = load_device_configs(cfg.device_configs or _default_device_configs())
         self.inventory = Inventory(configs, cfg.served_sites(), self.secrets)
         keys = KeyStore.in_dir(
             cfg.state_dir,

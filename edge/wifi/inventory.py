@@ -6,7 +6,8 @@ ACL lets it publish only for those). Lookups are dictionary hits: they run per p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
 
@@ -65,14 +66,22 @@ class Inventory:
         return self._by_bssid.get(mac_key(mac))
 
     def resolve(
-        self, nas: Nas, nas_identifier: str | None, bssid: str | None
+        self,
+        nas: Nas,
+        nas_identifier: str | None,
+        bssid: str | None,
+        names: Sequence[str] = (),
     ) -> AccessPoint | None:
-        """The AP of a RADIUS report: NAS-Identifier, then Called-Station MAC, then the NAS."""
-        for ap in (
-            self.ap_by_nas_identifier(nas_identifier) if nas_identifier else None,
-            self.ap_by_bssid(bssid) if bssid else None,
-            self.aps.get(nas.ap) if nas.ap else None,
-        ):
+        """The AP of a RADIUS report: NAS-Identifier, then Called-Station MAC, then other
+        names the report gives (vendor AP name, group, location: ``edge.wifi.vendors``),
+        then the NAS itself when it is one AP."""
+        candidates = itertools.chain(
+            (self.ap_by_nas_identifier(nas_identifier) if nas_identifier else None,),
+            (self.ap_by_bssid(bssid) if bssid else None,),
+            (self.ap_by_nas_identifier(name) for name in names),
+            (self.aps.get(nas.ap) if nas.ap else None,),
+        )
+        for ap in candidates:
             if ap is not None and ap.site == nas.site:  # a NAS speaks only for its site
                 return ap
         return None

@@ -30,6 +30,7 @@ from pyrad.dictionary import Dictionary
 from core.privacy import InvalidMac, normalise_mac
 from edge.wifi.inventory import Inventory, Nas
 from edge.wifi.sessions import SessionFacts, SessionStatus
+from edge.wifi.vendors import Field, read_vendor_value
 
 #: RFC 2865 packets are 20..4096 bytes; pyrad itself accepts up to 8192.
 MAX_PACKET = 4096
@@ -53,16 +54,6 @@ _STATION = re.compile(
 
 
 ACCOUNTING_REQUEST, ACCOUNTING_RESPONSE, PROXY_STATE, VENDOR_SPECIFIC = 4, 5, 33, 26
-#: (vendor id, vendor type) -> what it tells us, from Debian's freeradius-common dictionaries
-#: (dictionary.aruba, .ruckus, .meraki). "ssid" fills in when Called-Station-Id has none;
-#: "ap_name" is looked up like a NAS-Identifier. A new vendor is one line here.
-VENDOR_ATTRIBUTES: dict[tuple[int, int], str] = {
-    (14823, 5): "ssid",  # Aruba-Essid-Name
-    (14823, 10): "ap_name",  # Aruba-AP-Group (APs configured by group name)
-    (25053, 3): "ssid",  # Ruckus-SSID
-    (25053, 135): "ssid",  # Ruckus-Wlan-Name
-    (29671, 1): "ap_name",  # Meraki-Device-Name
-}
 _USED = ("Acct-Status-Type", "Acct-Session-Id", "Calling-Station-Id", "Called-Station-Id",
          "NAS-Identifier", "Acct-Delay-Time", "Acct-Terminate-Cause", "Acct-Input-Octets",
          "Acct-Output-Octets", "Acct-Input-Gigawords", "Acct-Output-Gigawords",
@@ -126,7 +117,7 @@ class Attributes:
     ) -> None:
         self.raw = raw
         self.table = table
-        self.vendor = vendor  # VENDOR_ATTRIBUTES field -> first value
+        self.vendor = vendor  # vendors.Field -> first value (edge.wifi.vendors)
 
     def one(self, name: str) -> Any:
         """The first value, or None; raises ValueError if *any* copy is undecodable (as
@@ -135,8 +126,10 @@ class Attributes:
         if not values:
             return None
         kind, names = self.table.by_name[name]
-        decoded = [_decode(kind, names, v) for v in values]
-        return decoded[0]
+        first = _decode(kind, names, values[0])
+        for other in values[1:]:
+            _decode(kind, names, other)
+        return first
 
 
 def read_attributes(data: bytes, dictionary: Dictionary) -> tuple[Attributes, tuple[bytes, ...]]:
@@ -155,25 +148,9 @@ def read_attributes(data: bytes, dictionary: Dictionary) -> tuple[Attributes, tu
         elif code == PROXY_STATE:
             proxy_state.append(data[pos + 2 : pos + attr_len])
         elif code == VENDOR_SPECIFIC:
-            _vendor_attributes(data[pos + 2 : pos + attr_len], vendor)
+            read_vendor_value(data[pos + 2 : pos + attr_len], vendor)
         pos += attr_len
     return Attributes(raw, table, vendor), tuple(proxy_state)
-
-
-def _vendor_attributes(value: bytes, out: dict[str, str]) -> None:
-    """RFC 2865 5.26 sub-attributes (1-byte type and length, as these vendors use)."""
-    if len(value) < 4:
-        return
-    vendor_id = int.from_bytes(value[:4], "big")
-    pos = 4
-    while pos + 2 <= len(value):
-        kind, length = value[pos], value[pos + 1]
-        if length < 2 or pos + length > len(value):
-            return  # malformed VSA: ignore it, the standard attributes still count
-        field = VENDOR_ATTRIBUTES.get((vendor_id, kind))
-        if field is not None and field not in out:
-            out[field] = value[pos + 2 : pos + length].decode("utf-8", "replace")
-        pos += length
 
 
 def _decode(kind: str, names: dict[bytes, str], value: bytes) -> Any:
@@ -206,8 +183,8 @@ class Rejected:
 class Accepted:
     facts: SessionFacts
     request: Request
-    #: Same Acct-Session-Id + status + identifier + authenticator from one NAS = a retransmit.
-    dedup_key: tuple[str, int, str, str, bytes]
+    #: :func:`packet_key`: same NAS, identifier and authenticator = a retransmission.
+    dedup_key: bytes
 
 
 @dataclass(frozen=True)
@@ -219,7 +196,7 @@ class NasRestart:
     nas: str
     event_time: datetime
     request: Request
-    dedup_key: tuple[str, int, str, str, bytes]
+    dedup_key: bytes
 
 
 def parse_accounting(
@@ -267,8 +244,7 @@ def _facts(
     raw_status = pkt.one("Acct-Status-Type")
     status = _STATUS.get(str(raw_status))
     if raw_status in ("Accounting-On", "Accounting-Off"):
-        key = (src_ip, req.ident, "", str(raw_status), req.authenticator)
-        return NasRestart(str(raw_status), src_ip, arrival, req, key)
+        return NasRestart(str(raw_status), src_ip, arrival, req, packet_key(src_ip, req))
     if status is None:
         return (Rejected("ignored_status", reply=True), req)  # Accounting-On/Off and others
     session_id = pkt.one("Acct-Session-Id")
@@ -280,10 +256,17 @@ def _facts(
         mac = normalise_mac(client)  # 6 bytes: pseudonymised without re-parsing
     except InvalidMac:
         return (Rejected("invalid_calling_station", reply=True), req)
-    bssid, ssid = _station(pkt.one("Called-Station-Id"))
-    ssid = ssid or pkt.vendor.get("ssid")
-    nas_identifier = pkt.one("NAS-Identifier") or pkt.vendor.get("ap_name")
-    ap = inventory.resolve(nas, str(nas_identifier) if nas_identifier else None, bssid)
+    called = pkt.one("Called-Station-Id")
+    bssid, ssid = _station(called)
+    station_name, station_ssid = (None, None) if bssid else _named_station(called)
+    vendor = pkt.vendor
+    ssid = ssid or station_ssid or vendor.get(Field.SSID)
+    nas_identifier = pkt.one("NAS-Identifier")
+    names = (vendor.get(Field.AP_NAME), station_name, vendor.get(Field.AP_GROUP),
+             vendor.get(Field.LOCATION))  # fmt: skip
+    ap = inventory.resolve(
+        nas, str(nas_identifier) if nas_identifier else None, bssid, [n for n in names if n]
+    )
     if ap is None:
         return (Rejected("unknown_ap", reply=True), req)
     delay = int(pkt.one("Acct-Delay-Time") or 0)
@@ -312,11 +295,19 @@ def _facts(
         terminate_cause=str(cause)[:64] if cause is not None else None,
         nas=src_ip,
     )
-    # The Request Authenticator is in the key: it is an MD5 over the whole packet, so a true
-    # retransmission repeats it, while two different Interim-Updates that happen to reuse
-    # an identifier (radclient and busy NASes recycle the 256 ids fast) do not merge.
-    key = (src_ip, req.ident, str(session_id), str(raw_status), req.authenticator)
-    return Accepted(facts, req, key)
+    return Accepted(facts, req, packet_key(src_ip, req))
+
+
+def packet_key(src_ip: str, req: Request) -> bytes:
+    """What identifies a retransmission: same NAS, identifier and Request Authenticator.
+
+    The authenticator is an MD5 over the whole packet (session id and status included), so
+    a true retransmission repeats it, while two different Interim-Updates that happen to
+    reuse an identifier (radclient and busy NASes recycle the 256 ids fast) do not merge.
+    One bytes object (~70 B), not a tuple holding the session id: the duplicate filter
+    keeps up to 200,000 of them, which at 5,000 packets/s is most of the agent's memory.
+    """
+    return req.authenticator + bytes([req.ident]) + src_ip.encode()
 
 
 def _report_key(
@@ -386,3 +377,12 @@ def _station(value: Any) -> tuple[str | None, str | None]:
     if not m:
         return None, None
     return m.group("mac"), (m.group("ssid") or None)
+
+
+def _named_station(value: Any) -> tuple[str | None, str | None]:
+    """A Called-Station-Id that is no MAC: ``NAME`` or ``NAME:SSID`` (MikroTik hotspot
+    server; Cisco WLC ``ap-name-ssid`` / ``ap-location``), looked up as an AP name."""
+    if not value or not isinstance(value, str):
+        return None, None
+    name, _, ssid = value.replace(";", ":").partition(":")
+    return (name.strip() or None), (ssid or None)

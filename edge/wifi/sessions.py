@@ -16,6 +16,7 @@ they are still never stored, logged or published.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from core.privacy import Pseudonymiser
+from core.privacy import Pseudonym, Pseudonymiser
 from edge.wifi.adapter import EventSink, SourceStats
 from schemas.envelope import EventBase
 from schemas.wifi import (
@@ -42,6 +43,16 @@ KEY_ROTATION = "Key-Rotation"
 TRACKED_MAX = 200_000
 #: A session not reported for this long at rotation lost its stop: forgotten, not split.
 STALE_AFTER = timedelta(hours=6)
+_NS_BYTES = EVENT_ID_NS.bytes
+
+
+def event_id(name: str) -> str:
+    """``str(uuid.uuid5(EVENT_ID_NS, name))`` without building UUID objects (hot path)."""
+    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode()).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50  # version 5
+    h[8] = (h[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class SessionStatus(StrEnum):
@@ -78,6 +89,8 @@ class SessionFacts:
     nas: str | None = None
     #: Why a session starts other than by a new association (:data:`KEY_ROTATION`).
     start_cause: str | None = None
+    #: When the association started (whole seconds), if known: part of the identity.
+    session_start: datetime | None = None
 
 
 @dataclass
@@ -113,13 +126,27 @@ class EventEmitter:
         self.emit(event, stats)
         return event
 
-    def build_session(self, facts: SessionFacts, stats: SourceStats) -> EventBase:
-        """The contract event for ``facts`` (MAC pseudonymised), not yet submitted."""
-        pseudo = self.pseudonymiser.pseudonymise(facts.mac)
+    def session_key(self, facts: SessionFacts, pseudo: Pseudonym | None = None) -> str:
+        """The published session id: for RADIUS ``radius-`` + keyed hash of (NAS, id, client)."""
+        if facts.nas is None:
+            return facts.session_id
+        client_id = (pseudo or self.pseudonymiser.pseudonymise(facts.mac)).client_id
+        return "radius-" + self.pseudonymiser.token(facts.nas, facts.session_id, client_id)
+
+    def build_session(
+        self,
+        facts: SessionFacts,
+        stats: SourceStats,
+        session_key: str | None = None,
+        pseudo: Pseudonym | None = None,
+    ) -> EventBase:
+        """The contract event for ``facts`` (MAC pseudonymised), not yet submitted;
+        ``session_key`` / ``pseudo`` when the caller has computed them already."""
+        pseudo = pseudo or self.pseudonymiser.pseudonymise(facts.mac)
         session_id, dedup_key = facts.session_id, facts.dedup_key
         if facts.nas is not None:
-            token = self.pseudonymiser.token(facts.nas, facts.session_id, pseudo.client_id)
-            session_id, dedup_key = f"radius-{token}", f"{token}|{facts.dedup_key}"
+            session_id = session_key or self.session_key(facts, pseudo)
+            dedup_key = f"{session_id.removeprefix('radius-')}|{facts.dedup_key}"
         facts = self._track(session_id, facts, stats, pseudo.client_id, pseudo.randomized)
         return self.session_event(
             facts.status,
@@ -138,6 +165,7 @@ class EventEmitter:
             session_seconds=facts.session_seconds,
             terminate_cause=facts.terminate_cause,
             start_cause=facts.start_cause,
+            session_start=facts.session_start,
         )
 
     def session_event(
@@ -159,6 +187,7 @@ class EventEmitter:
         session_seconds: int | None = None,
         terminate_cause: str | None = None,
         start_cause: str | None = None,
+        session_start: datetime | None = None,
     ) -> EventBase:
         """The event from an already pseudonymised client; ``session_id`` and ``dedup_key``
         must be MAC-free. The id derives from ``dedup_key``, so a re-sent report keeps it."""
@@ -174,10 +203,11 @@ class EventEmitter:
             session_seconds=session_seconds,
             terminate_cause=terminate_cause,
             start_cause=start_cause,
+            session_start=session_start,
         )
         return _MODELS[status].model_validate(
             {
-                "id": str(uuid.uuid5(EVENT_ID_NS, f"{stats.source}|{dedup_key}")),
+                "id": event_id(f"{stats.source}|{dedup_key}"),
                 "site": site,
                 "device": self.device,
                 "source": stats.source,

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1
 
 WifiSessionEvent = WifiSessionStartV1 | WifiSessionInterimV1 | WifiSessionStopV1
 WIFI_SESSION_TYPES = (WifiSessionStartV1, WifiSessionInterimV1, WifiSessionStopV1)
+
+#: session_start of events whose source does not know it: a fixed sentinel, also the
+#: column's default (migration 0600), so they keep merging by session id.
+UNKNOWN_START = datetime.min.replace(tzinfo=UTC)
 
 #: Column order of wifi_session_events as written by the sink.
 RAW_COLUMNS = (
@@ -63,6 +67,7 @@ class SessionDelta:
     first_seen: datetime
     last_seen: datetime
     stopped_at: datetime | None = None
+    session_start: datetime = UNKNOWN_START
 
     def add(self, ev: WifiSessionEvent) -> None:
         t = ev.event_time
@@ -82,21 +87,26 @@ class SiteSpan:
 
 @dataclass
 class BatchSummary:
-    sessions: dict[tuple[str, str], SessionDelta] = field(default_factory=dict)
+    sessions: dict[tuple[str, str, datetime], SessionDelta] = field(default_factory=dict)
     sites: dict[str, SiteSpan] = field(default_factory=dict)
 
 
-def summarise(events: Sequence[WifiSessionEvent]) -> BatchSummary:
-    """Fold events (already known to be new) into per-session and per-site deltas."""
+def summarise(events: Sequence[WifiSessionEvent], by_start: bool = False) -> BatchSummary:
+    """Fold events (already known to be new) into per-session and per-site deltas.
+
+    ``by_start``: a session is (site, session_id, session_start), as the occupancy sink
+    stores it; without, (site, session_id) as the flows worker's own copy still keys it.
+    """
     out = BatchSummary()
     for ev in events:
-        key = (ev.site, ev.data.session_id)
+        start = (ev.data.session_start or UNKNOWN_START) if by_start else UNKNOWN_START
+        key = (ev.site, ev.data.session_id, start)
         delta = out.sessions.get(key)
         if delta is None:
             stop = ev.event_time if isinstance(ev, WifiSessionStopV1) else None
             out.sessions[key] = SessionDelta(
                 ev.site, ev.data.session_id, ev.data.client_id, ev.data.ap,
-                ev.event_time, ev.event_time, stop,
+                ev.event_time, ev.event_time, stop, start,
             )  # fmt: skip
         else:
             delta.add(ev)

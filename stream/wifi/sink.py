@@ -114,7 +114,7 @@ class OccupancySink:
 
     async def _apply(self, new: Sequence[WifiSessionEvent]) -> None:
         """Merge sessions and site windows; queue the minutes whose rollups they change."""
-        summary = summarise(new)
+        summary = summarise(new, by_start=True)
         deltas = list(summary.sessions.values())
         async with self.conn.cursor() as cur:
             await cur.execute(
@@ -127,6 +127,7 @@ class OccupancySink:
                     "first_seen": [d.first_seen for d in deltas],
                     "last_seen": [d.last_seen for d in deltas],
                     "stopped_at": [d.stopped_at for d in deltas],
+                    "session_start": [d.session_start for d in deltas],
                     "timeout": self.session_timeout,
                 },
             )

@@ -37,6 +37,8 @@ INSERT_RAW_FROM_STAGE = (
 )
 
 #: Idempotent, order-independent session merge returning the rows whose start or end moved.
+#: A session is (site, session_id, session_start): an id reused after a stop is another
+#: row (0001-01-01 UTC when the source does not know the start: merged by id as before).
 #: An UPDATE joined to a snapshot read of the same rows (``o``: the values before this
 #: statement) plus an INSERT of the rest, rather than INSERT ... ON CONFLICT joined to the
 #: old rows afterwards: that join's input is a CTE (no index, estimated at 10 rows), so it
@@ -47,8 +49,9 @@ UPSERT_SESSIONS = """
 WITH input AS (
     SELECT * FROM unnest(%(site)b::text[], %(session_id)b::text[], %(client_id)b::text[],
                          %(ap)b::text[], %(first_seen)b::timestamptz[],
-                         %(last_seen)b::timestamptz[], %(stopped_at)b::timestamptz[])
-        AS i(site, session_id, client_id, ap, first_seen, last_seen, stopped_at)
+                         %(last_seen)b::timestamptz[], %(stopped_at)b::timestamptz[],
+                         %(session_start)b::timestamptz[])
+        AS i(site, session_id, client_id, ap, first_seen, last_seen, stopped_at, session_start)
 ), upd AS (
     UPDATE wifi_sessions s SET
         started_at = LEAST(o.started_at, i.first_seen),
@@ -56,17 +59,19 @@ WITH input AS (
         ended_at = LEAST(o.ended_at, i.stopped_at),
         ends_at = COALESCE(LEAST(o.ended_at, i.stopped_at),
                            GREATEST(o.last_seen, i.last_seen) + %(timeout)s)
-    FROM input i JOIN wifi_sessions o USING (site, session_id)
-    WHERE s.site = i.site AND s.session_id = i.session_id
+    FROM input i JOIN wifi_sessions o USING (site, session_id, session_start)
+    WHERE s.site = i.site AND s.session_id = i.session_id AND s.session_start = i.session_start
     RETURNING s.site, o.started_at AS old_start, o.ends_at AS old_end, s.started_at, s.ends_at
 ), ins AS (
     INSERT INTO wifi_sessions
-        (site, session_id, client_id, ap, started_at, last_seen, ended_at, ends_at)
-    SELECT site, session_id, client_id, ap, first_seen, last_seen, stopped_at,
+        (site, session_id, session_start, client_id, ap, started_at, last_seen, ended_at,
+         ends_at)
+    SELECT site, session_id, session_start, client_id, ap, first_seen, last_seen, stopped_at,
            COALESCE(stopped_at, last_seen + %(timeout)s)
     FROM input i
     WHERE NOT EXISTS (SELECT 1 FROM wifi_sessions s
-                      WHERE s.site = i.site AND s.session_id = i.session_id)
+                      WHERE s.site = i.site AND s.session_id = i.session_id
+                        AND s.session_start = i.session_start)
     RETURNING site, started_at, ends_at
 )
 SELECT site, old_start, old_end, started_at, ends_at FROM upd

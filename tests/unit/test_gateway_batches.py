@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.batch import MAX_BATCH_EVENTS, EventBatchV1, is_batch, join_batch
+from schemas.batch import MAX_BATCH_EVENTS, is_batch, join_batch
+from schemas.batch_schema import EventBatchV1
 from schemas.codec import decode_event, encode_event
 from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic
