@@ -10,15 +10,18 @@ import argparse
 import asyncio
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.mqtt_client import MqttClientSettings
 from core.observability import Health, ObservabilityServer
 from core.settings import get_settings
 from device_configs.loader import ConfigError, load_device_configs
-from edge.camera.agent import CameraAgent
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
 from edge.wifi.cli import edge_group
 from schemas.topics import DeviceKind
+
+if TYPE_CHECKING:
+    from edge.camera.agent import CameraAgent
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -46,6 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: `tourpulse edge wifi` registers this module too, and a Wi-Fi site box
+    # has no OpenCV/ONVIF (install profile edge-wifi).
+    from edge.camera.agent import CameraAgent
+
     settings = get_settings()
     try:
         configs = load_device_configs(settings.device_configs)
