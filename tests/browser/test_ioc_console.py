@@ -113,7 +113,7 @@ async def test_operator_sees_live_numbers_and_acknowledges_an_engine_alert(
         await producer.send_and_wait(
             settings.kafka_topic(KafkaTopic.ALERT_CHANGES),
             change.model_dump_json().encode(),
-            key=str(change.alert["site"]).encode(),
+            key=change.alert.site.encode(),
         )
 
     engine = AlertEngine(load_device_configs(settings.device_configs), AlertStore(pool), publish)
