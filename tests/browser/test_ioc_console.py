@@ -28,8 +28,9 @@ from schemas.stream_out import AlertChangedV1, FusedOccupancyV1, OccupancyUpdate
 from schemas.topics import KafkaTopic
 from stream.alerts.engine import AlertEngine
 from stream.alerts.store import AlertStore
-from tests.support.api_support import until, uvicorn_server
+from tests.support.api_support import uvicorn_server
 from tests.support.browser_support import requires_chromium
+from tests.support.net import until
 
 SITE = "ben-thanh-market"
 DEVICE = "ben-thanh-market-ap01"

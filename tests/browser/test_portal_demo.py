@@ -27,7 +27,8 @@ import pytest
 from api.app import create_app
 from tests.browser.test_portal_browser import PHONE
 from tests.support.browser_support import requires_chromium
-from tests.support.portal_stubs import free_port, serve
+from tests.support.net import free_port
+from tests.support.portal_stubs import serve
 
 pytestmark = [
     pytest.mark.integration,

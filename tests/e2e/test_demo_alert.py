@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,12 +42,6 @@ from tests.support.worker_support import query, tail
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PROMISE_S = 120.0
 WIFI_ONLY = "war-remnants-museum"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _pedestrian_camera(settings: Settings, site: str) -> None:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from api.portal.controllers.opennds import encrypt_query, rhid
-from tests.support.portal_stubs import free_port
+from tests.support.net import free_port
 
 FAS_DIR = Path("/etc/opennds")
 SHIPPED_KEY = "1234567890"

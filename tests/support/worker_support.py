@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from core.settings import Settings
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
 from schemas.topics import KafkaTopic
+from tests.support.net import until
 
 #: Short group timeouts so a restarted worker takes over a kill -9'd one's partitions
 #: within seconds instead of the production defaults' half a minute.
@@ -93,15 +93,14 @@ async def wait_for(
     proc: subprocess.Popen[bytes] | None = None,
     log_path: Path | None = None,
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
+    """:func:`tests.support.net.until` that also stops when the worker process died."""
+
+    def exited() -> str | None:
         if proc is not None and proc.poll() is not None:
-            msg = f"worker exited ({proc.returncode}) before {what}"
-            raise AssertionError(f"{msg}:\n{tail(log_path)}")
-        if time.monotonic() > deadline:
-            msg = f"timed out after {timeout}s waiting for {what}"
-            raise AssertionError(f"{msg}:\n{tail(log_path)}")
-        await asyncio.sleep(0.5)
+            return f"worker exited ({proc.returncode}) before {what}"
+        return None
+
+    await until(condition, what, timeout, interval=0.5, abort=exited, detail=lambda: tail(log_path))
 
 
 def tail(log_path: Path | None, chars: int = 3000) -> str:
