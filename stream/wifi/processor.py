@@ -74,9 +74,12 @@ class OccupancyProcessor:
         self.last_batch_at = datetime.now(UTC)
         log.debug(
             "batch of %d: %d stored, %d duplicates, %d minutes recomputed in %.3fs",
-            len(values), result.inserted, result.duplicates, result.minutes_recomputed,
+            len(values),
+            result.inserted,
+            result.duplicates,
+            result.minutes_recomputed,
             result.db_seconds,
-        )  # fmt: skip
+        )
         for update in result.live:
             if self.throttle.offer(update):
                 await self._publish(update)

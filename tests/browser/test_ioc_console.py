@@ -152,8 +152,10 @@ async def test_operator_sees_live_numbers_and_acknowledges_an_engine_alert(
             assert "Wi-Fi silent" in text  # the sensor-health flag, spelled out
             day = f"tr[data-site='{SITE}'] svg.spark polyline.day"
             await page.wait_for_selector(f"{day}[points]")
-            trend = [tuple(map(float, p.split(","))) for p in
-                     (await page.get_attribute(day, "points") or "").split()]  # fmt: skip
+            trend = [
+                tuple(map(float, p.split(",")))
+                for p in (await page.get_attribute(day, "points") or "").split()
+            ]
             heights = [y for _, y in trend if y < 24]  # hours with data, oldest first
             assert len(heights) >= 23 and heights == sorted(heights, reverse=True)
 

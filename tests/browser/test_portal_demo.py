@@ -40,8 +40,17 @@ _OFF_BOX = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
 def _start_controller(sim_port: int, api_port: int, log: Path) -> subprocess.Popen[bytes]:
     """The demo's child: ``tourpulse simulate controller --port .. --portal-url ..``."""
-    cmd = [sys.executable, "-m", "infra.cli", "simulate", "controller", "--port", str(sim_port),
-           "--portal-url", f"http://127.0.0.1:{api_port}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "infra.cli",
+        "simulate",
+        "controller",
+        "--port",
+        str(sim_port),
+        "--portal-url",
+        f"http://127.0.0.1:{api_port}",
+    ]
     with log.open("wb") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 

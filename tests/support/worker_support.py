@@ -21,8 +21,16 @@ from tests.support.net import until
 
 #: Short group timeouts so a restarted worker takes over a kill -9'd one's partitions
 #: within seconds instead of the production defaults' half a minute.
-FAST_GROUP = ["--rebalance-timeout", "6", "--group-session-timeout", "6",
-              "--heartbeat-interval", "1", "--close-interval", "1"]  # fmt: skip
+FAST_GROUP = [
+    "--rebalance-timeout",
+    "6",
+    "--group-session-timeout",
+    "6",
+    "--heartbeat-interval",
+    "1",
+    "--close-interval",
+    "1",
+]
 
 
 def worker_topics(settings: Settings) -> list[str]:
@@ -46,9 +54,19 @@ def start_worker(
         DATABASE_URL=settings.database_url,
         TP_DATA_DIR=str(settings.data_dir),
     )
-    argv = [sys.executable, "-m", "infra.cli", *(["-v"] if verbose else []), "worker",
-            "--metrics-port", "0", "--session-timeout", str(session_timeout), *FAST_GROUP,
-            *extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "infra.cli",
+        *(["-v"] if verbose else []),
+        "worker",
+        "--metrics-port",
+        "0",
+        "--session-timeout",
+        str(session_timeout),
+        *FAST_GROUP,
+        *extra,
+    ]
     with log_path.open("ab") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -81,8 +99,9 @@ def query(url: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def rollups(url: str) -> dict[tuple[str, object], tuple[int, int, int]]:
-    rows = query(url, "SELECT site, minute, connected, new_sessions, ended_sessions "
-                      "FROM occupancy_minute")  # fmt: skip
+    rows = query(
+        url, "SELECT site, minute, connected, new_sessions, ended_sessions FROM occupancy_minute"
+    )
     return {(str(r[0]), r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in rows}  # type: ignore[call-overload]
 
 
