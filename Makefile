@@ -16,7 +16,7 @@ help:
 	@echo "make test          deps + venv + Kafka jars + pytest (starts Mosquitto/Kafka/PostgreSQL)"
 	@echo "make test-fast     unit tier only (tests/unit: no services, under a minute)"
 	@echo "make stack-up      start the dev stack (reuses running services); stack-down / stack-status"
-	@echo "make lint          ruff + mypy + import-linter layers (+ shellcheck for the scripts)"
+	@echo "make lint          ruff + ruff format --check + mypy + import-linter layers (+ shellcheck for the scripts)"
 	@echo "make demo          run the end-to-end demo;  make bench: benchmarks into .bench/"
 	@echo "make chaos         full chaos suite (private brokers, ~25 min) into .bench/chaos.json"
 
@@ -93,6 +93,7 @@ stack-status: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(PY_PACKAGES)
 	$(BIN)/lint-imports
 	@if command -v shellcheck >/dev/null; then \

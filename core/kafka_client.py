@@ -109,7 +109,6 @@ class KafkaClientSettings(BaseModel):
         return self.aiokafka(**{"acks": "all", "enable_idempotence": True, **extra})
 
 
-
 def as_kafka(target: str | KafkaClientSettings) -> KafkaClientSettings:
     """Accept a bare bootstrap string (tests, local tools) where settings are expected."""
     return (

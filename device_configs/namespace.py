@@ -21,16 +21,26 @@ def with_namespace(configs: DeviceConfigs, namespace: str | None) -> DeviceConfi
         return f"{namespace}-{site}"
 
     alerting = configs.alerting.model_copy(
-        update={"sites": {**configs.alerting.sites,
-                          **{twin(s): r for s, r in configs.alerting.sites.items()}}}
-    )  # fmt: skip
+        update={
+            "sites": {
+                **configs.alerting.sites,
+                **{twin(s): r for s, r in configs.alerting.sites.items()},
+            }
+        }
+    )
     return configs.model_copy(
         update={
-            "sites": [*configs.sites,
-                      *(s.model_copy(update={"id": twin(s.id)}) for s in configs.sites)],
-            "cameras": [*configs.cameras,
-                        *(c.model_copy(update={"id": twin(c.id), "site": twin(c.site)})
-                          for c in configs.cameras)],
+            "sites": [
+                *configs.sites,
+                *(s.model_copy(update={"id": twin(s.id)}) for s in configs.sites),
+            ],
+            "cameras": [
+                *configs.cameras,
+                *(
+                    c.model_copy(update={"id": twin(c.id), "site": twin(c.site)})
+                    for c in configs.cameras
+                ),
+            ],
             "alerting": alerting,
         }
-    )  # fmt: skip
+    )

@@ -77,8 +77,16 @@ def simulator_args(speed: float, start: str, device_configs: Path) -> list[str]:
     """The demo's Wi-Fi simulator: every site, plus a festival at the rice-paper village
     (tests/test_demo_alert.py runs exactly these arguments through the pipeline)."""
     factor = festival_factor(load_device_configs(device_configs).site(SURGE_SITE))
-    return ["simulate", "wifi", "--speed", str(speed), "--start", start,
-            "--surge", f"{SURGE_SITE}={factor}"]  # fmt: skip
+    return [
+        "simulate",
+        "wifi",
+        "--speed",
+        str(speed),
+        "--start",
+        start,
+        "--surge",
+        f"{SURGE_SITE}={factor}",
+    ]
 
 
 def festival_factor(site: Site) -> float:

@@ -17,6 +17,7 @@ from schemas.flows import FlowsHourlyV1
 from schemas.registry import EVENT_MODELS
 from schemas.stream_out import (
     AlertChangedV1,
+    AlertViewV1,
     DeadLetterV1,
     FusedOccupancyV1,
     OccupancyUpdateV1,
@@ -28,6 +29,7 @@ _EXTRA_MODELS: tuple[type[BaseModel], ...] = (
     OccupancyUpdateV1,
     FusedOccupancyV1,
     AlertChangedV1,
+    AlertViewV1,
     FlowsHourlyV1,
     EventBatchV1,
 )

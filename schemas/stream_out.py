@@ -1,4 +1,6 @@
-"""Messages produced inside the platform (not by devices): dead letters and live occupancy."""
+"""Messages produced inside the platform (not by devices): dead letters, live occupancy and
+alert views. Each crosses a process boundary (Kafka, SSE, HTTP), so each is one typed model
+with one name, built in one place."""
 
 from __future__ import annotations
 
@@ -33,7 +35,9 @@ class DeadLetterV1(WireModel):
 
 
 class OccupancyUpdateV1(WireModel):
-    """Live occupancy of one site, emitted by the stream worker and fanned out by the API."""
+    """Live occupancy of one site: computed by the worker's sink, throttled, published to
+    Kafka and fanned out by the API (the same model all the way; ``emitted_at`` is stamped
+    again when it is actually sent)."""
 
     version: int = 1
     site: SiteId
@@ -80,6 +84,33 @@ class FusedOccupancyV1(WireModel):
     emitted_at: AwareDatetime
 
 
+AlertSeverity = Literal["WARNING", "MINOR", "MAJOR", "CRITICAL"]
+AlertStateName = Literal["ACTIVE_UNACK", "ACTIVE_ACK", "CLEARED_UNACK", "CLEARED_ACK"]
+
+
+class AlertViewV1(WireModel):
+    """The public view of one alert (the API's responses, live feeds, notifications).
+
+    Built only by ``stream.alerts.store.StoredAlert.view``."""
+
+    id: Annotated[int, Field(ge=1)]
+    incident_id: Annotated[int, Field(ge=1)]
+    originator: str = Field(description="What raised it: a device or site id.")
+    site: str  # as stored: a view of a saved alert never fails to build
+    type: str = Field(description="Rule that raised it, e.g. device_offline, overcrowding.")
+    severity: AlertSeverity
+    state: AlertStateName
+    created_at: AwareDatetime
+    last_triggered_at: AwareDatetime
+    updated_at: AwareDatetime
+    trigger_count: Annotated[int, Field(ge=1)]
+    assignee: str | None = None
+    escalations: Annotated[int, Field(ge=0)] = 0
+    details: dict[str, Any] = Field(
+        default_factory=dict, description="Rule-specific facts (observed values, thresholds)."
+    )
+
+
 class AlertChangedV1(WireModel):
     """An alert was raised, retriggered, escalated, acknowledged, assigned, commented or
     cleared; ``alert`` is its full public view after the change (for live feeds)."""
@@ -89,4 +120,4 @@ class AlertChangedV1(WireModel):
     actor: Annotated[str, StringConstraints(max_length=64)]
     at: AwareDatetime
     note: str | None = None
-    alert: dict[str, Any]
+    alert: AlertViewV1

@@ -42,14 +42,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--workers", type=int, default=1, help="processes to run (one per core)")
     p.add_argument("--metrics-port", type=int, default=9110, help="first /metrics port (0: any)")
     p.add_argument(
-        "--session-timeout", type=float, default=900.0,
+        "--session-timeout",
+        type=float,
+        default=900.0,
         help="seconds after a client's last event when a session without stop ends "
-             "(must be the same for every worker of one database)",
-    )  # fmt: skip
-    p.add_argument("--close-interval", type=float, default=10.0,
-                   help="seconds between closing minutes of sites without events")  # fmt: skip
-    p.add_argument("--live-interval", type=float, default=1.0,
-                   help="min seconds between live updates of one site")  # fmt: skip
+        "(must be the same for every worker of one database)",
+    )
+    p.add_argument(
+        "--close-interval",
+        type=float,
+        default=10.0,
+        help="seconds between closing minutes of sites without events",
+    )
+    p.add_argument(
+        "--live-interval",
+        type=float,
+        default=1.0,
+        help="min seconds between live updates of one site",
+    )
     p.add_argument(
         "--rollup-interval",
         type=float,
@@ -57,8 +67,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="min seconds between recomputing a site's queued minute rollups "
         "(0: after every batch; each recompute counts every connected client)",
     )
-    p.add_argument("--raw-writer", choices=RAW_WRITERS, default="unnest",
-                   help="how raw events are inserted (unnest measured faster)")  # fmt: skip
+    p.add_argument(
+        "--raw-writer",
+        choices=RAW_WRITERS,
+        default="unnest",
+        help="how raw events are inserted (unnest measured faster)",
+    )
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
     add_runtime_args(p, batch_window=0.2)
     p.set_defaults(func=_cmd_worker)
@@ -116,9 +130,11 @@ def _health(processor: OccupancyProcessor) -> Health:
     last = processor.last_batch_at
     return Health(
         processor.db_ok,
-        {"database": "ok" if processor.db_ok else "failing (retrying)",
-         "last_batch_at": last.isoformat() if last else None},
-    )  # fmt: skip
+        {
+            "database": "ok" if processor.db_ok else "failing (retrying)",
+            "last_batch_at": last.isoformat() if last else None,
+        },
+    )
 
 
 def _supervise(args: argparse.Namespace) -> int:
@@ -155,8 +171,9 @@ def _supervise(args: argparse.Namespace) -> int:
         dead = [c for c in children if c.poll() not in (None, 0)]
         if dead and code == 0:
             code = dead[0].returncode or 1
-            print(f"worker pid {dead[0].pid} exited with {code}; stopping the others",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"worker pid {dead[0].pid} exited with {code}; stopping the others", file=sys.stderr
+            )
             stop(signal.SIGTERM, None)
         time.sleep(0.5)
     return code

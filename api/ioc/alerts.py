@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from api.errors import ApiError
 from api.ioc.auth import IocDep, OperatorDep, ViewerDep
 from api.models import ERROR_RESPONSES, ErrorResponse
-from schemas.stream_out import AlertChangedV1
+from schemas.stream_out import AlertViewV1
 from stream.alerts.lifecycle import AlertState, Severity, TransitionError
 from stream.alerts.store import AlertNotFound, StoredAlert
 
@@ -46,12 +46,12 @@ class AuditEntry(BaseModel):
 
 
 class AlertDetail(BaseModel):
-    alert: dict[str, Any]
+    alert: AlertViewV1
     history: list[AuditEntry]
 
 
 class ActionResult(BaseModel):
-    alert: dict[str, Any]
+    alert: AlertViewV1
     published: bool = Field(
         description="False if Kafka was unreachable: the action is saved, "
         "but other consoles see it only when they reload the queue."
@@ -89,7 +89,7 @@ async def list_alerts(
         Query(description="Minimum severity: WARNING < MINOR < MAJOR < CRITICAL."),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, list[dict[str, Any]]]:
+) -> dict[str, list[AlertViewV1]]:
     """Active first, then by severity and recency (the order an operator works them)."""
     states = None
     if state is not None:
@@ -111,7 +111,7 @@ async def list_alerts(
     found = await ioc.alerts.search(
         site=site, states=states, min_severity=min_severity, limit=limit
     )
-    return {"alerts": [a.public() for a in found]}
+    return {"alerts": [a.view() for a in found]}
 
 
 @router.get("/{alert_id}", response_model=AlertDetail, summary="One alert with its audit trail")
@@ -122,7 +122,7 @@ async def get_alert(ioc: IocDep, _: ViewerDep, alert_id: AlertId) -> AlertDetail
         raise ApiError(404, "alert_not_found", str(exc)) from None
     history = await ioc.alerts.history(alert_id)
     return AlertDetail(
-        alert=stored.public(),
+        alert=stored.view(),
         history=[
             AuditEntry(
                 action=c.action,
@@ -149,19 +149,13 @@ async def _act(
         ioc.metrics.actions.labels(action, "conflict").inc()
         raise ApiError(409, "invalid_transition", str(exc)) from None
     ioc.metrics.actions.labels(action, "ok").inc()
-    return ActionResult(alert=stored.public(), published=await _publish(ioc, stored))
+    return ActionResult(alert=stored.view(), published=await _publish(ioc, stored))
 
 
 async def _publish(ioc: IocDep, stored: StoredAlert) -> bool:
     change = stored.change
     assert change is not None  # act() always returns the change it made
-    message = AlertChangedV1(
-        action=change.action,
-        actor=change.actor,
-        at=change.at,
-        note=change.note,
-        alert=stored.public(),
-    )
+    message = stored.changed(change.at)
     try:
         await ioc.publisher.publish(message)
     except (KafkaError, TimeoutError, OSError) as exc:

@@ -60,7 +60,7 @@ def _parser(model: type[BaseModel], site_of: str) -> Parser:
             return None
         site = getattr(message, "site", None)
         if site is None:  # alert changes carry the site inside the alert view
-            site = getattr(message, site_of, {}).get("site")
+            site = getattr(getattr(message, site_of, None), "site", None)
         if not isinstance(site, str):
             return None
         return site, message.model_dump_json()

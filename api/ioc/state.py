@@ -101,7 +101,7 @@ class ChangePublisher:
             try:
                 await producer.send_and_wait(
                     self.topic,
-                    key=str(change.alert["site"]).encode(),
+                    key=change.alert.site.encode(),
                     value=change.model_dump_json().encode(),
                 )
             except KafkaError:

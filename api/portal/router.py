@@ -221,12 +221,7 @@ async def accept(
     chosen = language(request, lang)
     site = rt.sites.get(site_id)
     try:
-        check_rate(request)
-        check_origin(request)
-        ctx = rt.sealer.unseal(request.cookies.get(COOKIE))
-        if site is None or ctx.get("site") != site_id:
-            raise PortalError("session_invalid", 400)
-        rt.sealer.check_csrf(ctx["ps"], csrf)
+        ctx = _posted_context(request, rt, csrf, for_site=site_id)
         if terms != "yes":
             raise PortalError("terms_required", 400)
         await rt.store.ensure_visit(ctx["ps"], _visit_row(ctx))
@@ -253,6 +248,22 @@ async def accept(
     grant_data = AccessGrantedData(**_visit(rt, ctx, chosen), duration_s=duration)
     rt.emit(PortalAccessGrantedV1(**_envelope(rt, site_id), data=grant_data))
     return RedirectResponse(target, status_code=303)
+
+
+def _posted_context(
+    request: Request, rt: PortalRuntime, csrf: str | None, *, for_site: str | None = None
+) -> dict[str, Any]:
+    """The sealed visit behind a form post, after the checks every post needs: rate limit,
+    same origin, a valid cookie (of ``for_site``, a known site, when given) and its CSRF token.
+
+    Raises :class:`PortalError`; one place, so no post can skip a check."""
+    check_rate(request)
+    check_origin(request)
+    ctx = rt.sealer.unseal(request.cookies.get(COOKIE))
+    if for_site is not None and (rt.sites.get(for_site) is None or ctx.get("site") != for_site):
+        raise PortalError("session_invalid", 400)
+    rt.sealer.check_csrf(ctx["ps"], csrf)
+    return ctx
 
 
 def _ctx_or_none(request: Request, site_id: str | None = None) -> dict[str, Any] | None:
@@ -343,10 +354,7 @@ async def withdraw(
     chosen = language(request, lang)
     site = rt.sites.get(site_id)
     try:
-        check_rate(request)
-        check_origin(request)
-        ctx = rt.sealer.unseal(request.cookies.get(COOKIE))
-        rt.sealer.check_csrf(ctx["ps"], csrf)
+        ctx = _posted_context(request, rt, csrf)
         if site is None or purpose not in ("marketing", "network_access"):
             raise PortalError("bad_params", 400)
         await rt.store.withdraw(ctx["ps"], purpose)

@@ -50,8 +50,13 @@ def summarise(
 def percentiles(latencies: list[float]) -> dict[str, float]:
     ordered = sorted(latencies)
     q = statistics.quantiles(ordered, n=100, method="inclusive")
-    return {"p50": round(q[49], 1), "p95": round(q[94], 1), "p99": round(q[98], 1),
-            "max": round(ordered[-1], 1), "samples": len(ordered)}  # fmt: skip
+    return {
+        "p50": round(q[49], 1),
+        "p95": round(q[94], 1),
+        "p99": round(q[98], 1),
+        "max": round(ordered[-1], 1),
+        "samples": len(ordered),
+    }
 
 
 def p95(values: list[float]) -> float:

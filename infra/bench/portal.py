@@ -70,9 +70,22 @@ def _measure(ctx: BenchContext, database_url: str, lighthouse: Path) -> dict[str
         "TP_PORTAL_SECRET": uuid.uuid4().hex,
         "TP_PORTAL_RATE_PER_MINUTE": "100000000",
     }
-    cmd = [sys.executable, "-m", "uvicorn", "api.app:create_app", "--factory", "--host",
-           "127.0.0.1", "--port", str(port), "--workers", "2", "--log-level", "warning",
-           "--no-access-log"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "api.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     server = subprocess.Popen(cmd, env=env, cwd=REPO)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -136,8 +149,11 @@ _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 def _wrk(url: str, duration: int) -> dict[str, Any]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{duration}s", "--timeout", "10s", "--latency", url],
-        capture_output=True, text=True, check=False, timeout=duration + 120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=duration + 120,
+    )
     if out.returncode != 0:
         raise BenchError(f"wrk failed: {out.stderr.strip()[:300]}")
     text = out.stdout
@@ -159,12 +175,21 @@ def _wrk(url: str, duration: int) -> dict[str, Any]:
 
 def _lighthouse(binary: Path, url: str) -> dict[str, float]:
     out = subprocess.run(
-        [str(binary), url, "--quiet", "--output=json", "--form-factor=mobile",
-         "--only-categories=performance,accessibility",
-         f"--chrome-flags={CHROME_FLAGS}"],
-        capture_output=True, text=True, check=False, timeout=300,
+        [
+            str(binary),
+            url,
+            "--quiet",
+            "--output=json",
+            "--form-factor=mobile",
+            "--only-categories=performance,accessibility",
+            f"--chrome-flags={CHROME_FLAGS}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
         env={**os.environ, "CHROME_PATH": CHROMIUM},
-    )  # fmt: skip
+    )
     try:
         cats = json.loads(out.stdout)["categories"]
         return {k: round(cats[k]["score"] * 100, 1) for k in ("performance", "accessibility")}

@@ -60,12 +60,18 @@ def synthetic_events(n: int, sites: int, seed: int = 1) -> list[bytes | tuple[by
     out: list[bytes | tuple[bytes, bytes]] = []
     for i in range(n // len(_KINDS) + 1):
         site = f"site-{rng.randrange(sites)}"
-        data = WifiSessionData(client_id=f"{rng.randrange(16**16):016x}", session_id=f"s{i}",
-                               ap=f"{site}-ap1")  # fmt: skip
+        data = WifiSessionData(
+            client_id=f"{rng.randrange(16**16):016x}", session_id=f"s{i}", ap=f"{site}-ap1"
+        )
         t = t0 + timedelta(seconds=i * 3600 / (n / len(_KINDS)))
         for k, model in enumerate(_KINDS):
-            ev = model(site=site, device="bench", source="bench", data=data,
-                       event_time=t + timedelta(seconds=60 * k))  # fmt: skip
+            ev = model(
+                site=site,
+                device="bench",
+                source="bench",
+                data=data,
+                event_time=t + timedelta(seconds=60 * k),
+            )
             out.append((ev.partition_key(), encode_event(ev)))
     return out[:n]
 
@@ -139,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = get_settings()
     ns = "b" + uuid.uuid4().hex[:8]
     dbname = f"tp_{ns}"
-    topics = [f"{ns}.{t}" for t in (KafkaTopic.WIFI_SESSION, KafkaTopic.OCCUPANCY_LIVE,
-                                    KafkaTopic.DEAD_LETTER)]  # fmt: skip
+    topics = [
+        f"{ns}.{t}"
+        for t in (KafkaTopic.WIFI_SESSION, KafkaTopic.OCCUPANCY_LIVE, KafkaTopic.DEAD_LETTER)
+    ]
     with psycopg.connect(settings.database_url, autocommit=True) as admin:
         admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
     url = urlunsplit(urlsplit(settings.database_url)._replace(path="/" + dbname))
@@ -173,11 +181,25 @@ def _run_worker(
     env = dict(os.environ, TP_TOPIC_NAMESPACE=ns, DATABASE_URL=url)
     load_before = os.getloadavg()[0]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "infra.cli", "worker", "--workers", str(args.workers),
-         "--metrics-port", "0", "--batch-size", str(args.batch_size), "--no-migrate",
-         "--rebalance-timeout", "6"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "infra.cli",
+            "worker",
+            "--workers",
+            str(args.workers),
+            "--metrics-port",
+            "0",
+            "--batch-size",
+            str(args.batch_size),
+            "--no-migrate",
+            "--rebalance-timeout",
+            "6",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     if args.rate:
         time.sleep(8)  # group join and partition assignment before the first event
         print(f"producing {args.events} events at {args.rate:.0f}/s ...", flush=True)

@@ -29,8 +29,10 @@ def _up(args: argparse.Namespace) -> int:
         except (RuntimeError, OSError, ValueError, KeyError) as exc:
             print(f"stack up --secure failed: {exc}", file=sys.stderr)
             return 1
-        print(f"stack: up (secure)  mqtt=TLS {cfg.mqtt_host}:{cfg.mqtt_port}  "
-              f"kafka=SASL_SSL {cfg.kafka_bootstrap}")  # fmt: skip
+        print(
+            f"stack: up (secure)  mqtt=TLS {cfg.mqtt_host}:{cfg.mqtt_port}  "
+            f"kafka=SASL_SSL {cfg.kafka_bootstrap}"
+        )
         return 0
     try:
         endpoints = manager.up(cfg).endpoints

@@ -132,8 +132,10 @@ def configure_timescaledb(cluster: Cluster, say: Callable[[str], None]) -> bool:
     same migrations build the plain-PostgreSQL equivalent.
     """
     if not timescaledb_installed(cluster.version):
-        say("postgres: TimescaleDB not installed (make deps builds it from ../shared/vendor): "
-            "plain PostgreSQL")  # fmt: skip
+        say(
+            "postgres: TimescaleDB not installed (make deps builds it from ../shared/vendor): "
+            "plain PostgreSQL"
+        )
         return False
     conf = Path(str(CONF_D).format(version=cluster.version, name=cluster.name)) / TIMESCALE_CONF
     text = (

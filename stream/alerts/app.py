@@ -91,7 +91,7 @@ def build_runtime(
     send_change = app.sender(settings.kafka_topic(KafkaTopic.ALERT_CHANGES))
 
     async def publish(change: AlertChangedV1) -> None:
-        await send_change(change.alert["site"].encode(), change.model_dump_json().encode())
+        await send_change(change.alert.site.encode(), change.model_dump_json().encode())
 
     async def start() -> None:
         await service.start(publish)

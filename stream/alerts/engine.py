@@ -167,19 +167,10 @@ class AlertEngine:
             await self.apply(signal)
 
     async def _announce(self, stored: StoredAlert, notify_reason: str | None) -> None:
-        change = stored.change
-        public = stored.public()
-        await self._publish(
-            AlertChangedV1(
-                action=change.action if change else "update",
-                actor=change.actor if change else "system",
-                at=change.at if change else self._clock(),
-                note=change.note if change else None,
-                alert=public,
-            )
-        )
+        message = stored.changed(self._clock())
+        await self._publish(message)
         if notify_reason and self._notifier:
-            self._notifier.submit(public, notify_reason)
+            self._notifier.submit(message.alert.model_dump(mode="json"), notify_reason)
 
     def _arrival(
         self,

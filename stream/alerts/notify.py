@@ -29,9 +29,7 @@ from device_configs.alerting import EmailTarget, WebhookTarget
 log = logging.getLogger(__name__)
 
 SENT = Counter("tp_notifications_sent_total", "Notifications delivered", ["target"])
-FAILED = Counter(
-    "tp_notification_attempts_failed_total", "Failed delivery attempts", ["target"]
-)
+FAILED = Counter("tp_notification_attempts_failed_total", "Failed delivery attempts", ["target"])
 GAVE_UP = Counter(
     "tp_notifications_given_up_total",
     "Notifications dropped after all retries or because the queue was full",

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from schemas.stream_out import AlertChangedV1, AlertViewV1
 from stream.alerts import lifecycle as lc
 from stream.alerts.lifecycle import Alert, AlertState, Change, Severity
 
@@ -38,25 +39,37 @@ class StoredAlert:
     alert: Alert
     change: Change | None = None  # the transition that produced this version, if any
 
-    def public(self) -> dict[str, Any]:
-        """JSON-ready view used by the API and the live feed."""
+    def view(self) -> AlertViewV1:
+        """The public view (API responses, live feeds, notifications): built only here."""
         a = self.alert
-        return {
-            "id": self.id,
-            "incident_id": self.incident_id,
-            "originator": a.originator,
-            "site": a.site,
-            "type": a.type,
-            "severity": a.severity.name,
-            "state": a.state.value,
-            "created_at": a.created_at.isoformat(),
-            "last_triggered_at": a.last_triggered_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-            "trigger_count": a.trigger_count,
-            "assignee": a.assignee,
-            "escalations": a.escalations,
-            "details": a.details,
-        }
+        return AlertViewV1(
+            id=self.id,
+            incident_id=self.incident_id,
+            originator=a.originator,
+            site=a.site,
+            type=a.type,
+            severity=a.severity.name,
+            state=a.state.value,
+            created_at=a.created_at,
+            last_triggered_at=a.last_triggered_at,
+            updated_at=self.updated_at,
+            trigger_count=a.trigger_count,
+            assignee=a.assignee,
+            escalations=a.escalations,
+            details=a.details,
+        )
+
+    def changed(self, now: datetime) -> AlertChangedV1:
+        """The live-feed message for this version: its transition, else a system update
+        at ``now`` (the engine's retrigger without a state change)."""
+        change = self.change
+        return AlertChangedV1(
+            action=change.action if change else "update",
+            actor=change.actor if change else "system",
+            at=change.at if change else now,
+            note=change.note if change else None,
+            alert=self.view(),
+        )
 
 
 def _from_row(row: dict[str, Any], change: Change | None = None) -> StoredAlert:

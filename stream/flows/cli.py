@@ -29,23 +29,48 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--metrics-port", type=int, default=9105, help="/metrics port (0: any)")
     p.add_argument("--config", default=None, help="device config directory")
-    p.add_argument("--min-count", type=int, default=10,
-                   help="k: OD cells below this many clients are never published")  # fmt: skip
-    p.add_argument("--lateness", type=float, default=7200.0,
-                   help="seconds after an hour's end that late events may correct it")  # fmt: skip
-    p.add_argument("--session-timeout", type=float, default=900.0,
-                   help="seconds after a client's last event when a session without stop "
-                        "ends (same for every worker of one database)")  # fmt: skip
-    p.add_argument("--recompute-interval", type=float, default=5.0,
-                   help="seconds between recomputes of dirty hours (debounce)")  # fmt: skip
-    p.add_argument("--retention-interval", type=float, default=3600.0,
-                   help="seconds between retention runs")  # fmt: skip
+    p.add_argument(
+        "--min-count",
+        type=int,
+        default=10,
+        help="k: OD cells below this many clients are never published",
+    )
+    p.add_argument(
+        "--lateness",
+        type=float,
+        default=7200.0,
+        help="seconds after an hour's end that late events may correct it",
+    )
+    p.add_argument(
+        "--session-timeout",
+        type=float,
+        default=900.0,
+        help="seconds after a client's last event when a session without stop "
+        "ends (same for every worker of one database)",
+    )
+    p.add_argument(
+        "--recompute-interval",
+        type=float,
+        default=5.0,
+        help="seconds between recomputes of dirty hours (debounce)",
+    )
+    p.add_argument(
+        "--retention-interval", type=float, default=3600.0, help="seconds between retention runs"
+    )
     p.add_argument("--no-retention", action="store_true", help="do not run retention")
     p.add_argument("--no-fusion", action="store_true", help="do not run fused occupancy")
-    p.add_argument("--camera-stale", type=float, default=30.0,
-                   help="seconds without camera metadata before a camera is stale")  # fmt: skip
-    p.add_argument("--wifi-stale", type=float, default=120.0,
-                   help="seconds without a Wi-Fi update before Wi-Fi is stale")  # fmt: skip
+    p.add_argument(
+        "--camera-stale",
+        type=float,
+        default=30.0,
+        help="seconds without camera metadata before a camera is stale",
+    )
+    p.add_argument(
+        "--wifi-stale",
+        type=float,
+        default=120.0,
+        help="seconds without a Wi-Fi update before Wi-Fi is stale",
+    )
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
     add_runtime_args(
         p,
@@ -59,8 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _run(args: argparse.Namespace) -> int:
     if args.min_count < 1 or args.lateness < 0 or args.session_timeout <= 0:
-        print("error: --min-count must be >= 1, --lateness >= 0, --session-timeout > 0",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: --min-count must be >= 1, --lateness >= 0, --session-timeout > 0",
+            file=sys.stderr,
+        )
         return 2
     settings = get_settings()
     try:

@@ -69,15 +69,23 @@ class FlowsWorker:
         shown = publishable(u.inflows, self.config.min_count)
         metrics.SUPPRESSED.inc(len(u.inflows) - len(shown))
         return FlowsHourlyV1(
-            site=u.site, hour=u.hour, day=u.day, unique_visitors=u.unique_visitors,
-            unique_visitors_stable=u.unique_visitors_stable, new_visitors=u.new_visitors,
-            returning_visitors=u.returning_visitors, dwell_sessions=u.dwell_sessions,
-            dwell_median_s=u.dwell_median_s, dwell_p90_s=u.dwell_p90_s,
-            peak_connected=u.peak_connected, avg_connected=u.avg_connected, final=u.final,
+            site=u.site,
+            hour=u.hour,
+            day=u.day,
+            unique_visitors=u.unique_visitors,
+            unique_visitors_stable=u.unique_visitors_stable,
+            new_visitors=u.new_visitors,
+            returning_visitors=u.returning_visitors,
+            dwell_sessions=u.dwell_sessions,
+            dwell_median_s=u.dwell_median_s,
+            dwell_p90_s=u.dwell_p90_s,
+            peak_connected=u.peak_connected,
+            avg_connected=u.avg_connected,
+            final=u.final,
             min_count=self.config.min_count,
             inflows=[OdInflow(origin=o, clients=n) for o, n in shown],
             emitted_at=datetime.now(UTC),
-        )  # fmt: skip
+        )
 
     def _decode(self, raw: bytes) -> WifiSessionEvent | None:
         """Bad input is counted, not dead-lettered: the occupancy worker reads the same

@@ -38,12 +38,24 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     r.add_argument("--database-url", help="PostgreSQL URL (default: as for migrate)")
     defaults = RetentionPolicy()
-    r.add_argument("--raw-days", type=int, default=defaults.raw_days,
-                   help="raw events, sessions, presence (default %(default)s)")  # fmt: skip
-    r.add_argument("--minute-days", type=int, default=defaults.minute_days,
-                   help="occupancy_minute (default %(default)s)")  # fmt: skip
-    r.add_argument("--hourly-days", type=int, default=defaults.hourly_days,
-                   help="hourly rollups and flows (default %(default)s)")  # fmt: skip
+    r.add_argument(
+        "--raw-days",
+        type=int,
+        default=defaults.raw_days,
+        help="raw events, sessions, presence (default %(default)s)",
+    )
+    r.add_argument(
+        "--minute-days",
+        type=int,
+        default=defaults.minute_days,
+        help="occupancy_minute (default %(default)s)",
+    )
+    r.add_argument(
+        "--hourly-days",
+        type=int,
+        default=defaults.hourly_days,
+        help="hourly rollups and flows (default %(default)s)",
+    )
     r.add_argument("--batch", type=int, default=5000, help="rows per delete transaction")
     r.add_argument("--dry-run", action="store_true", help="count what would go, remove nothing")
     r.set_defaults(func=_cmd_retention)
@@ -58,8 +70,14 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     except (psycopg.Error, RuntimeError) as exc:
         print(f"error: migration failed: {exc}", file=sys.stderr)
         return 1
-    print(f"storage backend: {backend}" + ("" if backend == "timescaledb" else
-          " (TimescaleDB not preloaded: plain PostgreSQL, see README 'Storage')"))  # fmt: skip
+    print(
+        f"storage backend: {backend}"
+        + (
+            ""
+            if backend == "timescaledb"
+            else " (TimescaleDB not preloaded: plain PostgreSQL, see README 'Storage')"
+        )
+    )
     if applied:
         for name in applied:
             print(f"applied {name}")
@@ -75,8 +93,13 @@ def _cmd_retention(args: argparse.Namespace) -> int:
     url = args.database_url or get_settings().database_url
     policy = RetentionPolicy(args.raw_days, args.minute_days, args.hourly_days)
     try:
-        enforce(url, policy, batch=args.batch, dry_run=args.dry_run,
-                say=lambda line: print(line, flush=True))  # fmt: skip
+        enforce(
+            url,
+            policy,
+            batch=args.batch,
+            dry_run=args.dry_run,
+            say=lambda line: print(line, flush=True),
+        )
     except psycopg.Error as exc:
         print(f"error: retention failed: {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from stream.wifi.sink import LiveOccupancy
+from schemas.stream_out import OccupancyUpdateV1
 
 
 class LiveThrottle:
@@ -18,9 +18,9 @@ class LiveThrottle:
         self.interval = interval
         self._clock = clock
         self._sent: dict[str, tuple[int, float]] = {}
-        self._pending: dict[str, LiveOccupancy] = {}
+        self._pending: dict[str, OccupancyUpdateV1] = {}
 
-    def offer(self, update: LiveOccupancy) -> LiveOccupancy | None:
+    def offer(self, update: OccupancyUpdateV1) -> OccupancyUpdateV1 | None:
         """Return the update if it should be sent now; otherwise keep it (or drop a no-op)."""
         last = self._sent.get(update.site)
         if last is not None and last[0] == update.connected:
@@ -31,13 +31,13 @@ class LiveThrottle:
             return None
         return self._mark_sent(update)
 
-    def due(self) -> list[LiveOccupancy]:
+    def due(self) -> list[OccupancyUpdateV1]:
         """Pending updates whose site's interval has elapsed (marked as sent)."""
         now = self._clock()
         ready = [u for s, u in self._pending.items() if now - self._sent[s][1] >= self.interval]
         return [self._mark_sent(u) for u in ready]
 
-    def _mark_sent(self, update: LiveOccupancy) -> LiveOccupancy:
+    def _mark_sent(self, update: OccupancyUpdateV1) -> OccupancyUpdateV1:
         self._sent[update.site] = (update.connected, self._clock())
         self._pending.pop(update.site, None)
         return update

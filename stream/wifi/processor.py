@@ -23,7 +23,7 @@ from stream.storage.reconnect import RetryingSink
 from stream.wifi import metrics
 from stream.wifi.batch import WIFI_SESSION_TYPES, WifiSessionEvent
 from stream.wifi.live import LiveThrottle
-from stream.wifi.sink import BatchResult, LiveOccupancy, OccupancySink
+from stream.wifi.sink import BatchResult, OccupancySink
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,12 @@ class OccupancyProcessor:
         self.last_batch_at = datetime.now(UTC)
         log.debug(
             "batch of %d: %d stored, %d duplicates, %d minutes recomputed in %.3fs",
-            len(values), result.inserted, result.duplicates, result.minutes_recomputed,
+            len(values),
+            result.inserted,
+            result.duplicates,
+            result.minutes_recomputed,
             result.db_seconds,
-        )  # fmt: skip
+        )
         for update in result.live:
             if self.throttle.offer(update):
                 await self._publish(update)
@@ -130,10 +133,8 @@ class OccupancyProcessor:
         metrics.EVENTS.labels("rejected").inc()
         metrics.REJECTED.labels(reason.value).inc()
 
-    async def _publish(self, update: LiveOccupancy) -> None:
-        msg = OccupancyUpdateV1(
-            site=update.site, connected=update.connected, as_of=update.as_of, emitted_at=_now()
-        )
+    async def _publish(self, update: OccupancyUpdateV1) -> None:
+        msg = update.model_copy(update={"emitted_at": _now()})
         await self._send_live(update.site.encode(), msg.model_dump_json().encode())
         metrics.LIVE_UPDATES.inc()
 

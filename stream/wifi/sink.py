@@ -18,22 +18,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
+from schemas.stream_out import OccupancyUpdateV1
 from stream.wifi import sql
 from stream.wifi.batch import WifiSessionEvent, raw_row, summarise, unique_events
 from stream.wifi.minutes import SessionChange, WindowChange, minutes_to_recompute
 
 RAW_WRITERS = ("unnest", "copy")
-
-
-@dataclass(frozen=True)
-class LiveOccupancy:
-    site: str
-    connected: int
-    as_of: datetime
 
 
 @dataclass
@@ -42,7 +36,7 @@ class BatchResult:
     inserted: int
     duplicates: int
     minutes_recomputed: int
-    live: list[LiveOccupancy] = field(default_factory=list)
+    live: list[OccupancyUpdateV1] = field(default_factory=list)
     db_seconds: float = 0.0
 
 
@@ -151,20 +145,20 @@ class OccupancySink:
         if pairs:
             await cur.execute(sql.MARK_DIRTY, ([s for s, _ in pairs], [m for _, m in pairs]))
 
-    async def flush_due(self) -> tuple[int, list[LiveOccupancy]]:
+    async def flush_due(self) -> tuple[int, list[OccupancyUpdateV1]]:
         """:meth:`flush` this sink's sites if ``rollup_interval`` has passed since the last."""
         if not self._pending or self._clock() - self._flushed_at < self.rollup_interval:
             return 0, []
         return await self.flush()
 
-    async def flush(self) -> tuple[int, list[LiveOccupancy]]:
+    async def flush(self) -> tuple[int, list[OccupancyUpdateV1]]:
         """Recompute the minutes this sink queued and read its sites' live counts.
 
         Returns (minutes recomputed, live counts)."""
         self._flushed_at = self._clock()
         return await self._recompute(sorted(self._pending))
 
-    async def _recompute(self, sites: list[str]) -> tuple[int, list[LiveOccupancy]]:
+    async def _recompute(self, sites: list[str]) -> tuple[int, list[OccupancyUpdateV1]]:
         if not sites:
             return 0, []
         async with self.conn.transaction(), self.conn.cursor() as cur:
@@ -172,7 +166,11 @@ class OccupancySink:
             await cur.execute(sql.RECOMPUTE_DIRTY, (sites,))
             row = await cur.fetchone()
             await cur.execute(sql.LIVE_OCCUPANCY, (sites,))
-            live = [LiveOccupancy(s, int(n), wm) for s, wm, n in await cur.fetchall()]
+            now = datetime.now(UTC)  # re-stamped when sent (the throttle may hold it)
+            live = [
+                OccupancyUpdateV1(site=s, connected=int(n), as_of=wm, emitted_at=now)
+                for s, wm, n in await cur.fetchall()
+            ]
         self._pending.difference_update(sites)
         return int(row[0]) if row else 0, live
 

@@ -28,8 +28,9 @@ from schemas.stream_out import AlertChangedV1, FusedOccupancyV1, OccupancyUpdate
 from schemas.topics import KafkaTopic
 from stream.alerts.engine import AlertEngine
 from stream.alerts.store import AlertStore
-from tests.support.api_support import until, uvicorn_server
+from tests.support.api_support import uvicorn_server
 from tests.support.browser_support import requires_chromium
+from tests.support.net import until
 
 SITE = "ben-thanh-market"
 DEVICE = "ben-thanh-market-ap01"
@@ -113,7 +114,7 @@ async def test_operator_sees_live_numbers_and_acknowledges_an_engine_alert(
         await producer.send_and_wait(
             settings.kafka_topic(KafkaTopic.ALERT_CHANGES),
             change.model_dump_json().encode(),
-            key=str(change.alert["site"]).encode(),
+            key=change.alert.site.encode(),
         )
 
     engine = AlertEngine(load_device_configs(settings.device_configs), AlertStore(pool), publish)
@@ -151,8 +152,10 @@ async def test_operator_sees_live_numbers_and_acknowledges_an_engine_alert(
             assert "Wi-Fi silent" in text  # the sensor-health flag, spelled out
             day = f"tr[data-site='{SITE}'] svg.spark polyline.day"
             await page.wait_for_selector(f"{day}[points]")
-            trend = [tuple(map(float, p.split(","))) for p in
-                     (await page.get_attribute(day, "points") or "").split()]  # fmt: skip
+            trend = [
+                tuple(map(float, p.split(",")))
+                for p in (await page.get_attribute(day, "points") or "").split()
+            ]
             heights = [y for _, y in trend if y < 24]  # hours with data, oldest first
             assert len(heights) >= 23 and heights == sorted(heights, reverse=True)
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from tests.support.browser_support import requires_chromium
+from tests.support.net import free_port
 from tests.support.portal_stubs import (
     StubControllers,
-    free_port,
     portal_app,
     portal_settings,
     serve,

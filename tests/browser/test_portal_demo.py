@@ -27,7 +27,8 @@ import pytest
 from api.app import create_app
 from tests.browser.test_portal_browser import PHONE
 from tests.support.browser_support import requires_chromium
-from tests.support.portal_stubs import free_port, serve
+from tests.support.net import free_port
+from tests.support.portal_stubs import serve
 
 pytestmark = [
     pytest.mark.integration,
@@ -39,8 +40,17 @@ _OFF_BOX = re.compile(r"^https?://(?!127\.0\.0\.1[:/])")
 
 def _start_controller(sim_port: int, api_port: int, log: Path) -> subprocess.Popen[bytes]:
     """The demo's child: ``tourpulse simulate controller --port .. --portal-url ..``."""
-    cmd = [sys.executable, "-m", "infra.cli", "simulate", "controller", "--port", str(sim_port),
-           "--portal-url", f"http://127.0.0.1:{api_port}"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "infra.cli",
+        "simulate",
+        "controller",
+        "--port",
+        str(sim_port),
+        "--portal-url",
+        f"http://127.0.0.1:{api_port}",
+    ]
     with log.open("wb") as out:
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
 

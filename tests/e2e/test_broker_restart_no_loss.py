@@ -11,7 +11,6 @@ senders deleted them as delivered.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -26,17 +25,12 @@ from schemas.codec import decode_event
 from schemas.topics import DeviceKind, KafkaTopic
 from stream.gateway.gateway import Gateway, GatewayConfig
 from tests.support.gateway_samples import session_start
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EVENTS = 3000
 SENDERS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _send(links: list[MqttLink], events: list[Any], start: int, count: int) -> None:
@@ -47,7 +41,7 @@ def _send(links: list[MqttLink], events: list[Any], start: int, count: int) -> N
 async def test_mosquitto_restart_mid_run_loses_no_outboxed_event(
     settings: Settings, namespace: str, kafka_admin: Any, tmp_path: Path
 ) -> None:
-    cfg = StackConfig(data_dir=tmp_path / "stack", mqtt_port=_free_port())
+    cfg = StackConfig(data_dir=tmp_path / "stack", mqtt_port=free_port())
     broker = mqtt.ensure_mqtt(cfg, lambda _line: None)
     private = settings.model_copy(update={"mqtt_port": cfg.mqtt_port})
     gateway = Gateway(

@@ -28,7 +28,8 @@ from schemas.codec import decode_event
 from schemas.envelope import EventBase
 from schemas.topics import KafkaTopic
 from tests.support.camera_fixtures import require_pets, write_camera_configs
-from tests.support.edge_wifi_support import free_port, healthy, spawn_cli, stop_process, wait_until
+from tests.support.edge_wifi_support import healthy, spawn_cli, stop_process
+from tests.support.net import free_port, wait_until
 
 pytestmark = pytest.mark.integration
 E = TypeVar("E", bound=EventBase)

@@ -27,8 +27,16 @@ from tests.support.worker_support import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TIMEOUT = timedelta(minutes=5)
-SITES = ["ben-thanh", "nha-tho", "dinh-doc-lap", "cho-lon", "bui-vien", "bitexco", "thao-cam-vien",
-         "ben-nha-rong"]  # fmt: skip
+SITES = [
+    "ben-thanh",
+    "nha-tho",
+    "dinh-doc-lap",
+    "cho-lon",
+    "bui-vien",
+    "bitexco",
+    "thao-cam-vien",
+    "ben-nha-rong",
+]
 
 
 def _stored(url: str) -> int:

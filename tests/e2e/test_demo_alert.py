@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,12 +44,6 @@ PROMISE_S = 120.0
 WIFI_ONLY = "war-remnants-museum"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def _pedestrian_camera(settings: Settings, site: str) -> None:
     """The demo camera's counts: 3-7 people in its zone, once per second."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
@@ -58,8 +51,13 @@ async def _pedestrian_camera(settings: Settings, site: str) -> None:
     try:
         for n in range(10**6):
             data = VideoMetadata(zones={"path": 3 + n % 5}, people=4 + n % 5, counter="detector")
-            event = CameraMetadataV1(site=site, device=f"{site}-cam1", source="test.camera",
-                                     event_time=datetime.now(UTC), data=data)  # fmt: skip
+            event = CameraMetadataV1(
+                site=site,
+                device=f"{site}-cam1",
+                source="test.camera",
+                event_time=datetime.now(UTC),
+                data=data,
+            )
             topic = settings.kafka_topic(KafkaTopic.CAMERA_METADATA)
             await producer.send_and_wait(topic, encode_event(event), key=site.encode())
             await asyncio.sleep(1.0)
@@ -69,9 +67,12 @@ async def _pedestrian_camera(settings: Settings, site: str) -> None:
 
 async def _latest_fused(settings: Settings, sites: set[str]) -> dict[str, dict[str, Any]]:
     """The newest FusedOccupancyV1 per site, read back from Kafka."""
-    consumer = AIOKafkaConsumer(settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED),
-                                bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                auto_offset_reset="earliest")  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     latest: dict[str, dict[str, Any]] = {}
     try:
@@ -102,14 +103,23 @@ async def test_demo_festival_raises_overcrowding_within_two_minutes(
     )
     fast_group = ["--group-session-timeout", "6", "--heartbeat-interval", "1"]
     services = {
-        f"gateway-{s}": ["gateway", "--site", s, "--share-group", namespace,
-                         "--client-id", f"{s}-gw", "--metrics-port", "0"]
+        f"gateway-{s}": [
+            "gateway",
+            "--site",
+            s,
+            "--share-group",
+            namespace,
+            "--client-id",
+            f"{s}-gw",
+            "--metrics-port",
+            "0",
+        ]
         for s in (site, quiet_site)
     } | {
         "worker": ["worker", "--metrics-port", "0", *fast_group],
         "flows": ["flows", "--metrics-port", "0", *fast_group],
         "alerts": ["alerts", "--metrics-port", "0"],
-    }  # fmt: skip
+    }
     procs = {n: spawn_cli(argv, env, tmp_path / f"{n}.log") for n, argv in services.items()}
     camera: asyncio.Task[None] | None = None
     try:

@@ -26,15 +26,14 @@ from schemas.topics import KafkaTopic
 from tests.support.edge_wifi_support import (
     Collector,
     PrivateMosquitto,
-    free_port,
     healthy,
     openwrt_env,
     radclient,
     spawn_cli,
     stop_process,
-    wait_until,
     write_agent_config,
 )
+from tests.support.net import free_port, wait_until
 from tests.support.worker_support import query, start_worker, stop_worker, wait_for, worker_topics
 
 SCRIPT = (

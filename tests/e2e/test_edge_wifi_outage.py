@@ -21,15 +21,14 @@ from core.settings import Settings
 from schemas.topics import KafkaTopic
 from tests.support.edge_wifi_support import (
     PrivateMosquitto,
-    free_port,
     healthy,
     radclient,
     spawn_cli,
     stop_process,
-    wait_until,
     write_agent_config,
 )
 from tests.support.kafka_helpers import consume_all, create_topics
+from tests.support.net import free_port, wait_until
 
 SESSIONS = 1000
 PER_SESSION = ("Start", "Interim-Update", "Interim-Update", "Interim-Update", "Stop")

@@ -46,18 +46,18 @@ from schemas.device import AvailabilityData, AvailabilityV1
 from schemas.envelope import EventBase
 from schemas.portal import ImpressionData, PortalImpressionV1
 from schemas.topics import KafkaTopic
-from tests.support.api_support import SseEvent, read_occupancy, sse_events, until, uvicorn_server
+from tests.support.api_support import SseEvent, read_occupancy, sse_events, uvicorn_server
 from tests.support.edge_wifi_support import (
     AGENT,
     SITE,
     PrivateMosquitto,
     healthy,
     spawn_cli,
-    wait_until,
     write_device_configs,
 )
 from tests.support.edge_wifi_support import stop_process as stop_cli
 from tests.support.gateway_samples import session_start, topic_for
+from tests.support.net import until, wait_until
 from tests.support.worker_support import query, start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,8 @@ from api.config import ApiTuning
 from api.ioc.users import Role, UserStore
 from core.settings import Settings
 from schemas.topics import KafkaTopic
-from tests.support.api_support import sse_events, until, uvicorn_server
+from tests.support.api_support import sse_events, uvicorn_server
+from tests.support.net import until
 
 pytestmark = pytest.mark.integration
 

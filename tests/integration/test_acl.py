@@ -25,9 +25,20 @@ def _generate(tmp_path: Path, fresh: bool = True) -> tuple[Path, dict[str, str]]
     cfg, secrets = tmp_path / "device_configs", tmp_path / "secrets.yaml"
     out = tmp_path / "mqtt"
     rc = main(
-        ["devices", "acl", "--config", str(cfg), "--secrets", str(secrets), "--out", str(out),
-         "--service", "tp-gateway", "--generate-missing"]
-    )  # fmt: skip
+        [
+            "devices",
+            "acl",
+            "--config",
+            str(cfg),
+            "--secrets",
+            str(secrets),
+            "--out",
+            str(out),
+            "--service",
+            "tp-gateway",
+            "--generate-missing",
+        ]
+    )
     assert rc == 0
     assert stat.S_IMODE(os.stat(secrets).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(out / "passwd").st_mode) == 0o600

@@ -59,7 +59,7 @@ async def test_overcrowding_raises_once_and_clears(engine) -> None:  # type: ign
     active = await store.search(site=SITE, states=[AlertState.ACTIVE_UNACK])
     assert [a.alert.type for a in active] == ["occupancy.high"]
     raised = [c for c in published if c.action == "raise"]
-    assert len(raised) == 1 and raised[0].alert["details"]["occupancy"] == 2900
+    assert len(raised) == 1 and raised[0].alert.details["occupancy"] == 2900
     # Retriggers refresh the alert at most every 30 s, not on every update.
     assert 1 <= sum(c.action == "retrigger" for c in published) <= 3
     await eng.on_occupancy(occupancy(2500, 130))  # in the hysteresis band: stays active
@@ -97,7 +97,7 @@ async def test_device_offline_by_last_will_and_by_silence(engine) -> None:  # ty
     await eng.on_heartbeat(back)
     still = {a.alert.originator for a in await store.search(states=[AlertState.ACTIVE_UNACK])}
     assert still == {"edge-a"}
-    assert [c.alert["originator"] for c in published if c.action == "clear"] == ["edge-b"]
+    assert [c.alert.originator for c in published if c.action == "clear"] == ["edge-b"]
 
 
 async def test_unacknowledged_alert_escalates(engine) -> None:  # type: ignore[no-untyped-def]

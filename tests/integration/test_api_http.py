@@ -12,7 +12,8 @@ from api.app import CORE_FEATURES, create_app
 from api.config import ApiTuning
 from core.settings import Settings
 from schemas.topics import KafkaTopic
-from tests.support.api_support import asgi_client, until
+from tests.support.api_support import asgi_client
+from tests.support.net import until
 
 pytestmark = pytest.mark.integration
 #: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).

@@ -16,10 +16,10 @@ from tests.support.api_support import (
     produce,
     read_occupancy,
     sse_events,
-    until,
     update,
     uvicorn_server,
 )
+from tests.support.net import until
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ from api.ioc.users import Role, UserStore
 from api.portal.settings import PortalSettings
 from core.settings import Settings
 from infra.bench.api_schema import run_schema
-from tests.support.api_support import until, uvicorn_server
+from tests.support.api_support import uvicorn_server
+from tests.support.net import until
 
 pytestmark = pytest.mark.integration
 

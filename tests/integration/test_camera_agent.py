@@ -15,11 +15,11 @@ import pytest
 from core.mqtt_client import MqttClientSettings
 from device_configs.models import Camera
 from edge.camera.agent import CameraAgent
-from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
 from edge.link import LinkIdentity, MqttLink, MqttLinkConfig
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 from tests.support.camera_fixtures import PASSWORD, PRESETS, USER, MqttCollector, require_pets
+from tests.support.net import free_port
 
 pytestmark = pytest.mark.integration
 #: A fit as `tourpulse camera calibrate` writes it: true = 1.5 * count + 0.5.

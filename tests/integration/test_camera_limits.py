@@ -18,7 +18,7 @@ from api.cameras.tickets import TicketIssuer
 from api.errors import ApiError, install_error_handlers
 from core.settings import DEVICE_CONFIG_DIR, Settings
 from device_configs.loader import load_device_configs
-from edge.camera_sim.rtsp_child import free_port
+from tests.support.net import free_port
 
 CAM = "/api/v1/cameras/cu-chi-tunnels-ben-dinh-cam1"
 

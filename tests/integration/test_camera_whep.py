@@ -15,9 +15,9 @@ from api.cameras.whep import ice_servers
 from api.errors import install_error_handlers
 from core.settings import DEVICE_CONFIG_DIR, Settings
 from device_configs.loader import load_device_configs
-from edge.camera_sim.rtsp_child import free_port
 from tests.support.camera_fixtures import require_pets
 from tests.support.camera_netns import run_scenario
+from tests.support.net import free_port
 
 
 async def test_two_viewers_in_a_load_process_receive_frames_from_one_camera_pull() -> None:

@@ -19,9 +19,9 @@ from tests.support.edge_wifi_support import (
     RADIUS_SECRET,
     ListSink,
     radclient,
-    wait_until,
     write_agent_config,
 )
+from tests.support.net import wait_until
 from tests.unit.test_edge_wifi_event_time import _queued_after_restarts
 
 RADIUS_BLOCK = "radius:\n  host: 127.0.0.1\n  port: 0\n"

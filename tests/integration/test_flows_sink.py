@@ -85,16 +85,20 @@ async def test_od_suppression_hides_nine_shows_ten(database_url: str) -> None:
         dest = "site-b" if i < 10 else "site-c"
         c = f"{i:016x}"
         t = DAY_START + timedelta(minutes=i)
-        events += [make_event("start", "site-a", f"a{i}", c, t),
-                   make_event("stop", "site-a", f"a{i}", c, t + timedelta(minutes=5)),
-                   make_event("start", dest, f"d{i}", c, t + timedelta(minutes=20))]  # fmt: skip
+        events += [
+            make_event("start", "site-a", f"a{i}", c, t),
+            make_event("stop", "site-a", f"a{i}", c, t + timedelta(minutes=5)),
+            make_event("start", dest, f"d{i}", c, t + timedelta(minutes=20)),
+        ]
     sink = await _sink(database_url)
     try:
         await sink.write(events)
         out = await sink.recompute()
         raw = await _od(sink.conn)
         assert {(o, d): n for (_, o, d), (n, _) in raw.items()} == {
-            ("site-a", "site-b"): 10, ("site-a", "site-c"): 9}  # fmt: skip
+            ("site-a", "site-b"): 10,
+            ("site-a", "site-c"): 9,
+        }
         cur = await sink.conn.execute("SELECT origin, destination, clients FROM flow_od_public(10)")
         assert await cur.fetchall() == [("site-a", "site-b", 10)]
         cur = await sink.conn.execute("SELECT count(*) FROM flow_od_published")
@@ -140,9 +144,11 @@ async def test_session_timing_out_enters_dwell_when_the_watermark_passes(
     try:
         c = "aa" * 8
         await sink.write(
-            [make_event("start", "s1", "x", c, t0),
-             make_event("interim", "s1", "x", c, t0 + timedelta(minutes=7))]
-        )  # fmt: skip
+            [
+                make_event("start", "s1", "x", c, t0),
+                make_event("interim", "s1", "x", c, t0 + timedelta(minutes=7)),
+            ]
+        )
         await sink.recompute()
         assert (await _hourly(sink.conn))[("s1", t0.astimezone(UTC))][4] == 0
         await sink.write([make_event("start", "s2", "y", "bb" * 8, t0 + timedelta(minutes=30))])

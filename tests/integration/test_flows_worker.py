@@ -29,9 +29,12 @@ K = 5
 
 
 def _matches(url: str, hourly: dict, od: dict) -> bool:
-    rows = query(url, "SELECT site, hour, unique_visitors, unique_visitors_stable, "
-                      "new_visitors, returning_visitors, dwell_sessions, dwell_median_s, "
-                      "dwell_p90_s FROM flow_hourly")  # fmt: skip
+    rows = query(
+        url,
+        "SELECT site, hour, unique_visitors, unique_visitors_stable, "
+        "new_visitors, returning_visitors, dwell_sessions, dwell_median_s, "
+        "dwell_p90_s FROM flow_hourly",
+    )
     got = {(r[0], r[1]): tuple(r[2:]) for r in rows}
     if got.keys() != hourly.keys():
         return False
@@ -42,8 +45,9 @@ def _matches(url: str, hourly: dict, od: dict) -> bool:
         for a, b in zip(have[5:], want[5:], strict=True):
             if (a is None) != (b is None) or (a is not None and abs(a - b) > 1e-6):  # type: ignore[operator]
                 return False
-    cells = query(url, "SELECT hour, origin, destination, clients, clients_stable "
-                       "FROM flow_od_hourly")  # fmt: skip
+    cells = query(
+        url, "SELECT hour, origin, destination, clients, clients_stable FROM flow_od_hourly"
+    )
     return {(r[0], r[1], r[2]): (r[3], r[4]) for r in cells} == od
 
 
@@ -57,14 +61,30 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(
     source = settings.kafka_topic(KafkaTopic.WIFI_SESSION)
     url = settings.database_url
     log = tmp_path / "flows.log"
-    args = ("--no-fusion", "--no-retention", "--batch-size", "40", "--batch-window", "0.05",
-            "--min-count", str(K), "--lateness", str(3 * 86400),
-            "--session-timeout", str(TIMEOUT.total_seconds()))  # fmt: skip
+    args = (
+        "--no-fusion",
+        "--no-retention",
+        "--batch-size",
+        "40",
+        "--batch-window",
+        "0.05",
+        "--min-count",
+        str(K),
+        "--lateness",
+        str(3 * 86400),
+        "--session-timeout",
+        str(TIMEOUT.total_seconds()),
+    )
     await produce(settings.kafka_bootstrap, source, messy[:half])
     proc = start_flows(settings, log, *args)
     try:
-        await wait_for(lambda: query(url, "SELECT count(*) FROM visitor_sessions")[0][0] > 50,
-                       120, "first batches stored", proc, log)  # fmt: skip
+        await wait_for(
+            lambda: query(url, "SELECT count(*) FROM visitor_sessions")[0][0] > 50,
+            120,
+            "first batches stored",
+            proc,
+            log,
+        )
         stop_worker(proc, hard=True)
         # The rest, plus a replay of what was already sent (as a flaky producer would).
         await produce(settings.kafka_bootstrap, source, messy[half:] + messy[: half // 2])
@@ -72,8 +92,13 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(
         hourly, od = expected_flows(events, TIMEOUT)
         await wait_for(lambda: _matches(url, hourly, od), 180, "exact flow tables", proc, log)
         assert sum(n for n, _ in od.values()) > 20
-        await wait_for(lambda: query(url, "SELECT count(*) FROM flow_dirty_hours") == [(0,)],
-                       60, "all replays merged and recomputed", proc, log)  # fmt: skip
+        await wait_for(
+            lambda: query(url, "SELECT count(*) FROM flow_dirty_hours") == [(0,)],
+            60,
+            "all replays merged and recomputed",
+            proc,
+            log,
+        )
         assert _matches(url, hourly, od)  # the replays changed nothing
         records = await kafka_admin.consume_all(  # type: ignore[attr-defined]
             settings.kafka_topic(KafkaTopic.FLOWS_HOURLY), 1, timeout=60

@@ -17,8 +17,9 @@ SITE = "ben-thanh-market"
 
 
 def _service(clock: list[float]) -> FusionService:
-    return FusionService(load_device_configs(Path(DEVICE_CONFIG_DIR)), FusionParams(),
-                         clock=lambda: clock[0])  # fmt: skip
+    return FusionService(
+        load_device_configs(Path(DEVICE_CONFIG_DIR)), FusionParams(), clock=lambda: clock[0]
+    )
 
 
 async def test_restart_keeps_calibration_and_rejects_bad_input(database_url: str) -> None:

@@ -45,15 +45,19 @@ async def _feed(producer: AIOKafkaProducer, settings: Settings, cameras: asyncio
         await asyncio.sleep(0.5)
 
 
-async def test_calibrated_then_degraded(settings: Settings, kafka_admin: object,
-                                        tmp_path: Path) -> None:  # fmt: skip
+async def test_calibrated_then_degraded(
+    settings: Settings, kafka_admin: object, tmp_path: Path
+) -> None:
     await kafka_admin.create_topics(flows_topics(settings))  # type: ignore[attr-defined]
     log = tmp_path / "flows.log"
     proc = start_flows(settings, log, "--no-retention", "--camera-stale", "3")
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    consumer = AIOKafkaConsumer(settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED),
-                                bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                                auto_offset_reset="earliest")  # fmt: skip
+    consumer = AIOKafkaConsumer(
+        settings.kafka_topic(KafkaTopic.OCCUPANCY_FUSED),
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
     await producer.start()
     await consumer.start()
     cameras = asyncio.Event()
@@ -84,10 +88,20 @@ async def test_calibrated_then_degraded(settings: Settings, kafka_admin: object,
         degraded = await next_matching(lambda m: m["degraded"], 60)
         assert degraded["stale_sensors"] == [f"camera:{c}" for c in CAMERAS]
         assert degraded["people"] == 300.0  # Wi-Fi with the learnt ratio carries on
-        await wait_for(lambda: query(settings.database_url,
-                                     "SELECT count(*) FROM fusion_calibration "
-                                     f"WHERE site = '{SITE}' AND samples >= 10") == [(1,)],
-                       60, "calibration saved", proc, log)  # fmt: skip
+        await wait_for(
+            lambda: (
+                query(
+                    settings.database_url,
+                    "SELECT count(*) FROM fusion_calibration "
+                    f"WHERE site = '{SITE}' AND samples >= 10",
+                )
+                == [(1,)]
+            ),
+            60,
+            "calibration saved",
+            proc,
+            log,
+        )
     finally:
         feeder.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -11,11 +11,10 @@ import base64
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic
 from stream.gateway.gateway import Gateway, GatewayConfig
 from tests.support.gateway_samples import session_start, spine_events, topic_for
+from tests.support.net import free_port, until
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,6 @@ async def gateway(settings: Settings, namespace: str) -> AsyncIterator[Gateway]:
         yield gw
     finally:
         await asyncio.to_thread(gw.stop)
-
-
-async def until(condition: Callable[[], bool], what: str, within_s: float = 60.0) -> None:
-    """Poll ``condition`` until true; fail naming ``what`` after ``within_s`` seconds."""
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def test_each_event_type_reaches_its_topic_keyed_by_site_with_ingest_time(
@@ -340,12 +331,6 @@ async def test_health_endpoint_and_unreachable_mqtt(settings: Settings, namespac
             assert "tp_gateway_mqtt_connected 0.0" in metrics
     finally:
         await asyncio.to_thread(gw.stop, 2)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run_cli(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -20,8 +20,9 @@ from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic
 from stream.deadletter import Record
 from stream.gateway.gateway import Gateway, GatewayConfig, _Pending
-from tests.integration.test_gateway import CrashesBeforeKafkaConfirms, start_gateway, until
+from tests.integration.test_gateway import CrashesBeforeKafkaConfirms, start_gateway
 from tests.support.gateway_samples import session_start, topic_for
+from tests.support.net import until
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from schemas.stream_out import AlertChangedV1, FusedOccupancyV1
 from schemas.topics import KafkaTopic
 from stream.alerts.lifecycle import Severity
 from stream.alerts.store import AlertStore
-from tests.support.api_support import produce, sse_events, until, uvicorn_server
+from tests.support.api_support import produce, sse_events, uvicorn_server
+from tests.support.net import until
 
 pytestmark = pytest.mark.integration
 

@@ -30,9 +30,9 @@ from tests.support.edge_wifi_support import (
     RADIUS_SECRET,
     ListSink,
     radclient,
-    wait_until,
     write_agent_config,
 )
+from tests.support.net import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from api.app import create_app
 from core.settings import Settings
 from infra.stack import kafka as stack_kafka
 from infra.stack import manager
-from infra.stack.procs import port_open
 from infra.stack.state import StackConfig
 from schemas.topics import KafkaTopic
 from tests.support.api_support import (
@@ -32,21 +30,12 @@ from tests.support.api_support import (
     update,
     uvicorn_server,
 )
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
 SITE = "ben-thanh-market"
-
-
-def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port < 65535 and not port_open("127.0.0.1", port + 1, 0.2):
-            return port
-    raise RuntimeError("no free port pair")
 
 
 async def _next_status(events: AsyncIterator[SseEvent], within: float) -> dict[str, Any]:
@@ -65,7 +54,7 @@ async def test_kafka_outage_is_marked_stale_then_live_with_the_gap(
 ) -> None:
     cfg = StackConfig(
         data_dir=tmp_path / "stack",
-        kafka_port=_free_port_pair(),
+        kafka_port=free_port(pair=True),
         kafka_libs=REPO / ".tourpulse" / "kafka" / "libs",
     )
     kafka = stack_kafka.ensure_kafka(cfg, lambda _line: None)

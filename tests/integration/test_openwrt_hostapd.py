@@ -28,7 +28,8 @@ from edge.wifi.agent import WifiAgent
 from edge.wifi.config import load_config
 from edge.wifi.syslog import SyslogAdapter
 from schemas.wifi import WifiSessionStartV1, WifiSessionStopV1
-from tests.support.edge_wifi_support import ListSink, openwrt_env, wait_until, write_agent_config
+from tests.support.edge_wifi_support import ListSink, openwrt_env, write_agent_config
+from tests.support.net import wait_until
 
 SCRIPT = (
     Path(__file__).resolve().parents[2] / "firmware_scripts/openwrt/tourpulse-hostapd-action.sh"

@@ -16,7 +16,8 @@ from schemas.batch import decode_events, is_batch
 from schemas.envelope import utc_now
 from schemas.topics import DeviceKind
 from schemas.wifi import WifiSessionData, WifiSessionStartV1
-from tests.support.edge_wifi_support import Collector, PrivateMosquitto, wait_until
+from tests.support.edge_wifi_support import Collector, PrivateMosquitto
+from tests.support.net import wait_until
 
 SITE = "ben-thanh-market"
 IDENT = LinkIdentity(SITE, "btm-wifi", DeviceKind.WIFI)

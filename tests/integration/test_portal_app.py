@@ -12,7 +12,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from api.app import create_app
 from api.config import ApiTuning
 from api.portal.state import build_runtime, seed_until_done
-from tests.support.portal_stubs import free_port, portal_settings, serve
+from tests.support.net import free_port
+from tests.support.portal_stubs import portal_settings, serve
 
 pytestmark = pytest.mark.integration
 

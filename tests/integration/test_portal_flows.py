@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from api.portal.controllers.opennds import encrypt_query
+from tests.support.net import free_port
 from tests.support.portal_stubs import (
     StubControllers,
-    free_port,
     portal_app,
     portal_settings,
     serve,

@@ -20,10 +20,10 @@ from PIL import Image
 
 from schemas.codec import decode_event
 from schemas.topics import MqttStream, mqtt_subscription
+from tests.support.net import free_port, until
 from tests.support.portal_stubs import (
     ADMIN_TOKEN,
     StubControllers,
-    free_port,
     portal_app,
     portal_settings,
     serve,
@@ -83,14 +83,6 @@ def _csrf(html: str) -> str:
     return html[start : html.index('"', start)]
 
 
-async def _until(predicate: Any, deadline_s: float = 30.0) -> None:
-    for _ in range(int(deadline_s * 10)):
-        if predicate():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"condition not met within {deadline_s} s")
-
-
 async def test_funnel_moves_once_per_stage_and_joins_wifi(env: dict[str, Any]) -> None:
     stub, client = env["stub"], env["client"]
     site = "central-post-office"
@@ -130,7 +122,9 @@ async def test_funnel_moves_once_per_stage_and_joins_wifi(env: dict[str, Any]) -
         "portal.access_granted",
         "portal.promo_click",
     ]
-    await _until(lambda: sorted({e.type for e in mine()}) == sorted(kinds))
+    await until(
+        lambda: sorted({e.type for e in mine()}) == sorted(kinds), f"funnel stages {kinds}", 30
+    )
     await asyncio.sleep(0.5)  # let any duplicate arrive before counting
     counts = {k: sum(e.type == k for e in mine()) for k in kinds}
     assert counts == {

@@ -21,9 +21,9 @@ from core.settings import Settings
 from schemas.codec import decode_event
 from schemas.topics import KafkaTopic
 from tests.integration.test_gateway import run_cli, stop_cli
+from tests.support.net import free_port
 from tests.support.portal_stubs import (
     StubControllers,
-    free_port,
     portal_app,
     portal_settings,
     serve,
@@ -58,8 +58,18 @@ def _write_configs(root: Path, site: str) -> Path:
 async def gateway(settings: Settings, namespace: str, tmp_path: Path) -> AsyncIterator[None]:
     port = free_port()
     log = tmp_path / "gateway.log"
-    args = ["--client-id", f"gw-{namespace}", "--share-group", namespace, "--site", namespace,
-            "--metrics-port", str(port), "--session-expiry", "60"]  # fmt: skip
+    args = [
+        "--client-id",
+        f"gw-{namespace}",
+        "--share-group",
+        namespace,
+        "--site",
+        namespace,
+        "--metrics-port",
+        str(port),
+        "--session-expiry",
+        "60",
+    ]
     proc = run_cli(settings, log, *args)
     try:
         deadline = time.monotonic() + 90

@@ -84,8 +84,21 @@ def netns(tmp_path: Path) -> Iterator[dict[str, Any]]:
             for cmd in cmds:
                 sh("ip", "-n", ns, *cmd)
         sh("ip", "netns", "exec", gw, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        sh("ip", "netns", "exec", gw, "iptables", "-t", "nat", "-A", "POSTROUTING", "-o",
-           f"tpw{n}", "-j", "MASQUERADE")  # fmt: skip
+        sh(
+            "ip",
+            "netns",
+            "exec",
+            gw,
+            "iptables",
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-o",
+            f"tpw{n}",
+            "-j",
+            "MASQUERADE",
+        )
         link = sh("ip", "-n", cl, "link", "show", f"tpb{n}")
         mac = re.search(r"link/ether ([0-9a-f:]{17})", link).group(1)  # type: ignore[union-attr]
         yield {"n": n, "gw": gw, "cl": cl, "mac": mac, "dir": tmp_path}
@@ -122,8 +135,9 @@ def opennds(netns: dict[str, Any], lease: None) -> Iterator[dict[str, Any]]:
     log = (netns["dir"] / "opennds.log").open("w")
     proc = subprocess.Popen(
         ["ip", "netns", "exec", netns["gw"], "opennds", "-f", "-d", "1", "-c", str(conf)],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield {**netns, "fas_port": fas_port, "proc": proc}
     finally:
@@ -162,8 +176,18 @@ async def test_real_opennds_level2_grant(opennds: dict[str, Any], settings: Any)
         csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', splash)
         assert csrf is not None, splash[:500]
         accept_url = urljoin(fas_url, "/portal/saigon-zoo/accept")
-        grant = await curl(env, "-o", "/dev/null", "-w", "%{redirect_url}", "-d", "terms=yes",
-                           "-d", f"csrf={csrf.group(1)}", accept_url)  # fmt: skip
+        grant = await curl(
+            env,
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{redirect_url}",
+            "-d",
+            "terms=yes",
+            "-d",
+            f"csrf={csrf.group(1)}",
+            accept_url,
+        )
         assert grant.startswith(f"http://10.77.{env['n']}.1:2050/opennds_auth/?tok="), grant
         welcome = await curl(env, "-L", grant)
         assert "You are online" in welcome

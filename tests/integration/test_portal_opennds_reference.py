@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from api.portal.controllers.opennds import encrypt_query, rhid
-from tests.support.portal_stubs import free_port
+from tests.support.net import free_port
 
 FAS_DIR = Path("/etc/opennds")
 SHIPPED_KEY = "1234567890"
@@ -65,10 +65,14 @@ def test_reference_fas_decrypts_our_query_and_agrees_on_tok(php_fas: str) -> Non
     iv = "0123456789abcdef"
     r = httpx.get(
         php_fas + "/fas-aes.php",
-        params={"fas": encrypt_query(text, iv, SHIPPED_KEY), "iv": iv, "fullname": "T",
-                "email": "t@example.com"},
+        params={
+            "fas": encrypt_query(text, iv, SHIPPED_KEY),
+            "iv": iv,
+            "fullname": "T",
+            "email": "t@example.com",
+        },
         timeout=30,
-    )  # fmt: skip
+    )
     page = html.unescape(r.text)
     assert "<title>TourPulse-Ref</title>" in page
     assert 'action="http://192.168.2.1:2050/opennds_auth/"' in page

@@ -24,10 +24,10 @@ from cryptography.x509.oid import NameOID
 from api.portal.controllers.opennds import _gateway_ok
 from device_configs.alerting import EmailTarget
 from stream.alerts.notify import _send_mail
+from tests.support.net import free_port
 from tests.support.portal_stubs import (
     ADMIN_TOKEN,
     StubControllers,
-    free_port,
     portal_app,
     portal_settings,
     serve,

@@ -21,11 +21,10 @@ from schemas.batch import decode_events
 from tests.support.edge_wifi_support import (
     Collector,
     PrivateMosquitto,
-    free_port,
     radclient,
-    wait_until,
     write_agent_config,
 )
+from tests.support.net import free_port, wait_until
 
 MACS = [f"DA:A1:19:{i:02X}:5E:{0xA0 + i:02X}" for i in range(6)] + [
     "00:1A:2B:3C:4D:5E",

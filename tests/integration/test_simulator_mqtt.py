@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -26,6 +25,7 @@ from schemas.batch import decode_events
 from schemas.device import AvailabilityV1, DeviceHeartbeatV1
 from schemas.topics import MqttStream, MqttTopic
 from schemas.wifi import WifiSessionStartV1
+from tests.support.net import until
 
 SITES = 20
 START = "2026-03-07T10:00:00+07:00"
@@ -88,14 +88,6 @@ class _Recorder:
         self.client.loop_stop()
 
 
-async def _poll(condition: Any, within: float, what: str) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
 def _simulate(env_overrides: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, **env_overrides}
     cmd = [sys.executable, "-m", "infra.cli", "simulate", "wifi", *args]
@@ -108,7 +100,7 @@ async def test_publishes_exactly_the_requested_events_on_the_edge_topics(
 ) -> None:
     recorder = _Recorder(stack.mqtt_host, stack.mqtt_port, namespace)
     try:
-        await _poll(recorder.subscribed.is_set, 30, "the subscription")
+        await until(recorder.subscribed.is_set, "the subscription", 30)
         env = {
             "TP_MQTT_HOST": stack.mqtt_host,
             "TP_MQTT_PORT": str(stack.mqtt_port),
@@ -124,7 +116,7 @@ async def test_publishes_exactly_the_requested_events_on_the_edge_topics(
             return states.count("offline") == SITES
 
         # Each agent says offline after its last event on the same connection.
-        await _poll(all_offline, 60, "every agent's offline availability")
+        await until(all_offline, "every agent's offline availability", 60)
         sessions = recorder.of(MqttStream.SESSION)
         assert len(sessions) == 500
         assert recorder.invalid == []
@@ -146,7 +138,7 @@ async def test_publishes_exactly_the_requested_events_on_the_edge_topics(
         # A dashboard connecting later learns each agent's state from the retained message.
         late = _Recorder(stack.mqtt_host, stack.mqtt_port, namespace)
         try:
-            await _poll(lambda: len(late.of(MqttStream.AVAILABILITY)) == SITES, 30, "retained")
+            await until(lambda: len(late.of(MqttStream.AVAILABILITY)) == SITES, "retained", 30)
             for _, event, retained in late.of(MqttStream.AVAILABILITY):
                 assert retained and isinstance(event, AvailabilityV1)
                 assert (event.data.state, event.data.reason) == ("offline", "shutdown")
@@ -189,16 +181,16 @@ async def test_a_killed_simulator_is_announced_offline_by_its_last_will(
     cmd += ["--sites", "ben-thanh-market,saigon-zoo", "--start", START, "--speed", "1"]
     proc = await asyncio.create_subprocess_exec(*cmd, env=env, stderr=subprocess.DEVNULL)
     try:
-        await _poll(recorder.subscribed.is_set, 30, "the subscription")
+        await until(recorder.subscribed.is_set, "the subscription", 30)
 
         def states() -> list[tuple[str, str | None]]:
             return [
                 (e.data.state, e.data.reason) for _, e, _ in recorder.of(MqttStream.AVAILABILITY)
             ]
 
-        await _poll(lambda: states().count(("online", None)) == 2, 60, "both agents online")
+        await until(lambda: states().count(("online", None)) == 2, "both agents online", 60)
         proc.kill()  # no goodbye: only the broker can tell
-        await _poll(lambda: states().count(("offline", "last-will")) == 2, 60, "the last wills")
+        await until(lambda: states().count(("offline", "last-will")) == 2, "the last wills", 60)
         recorder.clear_retained()
     finally:
         if proc.returncode is None:
@@ -219,7 +211,8 @@ def test_simulator_resends_what_the_broker_acknowledged_without_delivering(
     from edge.simulator.generator import SimConfig, WifiSessionGenerator
     from edge.simulator.identity import SimulatedClockPseudonymiser
     from edge.simulator.publisher import PublishOptions, SimPublisher
-    from tests.support.edge_wifi_support import Collector, PrivateMosquitto, wait_until
+    from tests.support.edge_wifi_support import Collector, PrivateMosquitto
+    from tests.support.net import wait_until
 
     broker = PrivateMosquitto(tmp_path).start()
     configs = load_device_configs(DEVICE_CONFIG_DIR)

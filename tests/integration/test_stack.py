@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -39,20 +38,10 @@ from infra.stack.procs import (
 )
 from infra.stack.state import StackConfig, StackState
 from tests.support import mqtt_helpers
+from tests.support.net import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_LIBS = REPO / ".tourpulse" / "kafka" / "libs"
-
-
-def free_port(pair: bool = False) -> int:
-    """A free loopback port (and the next one too when ``pair``, for Kafka's controller)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not pair or (port < 65535 and not port_open("127.0.0.1", port + 1, 0.2)):
-            return port
-    raise RuntimeError("no free port pair")
 
 
 def quiet(_line: str) -> None:

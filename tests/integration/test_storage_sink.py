@@ -81,8 +81,10 @@ async def test_session_without_stop_times_out_and_late_stop_corrects(database_ur
         res = await sink.write([make_event("start", "bui-vien", "x", c, T0)])
         assert res.live[0].connected == 1
         # Another client keeps the site's watermark moving for 10 minutes.
-        other = [make_event("interim", "bui-vien", "y", "ef" * 8, T0 + timedelta(minutes=k))
-                 for k in range(11)]  # fmt: skip
+        other = [
+            make_event("interim", "bui-vien", "y", "ef" * 8, T0 + timedelta(minutes=k))
+            for k in range(11)
+        ]
         await sink.write(other)
         rows = await _rollups(sink.conn)
         assert [rows[("bui-vien", T0 + timedelta(minutes=k))][0] for k in range(7)] == (

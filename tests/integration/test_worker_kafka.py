@@ -86,7 +86,9 @@ async def test_worker_rollups_live_updates_and_dead_letters(
 def test_worker_help_lists_options() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "infra.cli", "worker", "--help"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for option in ("--workers", "--session-timeout", "--batch-size", "--metrics-port"):
         assert option in out

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from schemas.stream_out import OccupancyUpdateV1
+from tests.support.net import until
 
 
 @asynccontextmanager
@@ -45,15 +45,6 @@ async def uvicorn_server(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 30)
-
-
-async def until(condition: Callable[[], object], what: str, within: float = 60.0) -> None:
-    """Poll ``condition()`` until true, else fail saying what never happened."""
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass

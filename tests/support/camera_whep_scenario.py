@@ -45,11 +45,11 @@ from core.settings import Settings
 from device_configs.loader import load_device_configs
 from edge.camera.anonymiser import PtzPosition, reproject
 from edge.camera_sim.ptz import Position
-from edge.camera_sim.rtsp_child import free_port
 from edge.camera_sim.server import CameraSim
 from edge.camera_sim.video import SHARED_PERSON_MODEL
 from tests.support.camera_anonymised_viewer import evaluate, snapshots, watch
 from tests.support.camera_fixtures import write_camera_configs
+from tests.support.net import free_port
 
 VIDEO = Path(__file__).resolve().parents[3] / "shared/data/video/pets2009_s2l1/vtest.avi"
 LOAD = Path(__file__).with_name("camera_whep_load.py")

@@ -73,9 +73,16 @@ def expected_flows(
     cells (hour, origin, destination) -> (clients, clients_stable)."""
     sessions: dict[tuple[str, str], dict] = {}
     for e in {(e.event_time, e.id): e for e in events}.values():
-        s = sessions.setdefault((e.site, e.data.session_id), {
-            "client": e.data.client_id, "start": e.event_time, "last": e.event_time,
-            "stop": None, "rand": False})  # fmt: skip
+        s = sessions.setdefault(
+            (e.site, e.data.session_id),
+            {
+                "client": e.data.client_id,
+                "start": e.event_time,
+                "last": e.event_time,
+                "stop": None,
+                "rand": False,
+            },
+        )
         s["start"] = min(s["start"], e.event_time)
         s["last"] = max(s["last"], e.event_time)
         s["rand"] |= e.data.randomized_mac
@@ -91,8 +98,9 @@ def expected_flows(
         h = _hour(s["start"])
         while h <= end:
             first = max(s["start"], h)
-            p = present.setdefault((site, h.date(), s["client"]),
-                                   {"first": first, "hours": set(), "rand": False})  # fmt: skip
+            p = present.setdefault(
+                (site, h.date(), s["client"]), {"first": first, "hours": set(), "rand": False}
+            )
             p["first"] = min(p["first"], first)
             p["hours"].add(h)
             p["rand"] |= s["rand"]
@@ -132,15 +140,36 @@ def start_flows(settings: Settings, log_path: Path, *extra: str) -> subprocess.P
         DATABASE_URL=settings.database_url,
         TP_DATA_DIR=str(settings.data_dir),
     )
-    argv = [sys.executable, "-m", "infra.cli", "flows", "--metrics-port", "0",
-            "--rebalance-timeout", "6", "--group-session-timeout", "6",
-            "--heartbeat-interval", "1", "--recompute-interval", "1", *extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "infra.cli",
+        "flows",
+        "--metrics-port",
+        "0",
+        "--rebalance-timeout",
+        "6",
+        "--group-session-timeout",
+        "6",
+        "--heartbeat-interval",
+        "1",
+        "--recompute-interval",
+        "1",
+        *extra,
+    ]
     with log_path.open("ab") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def flows_topics(settings: Settings) -> list[str]:
-    return [settings.kafka_topic(t) for t in (
-        KafkaTopic.WIFI_SESSION, KafkaTopic.FLOWS_HOURLY, KafkaTopic.OCCUPANCY_LIVE,
-        KafkaTopic.OCCUPANCY_FUSED, KafkaTopic.CAMERA_METADATA,
-        KafkaTopic.DEVICE_AVAILABILITY)]  # fmt: skip
+    return [
+        settings.kafka_topic(t)
+        for t in (
+            KafkaTopic.WIFI_SESSION,
+            KafkaTopic.FLOWS_HOURLY,
+            KafkaTopic.OCCUPANCY_LIVE,
+            KafkaTopic.OCCUPANCY_FUSED,
+            KafkaTopic.CAMERA_METADATA,
+            KafkaTopic.DEVICE_AVAILABILITY,
+        )
+    ]

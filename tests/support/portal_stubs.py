@@ -18,7 +18,6 @@ import asyncio
 import base64
 import hashlib
 import secrets
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -39,12 +38,6 @@ from edge.controller_sim.meraki import Grant, MerakiSimulator
 FASKEY = "a-shared-faskey-for-tests-1234567"
 UNIFI_USER, UNIFI_PASS = "portal", "s3cret-pass"
 ADMIN_TOKEN = "admin-token-for-tests-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -18,11 +17,20 @@ from core.settings import Settings
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
 from schemas.topics import KafkaTopic
+from tests.support.net import until
 
 #: Short group timeouts so a restarted worker takes over a kill -9'd one's partitions
 #: within seconds instead of the production defaults' half a minute.
-FAST_GROUP = ["--rebalance-timeout", "6", "--group-session-timeout", "6",
-              "--heartbeat-interval", "1", "--close-interval", "1"]  # fmt: skip
+FAST_GROUP = [
+    "--rebalance-timeout",
+    "6",
+    "--group-session-timeout",
+    "6",
+    "--heartbeat-interval",
+    "1",
+    "--close-interval",
+    "1",
+]
 
 
 def worker_topics(settings: Settings) -> list[str]:
@@ -46,9 +54,19 @@ def start_worker(
         DATABASE_URL=settings.database_url,
         TP_DATA_DIR=str(settings.data_dir),
     )
-    argv = [sys.executable, "-m", "infra.cli", *(["-v"] if verbose else []), "worker",
-            "--metrics-port", "0", "--session-timeout", str(session_timeout), *FAST_GROUP,
-            *extra]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "infra.cli",
+        *(["-v"] if verbose else []),
+        "worker",
+        "--metrics-port",
+        "0",
+        "--session-timeout",
+        str(session_timeout),
+        *FAST_GROUP,
+        *extra,
+    ]
     with log_path.open("ab") as log:
         return subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -81,8 +99,9 @@ def query(url: str, sql: str) -> list[tuple[object, ...]]:
 
 
 def rollups(url: str) -> dict[tuple[str, object], tuple[int, int, int]]:
-    rows = query(url, "SELECT site, minute, connected, new_sessions, ended_sessions "
-                      "FROM occupancy_minute")  # fmt: skip
+    rows = query(
+        url, "SELECT site, minute, connected, new_sessions, ended_sessions FROM occupancy_minute"
+    )
     return {(str(r[0]), r[1]): (int(r[2]), int(r[3]), int(r[4])) for r in rows}  # type: ignore[call-overload]
 
 
@@ -93,15 +112,14 @@ async def wait_for(
     proc: subprocess.Popen[bytes] | None = None,
     log_path: Path | None = None,
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
+    """:func:`tests.support.net.until` that also stops when the worker process died."""
+
+    def exited() -> str | None:
         if proc is not None and proc.poll() is not None:
-            msg = f"worker exited ({proc.returncode}) before {what}"
-            raise AssertionError(f"{msg}:\n{tail(log_path)}")
-        if time.monotonic() > deadline:
-            msg = f"timed out after {timeout}s waiting for {what}"
-            raise AssertionError(f"{msg}:\n{tail(log_path)}")
-        await asyncio.sleep(0.5)
+            return f"worker exited ({proc.returncode}) before {what}"
+        return None
+
+    await until(condition, what, timeout, interval=0.5, abort=exited, detail=lambda: tail(log_path))
 
 
 def tail(log_path: Path | None, chars: int = 3000) -> str:

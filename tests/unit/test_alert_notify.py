@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
 from email import message_from_bytes
 from typing import Any
@@ -15,6 +14,7 @@ from aiosmtpd.controller import Controller
 
 from device_configs.alerting import EmailTarget, WebhookTarget
 from stream.alerts.notify import Notifier
+from tests.support.net import free_port
 
 ALERT: dict[str, Any] = {
     "id": 7,
@@ -27,12 +27,6 @@ ALERT: dict[str, Any] = {
     "created_at": "2026-11-26T10:00:00+00:00",
     "details": {"occupancy": 2950, "capacity": 3000},
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class FlakyHook:
@@ -63,7 +57,7 @@ class FlakyHook:
 @pytest.fixture
 async def hook() -> AsyncIterator[tuple[FlakyHook, str]]:
     app = FlakyHook(failures=2)
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     task = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 (uvicorn exposes only a flag)
@@ -97,7 +91,7 @@ async def test_webhook_is_retried_until_delivered(hook: tuple[FlakyHook, str]) -
 
 async def test_email_goes_to_a_real_smtp_server_and_severity_filter_applies() -> None:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     target = EmailTarget(
@@ -124,7 +118,7 @@ async def test_email_goes_to_a_real_smtp_server_and_severity_filter_applies() ->
 
 
 async def test_unreachable_target_gives_up_without_blocking_submit() -> None:
-    dead = WebhookTarget(kind="webhook", name="dead", url=f"http://127.0.0.1:{_free_port()}/")
+    dead = WebhookTarget(kind="webhook", name="dead", url=f"http://127.0.0.1:{free_port()}/")
     notifier = Notifier([dead], max_attempts=2, first_backoff_s=0.01)
     await notifier.start()
     try:

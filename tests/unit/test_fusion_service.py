@@ -21,8 +21,11 @@ SITE = "phu-hoa-dong-rice-paper-village"  # capacity 400, one camera, people_per
 
 def _wifi(site: str, connected: int) -> bytes:
     now = datetime.now(UTC)
-    return OccupancyUpdateV1(site=site, connected=connected, as_of=now, emitted_at=now)\
-        .model_dump_json().encode()  # fmt: skip
+    return (
+        OccupancyUpdateV1(site=site, connected=connected, as_of=now, emitted_at=now)
+        .model_dump_json()
+        .encode()
+    )
 
 
 def _implausible() -> float:

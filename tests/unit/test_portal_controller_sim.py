@@ -32,8 +32,14 @@ async def test_join_redirects_to_the_splash_with_meraki_parameters_and_grant_ope
             == "http://portal.test/portal/saigon-zoo"
         )
         q = {k: v[0] for k, v in parse_qs(splash.query).items()}
-        assert set(q) == {"base_grant_url", "user_continue_url", "node_mac", "client_ip",
-                          "client_mac", "lang"}  # fmt: skip
+        assert set(q) == {
+            "base_grant_url",
+            "user_continue_url",
+            "node_mac",
+            "client_ip",
+            "client_mac",
+            "lang",
+        }
         assert q["base_grant_url"].startswith(f"{SIM}/splash/") and q["lang"] == "vi"
         grant_path = urlsplit(q["base_grant_url"]).path
         welcome = "http://portal.test/portal/saigon-zoo/welcome"

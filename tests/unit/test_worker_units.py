@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from schemas.stream_out import OccupancyUpdateV1
 from stream.wifi.live import LiveThrottle
 from stream.wifi.minutes import SessionChange, WindowChange, minutes_to_recompute
-from stream.wifi.sink import LiveOccupancy
 
 T = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -33,7 +33,7 @@ def test_window_growth_adds_new_minutes_on_both_sides() -> None:
 def test_throttle_sends_first_holds_fast_changes_and_drops_no_ops() -> None:
     now = [0.0]
     throttle = LiveThrottle(1.0, clock=lambda: now[0])
-    up = lambda n: LiveOccupancy("s", n, T)  # noqa: E731
+    up = lambda n: OccupancyUpdateV1(site="s", connected=n, as_of=T, emitted_at=T)  # noqa: E731
     assert throttle.offer(up(3)) == up(3)
     now[0] = 0.3
     assert throttle.offer(up(4)) is None  # too soon: pending
