@@ -153,6 +153,12 @@ class OnvifSession:
             }
         )
 
+    async def position(self) -> tuple[float, float, float]:
+        """Current (pan, tilt, zoom) in ONVIF's generic spaces, from PTZ GetStatus."""
+        status = await self._ptz.GetStatus({"ProfileToken": self._profile()})
+        pos = status.Position
+        return float(pos.PanTilt.x), float(pos.PanTilt.y), float(pos.Zoom.x)
+
     async def stop(self) -> None:
         await self._ptz.Stop({"ProfileToken": self._profile()})
 
