@@ -92,6 +92,9 @@ class TourStatus(BaseModel):
     ptz_holder: bool
     live: bool
     last_error: str | None
+    audio: str | None = Field(
+        default=None, description="Camera audio codec, '-> opus' when transcoded once here."
+    )
 
 
 def _status(state: CameraState) -> TourStatus:
@@ -113,7 +116,15 @@ def _status(state: CameraState) -> TourStatus:
         ptz_holder=state.leases.current is not None,
         live=state.feed is not None and state.feed.player is not None,
         last_error=state.last_error,
+        audio=_audio(state),
     )
+
+
+def _audio(state: CameraState) -> str | None:
+    hub = state.feed.audio if state.feed is not None else None
+    if hub is None or hub.codec is None:
+        return None
+    return f"{hub.codec} -> opus" if hub.transcoder is not None else hub.codec
 
 
 @router.get("/api/v1/tours", response_model=list[TourStatus])
