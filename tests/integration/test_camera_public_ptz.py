@@ -52,8 +52,11 @@ async def sim() -> AsyncIterator[CameraSim]:
 def _configs(root: Path, port: int, site: str, public: bool) -> None:
     write_camera_configs(root, port, site=site, camera="cam1")
     doc = yaml.safe_load((root / "cameras.yaml").read_text())
+    setup = doc["cameras"][0]["setup"]
     if public:
-        doc["cameras"][0]["setup"]["public_ptz"] = LIMITS
+        setup["public_ptz"] = LIMITS
+    else:
+        setup.pop("public_ptz", None)
     (root / "cameras.yaml").write_text(yaml.safe_dump(doc))
 
 
