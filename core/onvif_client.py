@@ -158,7 +158,8 @@ class OnvifSession:
 
     async def position(self) -> tuple[float, float, float]:
         """Current (pan, tilt, zoom) in ONVIF's generic spaces (GetStatus): what the
-        anonymiser projects the privacy masks with, during moves as well as at presets."""
+        anonymiser projects the privacy masks with, during moves as well as at presets, and
+        what the public PTZ limits are checked against."""
         status = await self._ptz.GetStatus({"ProfileToken": self._profile()})
         pos = status.Position
         return float(pos.PanTilt.x), float(pos.PanTilt.y), float(pos.Zoom.x)

@@ -113,6 +113,29 @@ class Preset(_Config):
         return self
 
 
+class PtzLimits(_Config):
+    """Where public viewers may steer the camera with continuous moves (presets are always
+    allowed, operators are not limited). Without it a public viewer can only pick presets.
+
+    The speeds are the camera's travel per second at velocity 1 (ONVIF does not report
+    them): the API uses them to cut a move short so it stops at the limit.
+    """
+
+    pan: tuple[Annotated[float, Field(ge=-1, le=1)], Annotated[float, Field(ge=-1, le=1)]]
+    tilt: tuple[Annotated[float, Field(ge=-1, le=1)], Annotated[float, Field(ge=-1, le=1)]]
+    zoom: tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+    pan_tilt_speed_per_s: Annotated[float, Field(gt=0, le=10)] = 0.5
+    zoom_speed_per_s: Annotated[float, Field(gt=0, le=10)] = 0.4
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PtzLimits:
+        for axis in ("pan", "tilt", "zoom"):
+            lo, hi = getattr(self, axis)
+            if lo > hi:
+                raise ValueError(f"public_ptz {axis}: minimum {lo} is above maximum {hi}")
+        return self
+
+
 class TourStep(_Config):
     preset: Name
     dwell_s: Annotated[float, Field(ge=3, le=3600)]
@@ -141,6 +164,9 @@ class CameraSetup(_Config):
     )
     presets: list[Preset] = Field(default_factory=list)
     tours: list[Tour] = Field(default_factory=list)
+    public_ptz: PtzLimits | None = Field(
+        default=None, description="Pan/tilt/zoom box for public continuous moves (see PtzLimits)."
+    )
 
     @model_validator(mode="after")
     def _check_names(self) -> CameraSetup:

@@ -1,7 +1,9 @@
-"""The camera's microphone to every viewer, passed through (no transcoding, no per-viewer work).
+"""The camera's microphone to every viewer, with no per-viewer work.
 
 PTZ audio cameras offer G.711 (PCMU/PCMA) over RTSP, which every browser's WebRTC stack
-decodes, so the relay forwards the camera's packets as they are. The camera's audio is read
+decodes, so the relay forwards the camera's packets as they are; AAC, which browsers do not
+take over WebRTC, is transcoded to Opus once here (``api.cameras.opus``) and the same Opus
+packets go to every listener. The camera's audio is read
 from the moment the pull opens, whether anyone listens or not: aiortc's player queues every
 demuxed packet for its track, and an unread track's queue grows without bound.
 Each listener has a short bounded queue (oldest dropped: late audio is useless).
@@ -15,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from api.cameras.opus import TRANSCODED, AacToOpus
 
 if TYPE_CHECKING:
     from av.stream import Stream
@@ -65,6 +69,7 @@ class AudioHub:
         self.listeners: set[ListenerTrack] = set()
         self.codec: str | None = None
         self.packets = 0
+        self.transcoder: AacToOpus | None = None
         self._known = asyncio.Event()
         self._task = asyncio.create_task(self._pump())
 
@@ -74,6 +79,8 @@ class AudioHub:
             await asyncio.wait_for(self._known.wait(), CODEC_WAIT_S)
         except TimeoutError:
             return None
+        if self.codec in TRANSCODED:
+            return "audio/opus"
         return PASSTHROUGH.get(self.codec or "")
 
     def subscribe(self) -> ListenerTrack:
@@ -89,10 +96,14 @@ class AudioHub:
                     continue
                 if self.codec is None:
                     self.codec = packet.stream.codec_context.name
+                    if self.codec in TRANSCODED:
+                        self.transcoder = AacToOpus(packet.stream.codec_context)
                     self._known.set()
                 self.packets += 1
-                for track in list(self.listeners):
-                    track.offer(packet)
+                out = [packet] if self.transcoder is None else self.transcoder.transcode(packet)
+                for item in out:
+                    for track in list(self.listeners):
+                        track.offer(item)
         except MediaStreamError:
             pass
         finally:

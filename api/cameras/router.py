@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from api.cameras.lease import Lease
 from api.cameras.limits import WHEP_OFFERS_PER_S, RateLimit, client_ip, env_number, read_offer
+from api.cameras.ptz_limits import bounded_move
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
 from api.cameras.still import keyframe_jpeg
 from api.cameras.tickets import TicketIssuer
@@ -94,6 +95,9 @@ class TourStatus(BaseModel):
     ptz_holder: bool
     live: bool
     last_error: str | None
+    audio: str | None = Field(
+        default=None, description="Camera audio codec, '-> opus' when transcoded once here."
+    )
 
 
 def _status(state: CameraState) -> TourStatus:
@@ -115,7 +119,15 @@ def _status(state: CameraState) -> TourStatus:
         ptz_holder=state.leases.current is not None,
         live=state.feed is not None and state.feed.player is not None,
         last_error=state.last_error,
+        audio=_audio(state),
     )
+
+
+def _audio(state: CameraState) -> str | None:
+    hub = state.feed.audio if state.feed is not None else None
+    if hub is None or hub.codec is None:
+        return None
+    return f"{hub.codec} -> opus" if hub.transcoder is not None else hub.codec
 
 
 @router.get("/api/v1/tours", response_model=list[TourStatus])
@@ -298,11 +310,32 @@ async def ptz(
         if setup is None or cmd.command.preset not in {p.name for p in setup.presets}:
             raise ApiError(422, "unknown_preset", f"no preset {cmd.command.preset!r}")
         state.preset = cmd.command.preset
+    action = cmd.command
+    if isinstance(action, Move) and not lease.operator:
+        action = await _public_move(state, action)
     state.leases.renew(lease.token)
     command_id = request.app.state.camera_commands.send(
-        state.camera, f"viewer:{lease.holder}", cmd.command.model_dump()
+        state.camera, f"viewer:{lease.holder}", action.model_dump()
     )
     return {"command_id": command_id}
+
+
+async def _public_move(state: CameraState, move: Move) -> Move:
+    """A viewer's move kept inside the camera's ``public_ptz`` box (403 without one: presets
+    only; 422 when already at the limit; 503 when the position cannot be read)."""
+    setup = state.camera.setup
+    limits = setup.public_ptz if setup is not None else None
+    if limits is None:
+        raise ApiError(403, "presets_only", "on this camera viewers can only choose presets")
+    try:
+        position = await (await state.onvif()).position()
+    except ONVIF_ERRORS as exc:
+        await state.drop_session(exc)
+        raise ApiError(503, "camera_unreachable", "cannot read the camera position") from None
+    bounded = bounded_move(move, position, limits)
+    if bounded is None:
+        raise ApiError(422, "ptz_limit", "the camera is at the edge of the allowed view")
+    return bounded
 
 
 @router.get("/tours/{camera}", response_class=HTMLResponse, include_in_schema=False)

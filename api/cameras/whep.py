@@ -28,6 +28,7 @@ from aiortc.contrib.media import MediaPlayer
 from aiortc.sdp import SessionDescription
 
 from api.cameras.audio import AudioHub
+from api.cameras.opus import open_camera
 from api.cameras.relay import VideoHub, ViewerTrack
 
 log = logging.getLogger(__name__)
@@ -87,9 +88,7 @@ class CameraFeed:
         player = self.player
         if player is None or (player.video is not None and player.video.readyState == "ended"):
             self._stop_player()
-            player = await asyncio.to_thread(
-                MediaPlayer, self.rtsp_url, decode=False, options=RTSP_OPTIONS
-            )
+            player = await asyncio.to_thread(open_camera, self.rtsp_url, RTSP_OPTIONS)
             self.player = player
             if player.video is not None:
                 self.hub = VideoHub(player.video)

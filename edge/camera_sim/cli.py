@@ -76,6 +76,12 @@ def register(sub: Any) -> None:
         "with --demo)",
     )
     p.add_argument(
+        "--audio",
+        choices=("pcmu", "aac"),
+        default="pcmu",
+        help="microphone codec: G.711 mu-law (default) or AAC-LC, which the relay transcodes",
+    )
+    p.add_argument(
         "--demo",
         action="store_true",
         help="for `tourpulse demo`: fetch the video first if none is found, give unset "
@@ -129,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
                 onvif_port=cam.setup.onvif.port,
                 presets=presets,
                 serial=cam.id,
+                audio=args.audio,
             )
         )
     if not sims:

@@ -39,9 +39,11 @@ class RtspChild:
         host: str,
         port: int = 0,
         slices: int = 1,
+        audio: str = "pcmu",
     ) -> None:
+        """``audio``: the microphone codec, "pcmu" (G.711) or "aac" (AAC-LC, RFC 3640)."""
         self.video, self.width, self.height, self.fps = video, width, height, fps
-        self.slices = slices
+        self.slices, self.audio = slices, audio
         self.host = host
         self.port = port or free_port(host)
         self._proc: asyncio.subprocess.Process | None = None
@@ -73,6 +75,8 @@ class RtspChild:
             str(self.port),
             "--slices",
             str(self.slices),
+            "--audio",
+            self.audio,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )

@@ -11,7 +11,9 @@ Video: ffmpeg decodes the looping source to raw I420 (``-stream_loop`` is safe w
 unlike with the Annex-B bitstream filter), frames are paced here, cropped by ``videocrop``,
 scaled to 640x480 and encoded once with x264 for every client (shared media), one slice per
 frame unless ``--slices`` asks for more (real cameras do; tests use it to stress relays).
-Audio: pink noise at a low level in G.711 mu-law, the codec a typical PTZ camera microphone offers.
+Audio: pink noise at a low level in G.711 mu-law, the codec a typical PTZ camera microphone
+offers, or with ``--audio aac`` AAC-LC at 16 kHz as RFC 3640 (mpeg4-generic), which many
+newer cameras send and browsers cannot take over WebRTC (the relay transcodes it to Opus).
 Prints ``READY <port>`` on stdout once listening.
 """
 
@@ -33,14 +35,21 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 OUT_W, OUT_H = 640, 480
 QUIET_VOLUME = 0.03  # ~ -40 dBFS pink noise: a calm outdoor scene
 LOUD_VOLUME = 0.9  # a shout / bang close to full scale
+AUDIO_ENCODERS = {
+    "pcmu": "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0",
+    "aac": "! audio/x-raw,rate=16000,channels=1 ! voaacenc bitrate=32000 "
+    "! rtpmp4gpay name=pay1 pt=97",
+}
 
 
 class Camera:
     """Shared state: current crop window and live media elements."""
 
-    def __init__(self, video: str, width: int, height: int, fps: int, slices: int = 1) -> None:
+    def __init__(
+        self, video: str, width: int, height: int, fps: int, slices: int = 1, audio: str = "pcmu"
+    ) -> None:
         self.video, self.width, self.height, self.fps = video, width, height, fps
-        self.slices = slices
+        self.slices, self.audio = slices, audio
         self.crop = (0, 0, width, height)
         self.lock = threading.Lock()
         self.croppers: list[Gst.Element] = []
@@ -63,7 +72,7 @@ class Camera:
             "! video/x-h264,profile=constrained-baseline "
             "! rtph264pay name=pay0 pt=96 config-interval=-1 "
             f"audiotestsrc is-live=true wave=pink-noise volume={QUIET_VOLUME} name=noise "
-            "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0 )"
+            f"{AUDIO_ENCODERS[self.audio]} )"
         )
 
     def set_crop(self, crop: tuple[int, int, int, int]) -> None:
@@ -184,10 +193,11 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8554)
     parser.add_argument("--path", default="/stream")
     parser.add_argument("--slices", type=int, default=1, help="H.264 slices per frame")
+    parser.add_argument("--audio", choices=sorted(AUDIO_ENCODERS), default="pcmu")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     Gst.init(None)
-    camera = Camera(args.video, width, height, args.fps, args.slices)
+    camera = Camera(args.video, width, height, args.fps, args.slices, args.audio)
     server = GstRtspServer.RTSPServer()
     server.set_address(args.host)
     server.set_service(str(args.port))

@@ -82,6 +82,7 @@ class CameraSim:
         rtsp_port: int = 0,
         presets: dict[str, Position] | None = None,
         serial: str = "SIM0001",
+        audio: str = "pcmu",
     ) -> None:
         self.video, self.username, self.password = video, username, password
         self.host, self.onvif_port, self.serial = host, onvif_port, serial
@@ -94,6 +95,7 @@ class CameraSim:
             int(self.scene.fps),
             host=host,
             port=rtsp_port,
+            audio=audio,
         )
         self.head = PtzHead(
             presets={f"preset_{i}": (n, p) for i, (n, p) in enumerate((presets or {}).items())},

@@ -15,7 +15,7 @@
   camera fps, so a starved viewer counts only partly) / CPU share of the API process serving
   them, in a steady 10 s window at the largest viewer count. The API runs alone in its
   process (uvicorn, the camera router); the viewers run in separate load processes
-  (``tests/camera_whep_load.py``, at most 25 each) and decode only their first frame, so
+  (``tests/support/camera_whep_load.py``, at most 25 each) and decode only their first frame, so
   their work is not in the figure.
   ``server_cpu_pct`` gives the API's share at each count, ``server_idle_cpu_pct`` with the
   camera pull open and nobody watching, ``viewer_fps_min`` the slowest viewer's receive rate
@@ -28,7 +28,9 @@
   per frame with SPS/PPS before each keyframe slice; grabs of the <video> element vs the
   best-matching source frame (luma PSNR, :mod:`infra.bench.camera_picture`), worst grab.
   ``corrupted_frames``: grabs under 25 dB (of ``picture_grabs``). ``audio_to_viewer``: the
-  browser decoded the camera's G.711 microphone, non-silent (WebRTC stats energy > 0).
+  browser decoded the camera's microphone, non-silent (WebRTC stats energy > 0), both for a
+  G.711 camera (passed through) and an AAC one (transcoded to Opus once per camera);
+  ``audio_to_viewer_by_codec`` has each.
 
 The WebRTC part runs in a private network namespace (needs root or unprivileged user
 namespaces) because aioice never offers 127.0.0.1 as a candidate.
@@ -93,6 +95,11 @@ def _viewers(n: int) -> dict[str, Any]:
     if "error" in result:
         raise BenchError(f"WebRTC scenario with {n} viewers: {result['error']}")
     return result
+
+
+def _heard(audio: dict[str, Any] | None) -> bool:
+    """The browser decoded samples with energy (WebRTC inbound-rtp stats), not silence."""
+    return bool(audio and audio.get("samples")) and bool(audio and audio.get("energy", 0) > 0)
 
 
 def _detector_figures(video: Path, tracks: Path) -> dict[str, Any]:
@@ -178,7 +185,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     print("[bench] camera: picture and sound in Chromium ...", file=sys.stderr, flush=True)
     chromium = os.environ.get("TP_CHROMIUM", "/usr/bin/chromium")
     seen = asyncio.run(measure(video, chromium, slices=2, grabs=10 if ctx.quick else 30))
-    audio = seen["audio"] or {}
+    heard = {codec: _heard(got) for codec, got in seen["audio"].items()}
     return {
         "counting_fps": round(acc.fps, 1),
         "zone_count_mae": round(acc.zone_mae["all"], 3),
@@ -203,5 +210,6 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         "picture_psnr_db_min": round(min(seen["psnr_db"], default=0.0), 1),
         "corrupted_frames": seen["corrupted"],
         "picture_grabs": len(seen["psnr_db"]),
-        "audio_to_viewer": bool(audio.get("samples")) and audio.get("energy", 0) > 0,
+        "audio_to_viewer": all(heard.values()),
+        "audio_to_viewer_by_codec": heard,
     }

@@ -97,11 +97,14 @@ def best_psnr(grab: np.ndarray, source: np.ndarray) -> float:
     return float(10 * np.log10(255.0**2 / max(float(mse.min()), 1e-6)))
 
 
-async def watch(browser: Any, video: Path, *, slices: int, grabs: int) -> dict[str, Any]:
-    """Play the simulated camera through the relay in ``browser``; PSNR of ``grabs`` canvas
-    grabs (0.5 s apart) and the decoded audio's sample count and energy."""
+async def watch(
+    browser: Any, video: Path, *, slices: int, grabs: int, audio: str = "pcmu"
+) -> dict[str, Any]:
+    """Play the simulated camera (microphone codec ``audio``) through the relay in
+    ``browser``; PSNR of ``grabs`` canvas grabs (0.5 s apart) and the decoded audio's sample
+    count and energy."""
     source = await asyncio.to_thread(source_frames, video)
-    camera = RtspChild(video, 768, 576, 10, host="127.0.0.1", slices=slices)
+    camera = RtspChild(video, 768, 576, 10, host="127.0.0.1", slices=slices, audio=audio)
     await camera.start()
     feed = CameraFeed(camera.url)
     try:
@@ -141,6 +144,9 @@ async def measure(video: Path, chromium: str, *, slices: int, grabs: int) -> dic
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
-            return await watch(browser, video, slices=slices, grabs=grabs)
+            seen = await watch(browser, video, slices=slices, grabs=grabs)
+            aac = await watch(browser, video, slices=1, grabs=2, audio="aac")
+            seen["audio"] = {"pcmu": seen["audio"], "aac": aac["audio"]}
+            return seen
         finally:
             await browser.close()

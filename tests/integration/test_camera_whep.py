@@ -90,3 +90,15 @@ def test_ice_servers_are_explicit_and_none_by_default() -> None:
     assert ice_servers("") == []
     servers = ice_servers("stun:stun.example.org:3478, ,stun:10.0.0.1:19302")
     assert [s.urls for s in servers] == ["stun:stun.example.org:3478", "stun:10.0.0.1:19302"]
+
+
+async def test_aac_camera_audio_reaches_viewers_as_opus_with_the_cameras_sound() -> None:
+    require_pets()
+    result = await run_scenario("audio", viewers=2)
+    assert result["status_audio"] == "aac -> opus", result  # transcoded in the camera's hub
+    assert result["sample_rate"] == 48000  # decoded Opus
+    assert all(s > 48000 * 3 for s in result["samples"]), result  # type: ignore[attr-defined]
+    # not silence, and the camera's own sound: the loud noise made at the camera is heard
+    assert all(q > 1e-4 for q in result["quiet_rms"]), result  # type: ignore[attr-defined]
+    for quiet, loud in zip(result["quiet_rms"], result["loud_rms"], strict=True):  # type: ignore[call-overload]
+        assert loud > 5 * quiet, result

@@ -167,6 +167,11 @@ def write_camera_configs(
                                 },
                                 {"name": "entrance", "pan": -0.8, "zoom": 0.5},
                             ],
+                            "public_ptz": {
+                                "pan": [-0.9, 0.9],
+                                "tilt": [-0.5, 0.5],
+                                "zoom": [0, 0.8],
+                            },
                             "tours": [
                                 {
                                     "name": "t",

@@ -14,6 +14,7 @@ Usage: python camera_whep_scenario.py MODE VIEWERS OUT_JSON
   MODE browser -- Debian chromium plays /tours/<camera>, takes the lease and pans
   MODE anonymised -- the edge agent (person detector) serves the anonymised stream, the API
        relays it, one aiortc viewer's frames are compared with the source
+  MODE audio   -- an AAC camera; VIEWERS aiortc clients decode the Opus audio they receive
   MODE serve CONFIG_DIR PORT MQTT_PORT -- (internal) the camera API process
 Prints nothing useful itself; the JSON file is the result.
 """
@@ -215,6 +216,62 @@ async def aiortc_viewers(api: str, server_pid: int, n: int) -> dict[str, object]
     }
 
 
+def _rms(frame: Any) -> float:
+    samples = frame.to_ndarray().astype("float64") / 32768.0
+    return float((samples**2).mean() ** 0.5)
+
+
+async def audio_viewers(api: str, sim: CameraSim, n: int) -> dict[str, object]:
+    """``n`` aiortc viewers decode the audio they get: quiet camera noise for 2 s, then a
+    loud noise made at the camera, which must show up as a jump in level."""
+    from aiortc import RTCPeerConnection, RTCSessionDescription
+
+    peers = [RTCPeerConnection() for _ in range(n)]
+    tracks: list[Any] = []
+    async with httpx.AsyncClient(base_url=api, timeout=30) as http:
+        for pc in peers:
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+            got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            pc.on("track", lambda t, got=got: got.done() or t.kind != "audio" or got.set_result(t))
+            await pc.setLocalDescription(await pc.createOffer())
+            ticket = (await http.post("/api/v1/cameras/cam1/ticket")).json()["ticket"]
+            res = await http.post(
+                "/api/v1/cameras/cam1/whep",
+                content=pc.localDescription.sdp,
+                headers={"content-type": "application/sdp", "authorization": f"Bearer {ticket}"},
+            )
+            res.raise_for_status()
+            await pc.setRemoteDescription(RTCSessionDescription(res.text, "answer"))
+            tracks.append(await asyncio.wait_for(got, 30))
+        status = (await http.get("/api/v1/cameras/cam1/status")).json()
+
+    async def listen(track: Any, seconds: float) -> list[tuple[float, int, int, float]]:
+        heard = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            frame = await asyncio.wait_for(track.recv(), 10)
+            heard.append((time.monotonic(), frame.samples, frame.sample_rate, _rms(frame)))
+        return heard
+
+    try:
+        quiet = await asyncio.gather(*(listen(t, 2.0) for t in tracks))
+        bang = asyncio.create_task(sim.loud_noise(1.0))
+        loud = await asyncio.gather(*(listen(t, 2.5) for t in tracks))
+        await bang
+    finally:
+        for pc in peers:
+            await pc.close()
+    return {
+        "status_audio": status["audio"],
+        "codec": [pc.getTransceivers()[1].receiver.track.kind for pc in peers],
+        "samples": [sum(f[1] for f in q + ld) for q, ld in zip(quiet, loud, strict=True)],
+        "sample_rate": quiet[0][-1][2],
+        "quiet_rms": [sum(f[3] for f in q) / len(q) for q in quiet],
+        "loud_rms": [max(f[3] for f in ld) for ld in loud],
+    }
+
+
 async def browser(api: str, sim: CameraSim) -> dict[str, object]:
     from playwright.async_api import async_playwright
 
@@ -359,6 +416,7 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
         password="tourpulse-test",
         onvif_port=free_port(),
         presets={"wide": Position(), "entrance": Position(-0.8, 0, 0.5)},
+        audio="aac" if mode == "audio" else "pcmu",
     )
     await sim.start()
     tmp = Path(tempfile.mkdtemp())
@@ -400,6 +458,8 @@ async def main(mode: str, viewers: int, out_path: Path) -> None:
             moved, _ = await watch(api, "cam1", 5, warmup_s=2.0)
             result["mask_after_move"] = mask_levels(moved, mask_box(MOVED_TO))
             result["mask_before_move_spot"] = mask_levels(moved, mask_box(PtzPosition()))
+        elif mode == "audio":
+            result = await audio_viewers(api, sim, viewers)
         else:
             result = await browser(api, sim)
             # the move went API -> MQTT -> agent -> ONVIF -> simulator
