@@ -35,6 +35,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+from core.kafka_client import as_kafka
 from device_configs.loader import load_device_configs
 from infra.bench import capacity
 from infra.bench.context import BenchContext, BenchError
@@ -261,7 +262,7 @@ class _LagSampler:
         self.samples: list[dict[str, float]] = []
         self._stop = threading.Event()
         self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+            as_kafka(bootstrap).librdkafka(**{"group.id": group, "enable.auto.commit": False})
         )
         self._thread = threading.Thread(target=self._run, name="lag-sampler", daemon=True)
         self._t0 = 0.0

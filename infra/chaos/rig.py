@@ -29,15 +29,15 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from psycopg import sql
 
+from core.kafka_client import as_kafka
+from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from core.privacy.keystore import KeyStore
 from core.privacy.pseudonymiser import Pseudonymiser
 from core.settings import Settings
@@ -271,9 +271,10 @@ class Rig:
     def site_partition(self, topic: str) -> tuple[int, int, int]:
         """(leader node, in-sync replicas, replicas) of the partition carrying the site's
         events: the one partition of ``topic`` that holds records (one site, one key)."""
-        admin = AdminClient({"bootstrap.servers": self.kafka_bootstrap})
+        kafka = as_kafka(self.kafka_bootstrap)
+        admin = AdminClient(kafka.librdkafka())
         parts = admin.list_topics(topic, timeout=10).topics[topic].partitions
-        probe = Consumer({"bootstrap.servers": self.kafka_bootstrap, "group.id": "chaos-probe"})
+        probe = Consumer(kafka.librdkafka(**{"group.id": "chaos-probe"}))
         try:
             sizes = {p: probe.get_watermark_offsets(TopicPartition(topic, p), 10)[1] for p in parts}
         finally:
@@ -290,11 +291,11 @@ class Rig:
         """Discard a gateway's persistent session (clean start, expiry 0): a member that
         stopped for good still gets its round-robin share of ``$share`` messages until its
         session expires, so a gateway taken out of the group must end it (scale-down)."""
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{name}-{self.ns}",
-                             protocol=mqtt.MQTTv5)  # fmt: skip
+        broker = MqttClientSettings(host="127.0.0.1", port=self.cfg.mqtt_port)
+        client = make_mqtt_client(broker, f"{name}-{self.ns}")
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 0
-        client.connect("127.0.0.1", self.cfg.mqtt_port, clean_start=True, properties=props)
+        client.connect(broker.host, broker.port, clean_start=True, properties=props)
         client.loop_start()
         wait_until(client.is_connected, 10)
         client.disconnect()
