@@ -61,9 +61,10 @@ class KeyStore:
         self._day: date | None = None
         self._key = bytearray()
         self._key_bytes = b""
-        #: Until when the cached key is valid (next rotation): per-event calls then cost one
-        #: clock read instead of a time-zone conversion (measured on the RADIUS hot path).
-        self._valid_until: datetime | None = None
+        #: When the cached key is valid (its key day, from rotation to rotation): per-event
+        #: calls then cost one clock read instead of a time-zone conversion (measured on the
+        #: RADIUS hot path). Both ends: an injected clock may go back (the simulator does).
+        self._valid: tuple[datetime, datetime] | None = None
 
     @classmethod
     def in_dir(cls, state_dir: Path, scope: str, **kwargs: object) -> KeyStore:
@@ -88,12 +89,13 @@ class KeyStore:
     def current_key(self) -> bytes:
         """The key for now, rotating (and destroying the old one) if the day has changed."""
         now = self._clock()
-        if self._valid_until is not None and now < self._valid_until:
+        if self._valid is not None and self._valid[0] <= now < self._valid[1]:
             return self._key_bytes
         day = self.key_day(now)
         if day != self._day:
             self._load_or_rotate(day)
-        self._valid_until = self.next_rotation(now)
+        start = datetime.combine(day, self.rotate_at, tzinfo=self.tz)
+        self._valid = (start, self.next_rotation(now))
         return self._key_bytes
 
     def _load_or_rotate(self, day: date) -> None:
