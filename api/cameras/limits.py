@@ -9,7 +9,6 @@ an SDP offer with a byte budget instead of buffering whatever is sent.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
@@ -20,18 +19,8 @@ from fastapi import Request
 from api.errors import ApiError
 
 MAX_SDP_BYTES = 64 * 1024
-MAX_PEERS_PER_CAMERA = 200
-MAX_PEERS_PER_IP = 4
-WHEP_OFFERS_PER_S = 1.0
 SNAPSHOT_CACHE_S = 3.0
 TRACKED_IPS = 10_000  # bounded memory for the per-IP buckets
-
-
-def env_number(name: str, default: float) -> float:
-    """A limit from the environment (e.g. a kiosk network behind one NAT address, or a load
-    test whose viewers all share loopback), else the default."""
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
 
 
 def client_ip(request: Request) -> str:
@@ -81,12 +70,8 @@ async def read_offer(request: Request, limit: int = MAX_SDP_BYTES) -> bytes:
 class PeerCaps:
     """Live WebRTC peers of one camera, by client IP."""
 
-    per_camera: int = field(
-        default_factory=lambda: int(env_number("TP_CAMERA_PEERS_PER_CAMERA", MAX_PEERS_PER_CAMERA))
-    )
-    per_ip: int = field(
-        default_factory=lambda: int(env_number("TP_CAMERA_PEERS_PER_IP", MAX_PEERS_PER_IP))
-    )
+    per_camera: int
+    per_ip: int
     owners: dict[str, str] = field(default_factory=dict)  # session id -> client IP
 
     def check(self, ip: str, live: Collection[str]) -> None:

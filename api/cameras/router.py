@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import os
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +20,9 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from api.cameras.lease import Lease
-from api.cameras.limits import WHEP_OFFERS_PER_S, RateLimit, client_ip, env_number, read_offer
+from api.cameras.limits import RateLimit, client_ip, read_offer
 from api.cameras.ptz_limits import bounded_move
+from api.cameras.settings import CameraApiSettings
 from api.cameras.state import ONVIF_ERRORS, CameraState, CommandSender
 from api.cameras.still import keyframe_jpeg
 from api.cameras.tickets import TicketIssuer
@@ -42,13 +42,17 @@ SNAPSHOT_WAIT_S = 3.0
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings
-    cameras = {c.id: CameraState(c) for c in app.state.device_configs.cameras if c.setup}
+    tuning = CameraApiSettings()
+    cameras = {c.id: CameraState(c, tuning) for c in app.state.device_configs.cameras if c.setup}
     sender = CommandSender(settings.mqtt_client_settings())
     scheduler = TourScheduler(cameras, sender)
     app.state.cameras, app.state.camera_commands = cameras, sender
-    app.state.camera_operator_key = os.environ.get("TP_CAMERA_OPERATOR_KEY")
-    app.state.camera_tickets = TicketIssuer()
-    whep_rate = env_number("TP_CAMERA_WHEP_PER_S", WHEP_OFFERS_PER_S)
+    key, ticket_secret = tuning.operator_key, tuning.ticket_secret
+    app.state.camera_operator_key = key.get_secret_value() if key else None
+    app.state.camera_tickets = TicketIssuer(
+        ticket_secret.get_secret_value().encode() if ticket_secret else None
+    )
+    whep_rate = tuning.whep_per_s
     app.state.camera_limits = {
         "whep": RateLimit(per_s=whep_rate, burst=5 * whep_rate),
         "snapshot": RateLimit(per_s=2.0, burst=10),

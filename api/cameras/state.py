@@ -19,7 +19,8 @@ import paho.mqtt.client as mqtt
 
 from api.cameras.lease import PtzLeases
 from api.cameras.limits import PeerCaps, SnapshotCache
-from api.cameras.whep import CameraFeed
+from api.cameras.settings import CameraApiSettings
+from api.cameras.whep import CameraFeed, ice_servers
 from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from core.onvif_client import REFUSED_ERRORS, UNREACHABLE_ERRORS, OnvifSession
 from device_configs.camera import Tour, TourStep
@@ -47,8 +48,9 @@ class TourState:
 @dataclass
 class CameraState:
     camera: Camera
+    settings: CameraApiSettings = field(default_factory=CameraApiSettings)
     leases: PtzLeases = field(default_factory=PtzLeases)
-    peers: PeerCaps = field(default_factory=PeerCaps)
+    peers: PeerCaps = field(init=False)
     snapshots: SnapshotCache = field(default_factory=SnapshotCache)
     feed: CameraFeed | None = None
     session: OnvifSession | None = None
@@ -56,6 +58,9 @@ class CameraState:
     preset: str | None = None
     last_error: str | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.peers = PeerCaps(self.settings.peers_per_camera, self.settings.peers_per_ip)
 
     async def onvif(self) -> OnvifSession:
         """A connected ONVIF session (reconnected after a failure)."""
@@ -88,7 +93,7 @@ class CameraState:
             url = setup.anonymised_stream if setup else None
             if url is None:
                 raise LookupError(f"camera {self.camera.id} has no anonymised_stream configured")
-            self.feed = CameraFeed(url)
+            self.feed = CameraFeed(url, ice_servers(self.settings.ice_servers))
         return self.feed
 
     async def warm(self) -> None:

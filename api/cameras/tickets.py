@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -27,8 +26,7 @@ class TicketIssuer:
         ttl: float = TICKET_TTL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        env = os.environ.get("TP_CAMERA_TICKET_SECRET", "")
-        self._secret = secret or env.encode() or secrets.token_bytes(32)
+        self._secret = secret or secrets.token_bytes(32)
         self.ttl, self._clock = ttl, clock
 
     def _sign(self, camera: str, expires: int) -> str:

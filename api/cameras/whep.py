@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import secrets
 from dataclasses import dataclass, field
 
@@ -45,13 +44,12 @@ RTSP_OPTIONS = {
 }
 
 
-def ice_servers(value: str | None = None) -> list[RTCIceServer]:
+def ice_servers(value: str) -> list[RTCIceServer]:
     """STUN servers for the API's side of WebRTC: ``TP_CAMERA_ICE_SERVERS``, comma-separated
     ``stun:host:port`` URLs, none by default. The API sits on an address its viewers reach, so
     host candidates suffice; aiortc's default (Google's public STUN server) would add an
     outside round trip to every answer, and up to 5 s where outbound UDP is blocked."""
-    raw = os.environ.get("TP_CAMERA_ICE_SERVERS", "") if value is None else value
-    return [RTCIceServer(urls=url.strip()) for url in raw.split(",") if url.strip()]
+    return [RTCIceServer(urls=url.strip()) for url in value.split(",") if url.strip()]
 
 
 class WhepError(ValueError):
@@ -75,7 +73,7 @@ class CameraFeed:
     """The single RTSP pull of one camera and the viewers attached to it."""
 
     rtsp_url: str
-    ice: list[RTCIceServer] = field(default_factory=ice_servers)
+    ice: list[RTCIceServer] = field(default_factory=list)
     player: MediaPlayer | None = None
     hub: VideoHub | None = None
     audio: AudioHub | None = None
