@@ -75,7 +75,7 @@ kafka-jars: venv
 
 # Any pytest failure fails the target, including exit 5 (no tests collected).
 test: deps venv kafka-jars node-tools camera-interop wheelhouse
-	@$(BIN)/pytest -q; rc=$$?; \
+	@$(BIN)/pytest -q --durations=40; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test: FAILED: pytest collected no tests"; fi; exit $$rc
 
 # The unit tier: pure logic and in-process servers, no brokers or databases started.

@@ -19,7 +19,7 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import NamedTuple
 
 from pydantic import ValidationError
@@ -138,6 +138,10 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         self._open: dict[str, OrderedDict[str, _OpenSession]] = {}
         self._open_count = 0
         self._pending_keys: set[bytes] = set()
+        #: (NAS, session, entry before) per change to ``_open`` since the last commit: a
+        #: failed commit restores them, so the NAS's retransmission meets the state it first
+        #: met (a Stop that could not be stored must find its session open again).
+        self._journal: list[tuple[str, str, _OpenSession | None]] = []
         emitter.split_listeners.append(self._on_split)
 
     async def start(self) -> None:
@@ -240,12 +244,14 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
     def _flush(self) -> None:
         """Commit pending events to the outbox, then answer their NASes (never before)."""
         batch, self._pending = self._pending, []
+        journal, self._journal = self._journal, []
         self._pending_keys.clear()
         if not batch:
             return
         try:
             self.emitter.emit_many([e for events, _, _, _ in batch for e in events], self.stats)
         except Exception:  # unanswered, so the NAS retransmits and nothing is lost
+            self._undo(journal)
             self.stats.drop("outbox_error", len(batch))
             log.exception("could not write %d events to the outbox", len(batch))
             return
@@ -257,24 +263,26 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
     def _start_of(self, nas: str, sid: str, facts: SessionFacts) -> datetime | None:
         """The session's start, part of its identity (so an Acct-Session-Id reused after a
         Stop is another session): a Start's own time; else the open session's start; else
-        event time - Acct-Session-Time (a session that began before this agent started)."""
+        unknown (None: the worker merges by id alone).
+
+        Why not event time - Acct-Session-Time for a session this agent never saw start:
+        both are whole seconds counted on different clocks, so successive reports of one
+        session derived starts a second apart, and each became a session of its own.
+        """
         if facts.status is SessionStatus.START:
             return facts.event_time.replace(microsecond=0)
         open_here = self._open.get(nas)
         known = open_here.get(sid) if open_here is not None else None
-        if known is not None:
-            return known.start
-        if facts.session_seconds is not None:
-            started = facts.event_time - timedelta(seconds=facts.session_seconds)
-            return started.replace(microsecond=0)
-        return None
+        return known.start if known is not None else None
 
-    def _track(self, nas: str, event: EventBase) -> None:
+    def _track(self, nas: str, event: EventBase, journal: bool = True) -> None:
         """Remember the session's latest event while it is open (the Stop forgets it)."""
         sid = str(event.data.session_id)  # type: ignore[attr-defined]
         sessions = self._open.setdefault(nas, OrderedDict())
         known = sessions.pop(sid, None)
         self._open_count -= known is not None
+        if journal:
+            self._journal.append((nas, sid, known))
         if isinstance(event, WifiSessionStopV1):
             return
         if known is None and not isinstance(event, WifiSessionStartV1):
@@ -293,8 +301,8 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
     def _on_split(self, facts: SessionFacts, stop: EventBase, start: EventBase) -> None:
         """Key rotation split one of our sessions: Accounting-On/Off must close the new one."""
         if stop.source == self.stats.source and facts.nas is not None:
-            self._track(facts.nas, stop)
-            self._track(facts.nas, start)
+            self._track(facts.nas, stop, journal=False)  # already committed by the emitter
+            self._track(facts.nas, start, journal=False)
 
     def _close_nas(self, restart: NasRestart) -> list[EventBase]:
         """Stop events (reason = Accounting-On/Off) for every session the NAS had open.
@@ -305,6 +313,7 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         """
         sessions = self._open.pop(restart.nas, OrderedDict())
         self._open_count -= len(sessions)
+        self._journal.extend((restart.nas, sid, o) for sid, o in sessions.items())
         req = restart.request
         return [
             self.emitter.session_event(
@@ -323,6 +332,15 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             )
             for sid, o in sessions.items()
         ]
+
+    def _undo(self, journal: list[tuple[str, str, _OpenSession | None]]) -> None:
+        """Put ``_open`` back as it was before the changes in ``journal`` (latest first)."""
+        for nas, sid, before in reversed(journal):
+            sessions = self._open.setdefault(nas, OrderedDict())
+            self._open_count -= sessions.pop(sid, None) is not None
+            if before is not None:
+                sessions[sid] = before
+                self._open_count += 1
 
     def _reply(self, req: Request, addr: Addr) -> None:
         if self._socket is None:

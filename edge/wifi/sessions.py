@@ -266,6 +266,7 @@ class EventEmitter:
                 ssid=t.facts.ssid,
                 session_seconds=max(0, int((at - t.started).total_seconds())),
                 terminate_cause=KEY_ROTATION,
+                session_start=t.facts.session_start,  # the identity of the session it ends
             )
             facts = replace(
                 t.facts,
@@ -275,6 +276,8 @@ class EventEmitter:
                 start_cause=KEY_ROTATION,
                 session_seconds=None,
                 terminate_cause=None,
+                # a new session from ``at`` (where the source gives starts at all)
+                session_start=at.replace(microsecond=0) if t.facts.session_start else None,
             )
             if facts.nas is None:  # a session id made by the adapter from the old pseudonym
                 client = self.pseudonymiser.client_id(facts.mac)
