@@ -257,12 +257,15 @@ async def test_api_command_reaches_only_its_camera_over_tls(broker) -> None:
         for sub in subscribers:
             await asyncio.wait_for(sub.subscribed.wait(), TIMEOUT)
         camera = Camera.model_validate({"id": "cam1", "site": SITE, "name": "cam1"})
-        for _ in range(int(TIMEOUT * 10)):  # the sender connects in the background
+        # The sender connects in the background (TLS: seconds on a loaded 2-core CI box; a
+        # command sent before that waits in paho's queue, which CI once saw time out).
+        for _ in range(int(3 * TIMEOUT * 10)):
             if sender._client.is_connected():
                 break
             await asyncio.sleep(0.1)
+        assert sender._client.is_connected(), "the API's command sender never connected"
         command_id = sender.send(camera, "operator", {"action": "stop"})
-        payload = json.loads(await asyncio.wait_for(queues["cam1"].get(), TIMEOUT))
+        payload = json.loads(await asyncio.wait_for(queues["cam1"].get(), 2 * TIMEOUT))
         assert payload["data"]["command_id"] == command_id
         issued = datetime.fromisoformat(payload["event_time"])
         assert (datetime.now(UTC) - issued).total_seconds() < 5
