@@ -40,7 +40,7 @@ from edge.wifi.radius_parse import (
 )
 from edge.wifi.sessions import EventEmitter, SessionFacts, SessionStatus
 from schemas.envelope import EventBase
-from schemas.wifi import WifiSessionData, WifiSessionStartV1, WifiSessionStopV1
+from schemas.wifi import WifiSessionData, WifiSessionStopV1
 
 log = logging.getLogger(__name__)
 
@@ -263,16 +263,19 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
     def _start_of(self, nas: str, sid: str, facts: SessionFacts) -> datetime | None:
         """The session's start, part of its identity (so an Acct-Session-Id reused after a
         Stop is another session): a Start's own time; else the open session's start; else
-        unknown (None: the worker merges by id alone).
+        unknown (None: the worker merges by id alone), for every report of it this agent
+        handles, whichever comes first.
 
         Why not event time - Acct-Session-Time for a session this agent never saw start:
         both are whole seconds counted on different clocks, so successive reports of one
         session derived starts a second apart, and each became a session of its own.
         """
-        if facts.status is SessionStatus.START:
-            return facts.event_time.replace(microsecond=0)
         open_here = self._open.get(nas)
         known = open_here.get(sid) if open_here is not None else None
+        if facts.status is SessionStatus.START and (known is None or known.start is not None):
+            return facts.event_time.replace(microsecond=0)
+        # A Start after the session's other reports (its first copy was lost, or its commit
+        # failed and the NAS retransmitted it later) joins them: one session, start unknown.
         return known.start if known is not None else None
 
     def _track(self, nas: str, event: EventBase, journal: bool = True) -> None:
@@ -285,8 +288,6 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
             self._journal.append((nas, sid, known))
         if isinstance(event, WifiSessionStopV1):
             return
-        if known is None and not isinstance(event, WifiSessionStartV1):
-            return  # an interim for a session we never saw start stays as it was: unknown
         d: WifiSessionData = event.data  # type: ignore[attr-defined]
         sessions[sid] = _OpenSession(
             d.client_id, d.randomized_mac, event.site, d.ap, d.ssid, event.event_time,

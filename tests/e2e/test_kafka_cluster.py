@@ -66,7 +66,12 @@ def test_gateway_creates_its_topics_with_three_copies(cluster: tuple[StackConfig
     cfg, _ = cluster
     ensure_topics(cfg.kafka_bootstrap, ["gateway-made"], partitions=2)
     admin = AdminClient({"bootstrap.servers": cfg.kafka_bootstrap})
-    meta = admin.list_topics("gateway-made", timeout=10)
+    deadline = time.monotonic() + 30
+    while True:  # a new topic's partitions reach every broker's metadata a moment later
+        meta = admin.list_topics("gateway-made", timeout=10)
+        if meta.topics["gateway-made"].partitions or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     live = len(meta.brokers)  # 2 if the leader-kill test ran first (one node is dead)
     assert live >= 2
     assert [len(p.replicas) for p in meta.topics["gateway-made"].partitions.values()] == [

@@ -14,25 +14,27 @@ import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from pyrad.packet import AccountingRequest, AcctPacket
 
 from edge.wifi.agent import WifiAgent
 from edge.wifi.config import load_config
 from edge.wifi.radius import RadiusAccountingAdapter
 from edge.wifi.radius_parse import load_dictionary
-from schemas.wifi import WifiSessionStartV1, WifiSessionStopV1
+from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1
 from tests.support.edge_wifi_support import RADIUS_SECRET, ListSink, write_agent_config
 
 
-class FailsOnFirstStop(ListSink):
-    """The outbox's disk is full exactly when the first Stop is written."""
+class FailsOnFirst(ListSink):
+    """The outbox's disk is full exactly when the first event of one type is written."""
 
-    def __init__(self) -> None:
+    def __init__(self, kind: type) -> None:
         super().__init__()
+        self.kind = kind
         self.failed = 0
 
     def submit(self, event: object) -> int:
-        if isinstance(event, WifiSessionStopV1) and not self.failed:
+        if isinstance(event, self.kind) and not self.failed:
             self.failed += 1
             raise OSError(28, "No space left on device")
         return super().submit(event)
@@ -52,10 +54,10 @@ def _packet(status: str, ident: int, at: datetime, **extra: int) -> bytes:
     return bytes(pkt.RequestPacket())
 
 
-def _exchange(port: int, packet: bytes, tries: int) -> int:
+def _exchange(port: int, packet: bytes, tries: int, timeout: float = 0.5) -> int:
     """Send until answered (a NAS retransmits the same bytes); returns the attempts made."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.settimeout(0.5)
+        s.settimeout(timeout)
         s.connect(("127.0.0.1", port))
         for attempt in range(1, tries + 1):
             s.send(packet)
@@ -70,7 +72,7 @@ def _exchange(port: int, packet: bytes, tries: int) -> int:
 async def test_stop_retransmitted_after_a_failed_commit_closes_its_own_session(
     tmp_path: Path,
 ) -> None:
-    sink = FailsOnFirstStop()
+    sink = FailsOnFirst(WifiSessionStopV1)
     block = "radius:\n  host: 127.0.0.1\n  port: 0\n"
     agent = WifiAgent(load_config(write_agent_config(tmp_path, 1, radius=block)), sink)
     await agent.start()
@@ -90,3 +92,32 @@ async def test_stop_retransmitted_after_a_failed_commit_closes_its_own_session(
     assert isinstance(first, WifiSessionStartV1) and isinstance(last, WifiSessionStopV1)
     assert last.data.session_id == first.data.session_id
     assert last.data.session_start == first.data.session_start == t0
+
+
+async def test_reports_that_overtake_their_start_stay_one_session(tmp_path: Path) -> None:
+    """The Start's commit fails; the NAS's Interim is stored before the retransmitted Start
+    (seen in the chaos suite's full-disk fault): Interim, Start and Stop are one session,
+    with its start unknown, never two rows for one association."""
+    sink = FailsOnFirst(WifiSessionStartV1)
+    block = "radius:\n  host: 127.0.0.1\n  port: 0\n"
+    agent = WifiAgent(load_config(write_agent_config(tmp_path, 1, radius=block)), sink)
+    await agent.start()
+    try:
+        radius = agent.adapters[0]
+        assert isinstance(radius, RadiusAccountingAdapter)
+        t0 = datetime.now(UTC).replace(microsecond=0)
+        start = _packet("Start", 1, t0)
+        with pytest.raises(AssertionError):  # the first copy fails: unanswered
+            await asyncio.to_thread(_exchange, radius.port, start, 1, 0.3)
+        interim = _packet("Interim-Update", 2, t0, Acct_Session_Time=10)
+        assert await asyncio.to_thread(_exchange, radius.port, interim, 3) == 1
+        assert await asyncio.to_thread(_exchange, radius.port, start, 3) == 1  # retransmitted
+        stop = _packet("Stop", 3, t0, Acct_Session_Time=30)
+        assert await asyncio.to_thread(_exchange, radius.port, stop, 3) == 1
+    finally:
+        await agent.stop()
+
+    kinds = [type(e) for e in sink.events]
+    assert kinds == [WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1]
+    assert len({e.data.session_id for e in sink.events}) == 1  # type: ignore[attr-defined]
+    assert {e.data.session_start for e in sink.events} == {None}  # type: ignore[attr-defined]

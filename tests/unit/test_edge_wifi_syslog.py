@@ -63,13 +63,19 @@ async def test_a_flooding_sender_is_rate_limited_not_the_others(tmp_path: Path) 
         assert isinstance(syslog, SyslogAdapter)
         t0 = time.monotonic()
         await asyncio.to_thread(_flood, syslog.port, b"<30>Dec  5 10:00:00 x hostapd: noise", 1000)
-        await _send(syslog.port, LINE.encode(), "127.0.0.1")
-        for _ in range(600):  # 30 s: the shared test event loop may be busy
+        # The flood may fill the socket's buffer (net.core.rmem_max caps it at ~256 such
+        # datagrams) before the agent reads: then the kernel drops whatever comes next,
+        # from anyone. That is not what this test is about, so the other AP repeats its
+        # line, as its next association would, until one gets through.
+        for i in range(600):  # 30 s: the shared test event loop may be busy
             if sink.events:
                 break
+            if i % 10 == 0:
+                await _send(syslog.port, LINE.encode(), "127.0.0.1")
             await asyncio.sleep(0.05)
         drops, elapsed = syslog.stats.drops, time.monotonic() - t0
-        assert drops.get("rate_limited", 0) > 0 and len(sink.events) == 1, drops
+        assert drops.get("rate_limited", 0) > 0 and sink.events, drops
+        assert {e.data.ap for e in sink.events} == {"ben-thanh-market-ap01"}  # type: ignore[attr-defined]
         # Through: the burst plus what refilled meanwhile (never the whole flood).
         assert drops.get("not_a_station_event", 0) <= 201 + 100 * elapsed, (drops, elapsed)
     finally:
