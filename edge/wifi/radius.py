@@ -57,6 +57,12 @@ MAX_DATAGRAM = 8192
 DRAIN_MAX = 256
 #: Open sessions remembered (all NASes) so Accounting-On/Off can close them; oldest evicted.
 OPEN_MAX = 200_000
+#: A Start this soon after its session's Stop, when that Stop came without the Start ever
+#: seen, is the late Start of that session (retransmitted after a failed commit or a loss),
+#: not a reuse of the id. Real reuse follows a NAS reboot, which takes longer.
+LATE_START_S = 30.0
+#: Such stopped-without-a-start sessions remembered (the oldest is forgotten).
+LATE_START_MAX = 10_000
 
 
 class Deduplicator:
@@ -142,6 +148,8 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         #: failed commit restores them, so the NAS's retransmission meets the state it first
         #: met (a Stop that could not be stored must find its session open again).
         self._journal: list[tuple[str, str, _OpenSession | None]] = []
+        #: (NAS, session) -> when it was stopped without its Start seen (monotonic).
+        self._stopped_unstarted: OrderedDict[tuple[str, str], float] = OrderedDict()
         emitter.split_listeners.append(self._on_split)
 
     async def start(self) -> None:
@@ -273,6 +281,9 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         open_here = self._open.get(nas)
         known = open_here.get(sid) if open_here is not None else None
         if facts.status is SessionStatus.START and (known is None or known.start is not None):
+            stopped = self._stopped_unstarted.get((nas, sid))
+            if known is None and stopped is not None and time.monotonic() - stopped < LATE_START_S:
+                return None  # the Stop overtook it: join that session
             return facts.event_time.replace(microsecond=0)
         # A Start after the session's other reports (its first copy was lost, or its commit
         # failed and the NAS retransmitted it later) joins them: one session, start unknown.
@@ -287,6 +298,10 @@ class RadiusAccountingAdapter(asyncio.DatagramProtocol):
         if journal:
             self._journal.append((nas, sid, known))
         if isinstance(event, WifiSessionStopV1):
+            if known is None or known.start is None:
+                self._stopped_unstarted[(nas, sid)] = time.monotonic()
+                if len(self._stopped_unstarted) > LATE_START_MAX:
+                    self._stopped_unstarted.popitem(last=False)
             return
         d: WifiSessionData = event.data  # type: ignore[attr-defined]
         sessions[sid] = _OpenSession(

@@ -121,3 +121,28 @@ async def test_reports_that_overtake_their_start_stay_one_session(tmp_path: Path
     assert kinds == [WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1]
     assert len({e.data.session_id for e in sink.events}) == 1  # type: ignore[attr-defined]
     assert {e.data.session_start for e in sink.events} == {None}  # type: ignore[attr-defined]
+
+
+async def test_a_start_that_comes_after_its_stop_joins_that_session(tmp_path: Path) -> None:
+    """The Start's commit fails and the Stop is stored first (chaos suite, full disk): the
+    retransmitted Start is that session's, not a new association of a reused id."""
+    sink = FailsOnFirst(WifiSessionStartV1)
+    block = "radius:\n  host: 127.0.0.1\n  port: 0\n"
+    agent = WifiAgent(load_config(write_agent_config(tmp_path, 1, radius=block)), sink)
+    await agent.start()
+    try:
+        radius = agent.adapters[0]
+        assert isinstance(radius, RadiusAccountingAdapter)
+        t0 = datetime.now(UTC).replace(microsecond=0)
+        start = _packet("Start", 1, t0)
+        with pytest.raises(AssertionError):  # the first copy fails: unanswered
+            await asyncio.to_thread(_exchange, radius.port, start, 1, 0.3)
+        stop = _packet("Stop", 3, t0, Acct_Session_Time=30)
+        assert await asyncio.to_thread(_exchange, radius.port, stop, 3) == 1
+        assert await asyncio.to_thread(_exchange, radius.port, start, 3) == 1  # retransmitted
+    finally:
+        await agent.stop()
+
+    assert [type(e) for e in sink.events] == [WifiSessionStopV1, WifiSessionStartV1]
+    assert len({e.data.session_id for e in sink.events}) == 1  # type: ignore[attr-defined]
+    assert {e.data.session_start for e in sink.events} == {None}  # type: ignore[attr-defined]
