@@ -10,7 +10,9 @@ one stayed open: one rollup minute wrong after every such fault.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,23 +71,30 @@ def _exchange(port: int, packet: bytes, tries: int, timeout: float = 0.5) -> int
     raise AssertionError("never answered")
 
 
-async def test_stop_retransmitted_after_a_failed_commit_closes_its_own_session(
-    tmp_path: Path,
-) -> None:
-    sink = FailsOnFirst(WifiSessionStopV1)
+@contextlib.asynccontextmanager
+async def _radius_agent(tmp_path: Path, sink: ListSink) -> AsyncIterator[int]:
+    """A Wi-Fi agent with only RADIUS, writing to ``sink``; yields its UDP port."""
     block = "radius:\n  host: 127.0.0.1\n  port: 0\n"
     agent = WifiAgent(load_config(write_agent_config(tmp_path, 1, radius=block)), sink)
     await agent.start()
     try:
         radius = agent.adapters[0]
         assert isinstance(radius, RadiusAccountingAdapter)
+        yield radius.port
+    finally:
+        await agent.stop()
+
+
+async def test_stop_retransmitted_after_a_failed_commit_closes_its_own_session(
+    tmp_path: Path,
+) -> None:
+    sink = FailsOnFirst(WifiSessionStopV1)
+    async with _radius_agent(tmp_path, sink) as port:
         t0 = datetime.now(UTC).replace(microsecond=0)
         start = _packet("Start", 1, t0)
         stop = _packet("Stop", 2, t0, Acct_Session_Time=30)
-        assert await asyncio.to_thread(_exchange, radius.port, start, 3) == 1
-        assert await asyncio.to_thread(_exchange, radius.port, stop, 5) >= 2  # first one failed
-    finally:
-        await agent.stop()
+        assert await asyncio.to_thread(_exchange, port, start, 3) == 1
+        assert await asyncio.to_thread(_exchange, port, stop, 5) >= 2  # first one failed
 
     assert sink.failed == 1
     first, last = sink.events
@@ -99,23 +108,16 @@ async def test_reports_that_overtake_their_start_stay_one_session(tmp_path: Path
     (seen in the chaos suite's full-disk fault): Interim, Start and Stop are one session,
     with its start unknown, never two rows for one association."""
     sink = FailsOnFirst(WifiSessionStartV1)
-    block = "radius:\n  host: 127.0.0.1\n  port: 0\n"
-    agent = WifiAgent(load_config(write_agent_config(tmp_path, 1, radius=block)), sink)
-    await agent.start()
-    try:
-        radius = agent.adapters[0]
-        assert isinstance(radius, RadiusAccountingAdapter)
+    async with _radius_agent(tmp_path, sink) as port:
         t0 = datetime.now(UTC).replace(microsecond=0)
         start = _packet("Start", 1, t0)
         with pytest.raises(AssertionError):  # the first copy fails: unanswered
-            await asyncio.to_thread(_exchange, radius.port, start, 1, 0.3)
+            await asyncio.to_thread(_exchange, port, start, 1, 0.3)
         interim = _packet("Interim-Update", 2, t0, Acct_Session_Time=10)
-        assert await asyncio.to_thread(_exchange, radius.port, interim, 3) == 1
-        assert await asyncio.to_thread(_exchange, radius.port, start, 3) == 1  # retransmitted
+        assert await asyncio.to_thread(_exchange, port, interim, 3) == 1
+        assert await asyncio.to_thread(_exchange, port, start, 3) == 1  # retransmitted
         stop = _packet("Stop", 3, t0, Acct_Session_Time=30)
-        assert await asyncio.to_thread(_exchange, radius.port, stop, 3) == 1
-    finally:
-        await agent.stop()
+        assert await asyncio.to_thread(_exchange, port, stop, 3) == 1
 
     kinds = [type(e) for e in sink.events]
     assert kinds == [WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1]
@@ -127,21 +129,14 @@ async def test_a_start_that_comes_after_its_stop_joins_that_session(tmp_path: Pa
     """The Start's commit fails and the Stop is stored first (chaos suite, full disk): the
     retransmitted Start is that session's, not a new association of a reused id."""
     sink = FailsOnFirst(WifiSessionStartV1)
-    block = "radius:\n  host: 127.0.0.1\n  port: 0\n"
-    agent = WifiAgent(load_config(write_agent_config(tmp_path, 1, radius=block)), sink)
-    await agent.start()
-    try:
-        radius = agent.adapters[0]
-        assert isinstance(radius, RadiusAccountingAdapter)
+    async with _radius_agent(tmp_path, sink) as port:
         t0 = datetime.now(UTC).replace(microsecond=0)
         start = _packet("Start", 1, t0)
         with pytest.raises(AssertionError):  # the first copy fails: unanswered
-            await asyncio.to_thread(_exchange, radius.port, start, 1, 0.3)
+            await asyncio.to_thread(_exchange, port, start, 1, 0.3)
         stop = _packet("Stop", 3, t0, Acct_Session_Time=30)
-        assert await asyncio.to_thread(_exchange, radius.port, stop, 3) == 1
-        assert await asyncio.to_thread(_exchange, radius.port, start, 3) == 1  # retransmitted
-    finally:
-        await agent.stop()
+        assert await asyncio.to_thread(_exchange, port, stop, 3) == 1
+        assert await asyncio.to_thread(_exchange, port, start, 3) == 1  # retransmitted
 
     assert [type(e) for e in sink.events] == [WifiSessionStopV1, WifiSessionStartV1]
     assert len({e.data.session_id for e in sink.events}) == 1  # type: ignore[attr-defined]
