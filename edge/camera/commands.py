@@ -87,6 +87,7 @@ class CommandSubscriber:
         self._client = make_mqtt_client(mqtt_settings, f"tp-cmd-{device}")
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
+        self._client.on_subscribe = self._on_subscribe
         self._client.reconnect_delay_set(1, 10)
         self._host, self._port = mqtt_settings.host, mqtt_settings.port
         self.subscribed = asyncio.Event()
@@ -104,6 +105,13 @@ class CommandSubscriber:
             log.warning("command subscriber refused by broker: %s", reason)
             return
         client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, codes: list[Any], _p: Any) -> None:
+        """Ready only once the broker has granted the subscription (SUBACK): set on sending
+        SUBSCRIBE, a command published meanwhile reached nobody (a flaky CI test showed it)."""
+        if any(getattr(code, "is_failure", False) for code in codes):
+            log.warning("command subscription refused by broker: %s", codes)
+            return
         self._loop.call_soon_threadsafe(self.subscribed.set)
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
