@@ -9,7 +9,7 @@ arrives), then the continuous aggregate is refreshed the way its policy leaves i
 to an hour ago; newer hours are computed on read), so the bench takes minutes, not a
 month of simulation. Measured:
 
-* history through the API's own ``fetch_history`` and a pool configured like the API's
+* history through the API's own ``fetch_history_json`` and a pool configured like the API's
   (a connection check on every checkout): 30 days hourly and 1 day per minute up to
   now, p50/p95 over many sites and runs;
 * bytes per raw event before and after compressing every chunk (segmentby site);
@@ -22,6 +22,7 @@ month of simulation. Measured:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import time
@@ -33,7 +34,7 @@ import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
-from api.history import bucket_origin, fetch_history
+from api.history import bucket_origin, fetch_history_json
 from device_configs import load_device_configs
 from infra.bench.context import BenchContext, BenchError
 from infra.bench.storage_ingest import ingest_ratio, local_backend_pid, server_cpu_s
@@ -171,7 +172,7 @@ def _generate(url: str, sites: list[str], start: datetime, end: datetime) -> dic
 
 
 async def _queries(url: str, sites: list[str], now: datetime, ctx: BenchContext) -> dict[str, Any]:
-    """The IOC's two history views, up to now, through ``fetch_history`` on a pool set up
+    """The IOC's two history views, up to now, through ``fetch_history_json`` on a pool set up
     like the API's (api/app.py: a connection check on every checkout)."""
     runs = 10 if ctx.quick else QUERY_RUNS
     # One connection (requests here are sequential), so its server process is known and
@@ -194,14 +195,15 @@ async def _queries(url: str, sites: list[str], now: datetime, ctx: BenchContext)
                 site = sites[i % len(sites)]
                 server0, client0 = server_cpu_s(pid), time.process_time()
                 t = time.perf_counter()
-                buckets = await fetch_history(
+                text = await fetch_history_json(
                     pool, site, now - span, now, step, bucket_origin("Asia/Ho_Chi_Minh")
                 )
                 times.append((time.perf_counter() - t) * 1000)
                 server1 = server_cpu_s(pid)
                 if server0 is not None and server1 is not None:
                     cpu.append((server1 - server0 + time.process_time() - client0) * 1000)
-                if not any(b.minutes for b in buckets):
+                buckets = json.loads(text)
+                if not any(b["minutes"] for b in buckets):
                     raise BenchError(f"{key}: no data returned for {site}")
             times.sort()
             out[key] = {

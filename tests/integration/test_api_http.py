@@ -10,6 +10,7 @@ import pytest
 
 from api.app import CORE_FEATURES, create_app
 from api.config import ApiTuning
+from api.models import OccupancyHistory
 from core.settings import Settings
 from schemas.topics import KafkaTopic
 from tests.support.api_support import asgi_client
@@ -84,6 +85,19 @@ async def test_occupancy_history_buckets(settings: Settings, database_url: str) 
     assert [b["connected_max"] for b in iso_10.json()["buckets"]] == [9, 19, 29]
     hours = hour.json()["buckets"]
     assert [(b["minutes"], b["new_sessions"]) for b in hours] == [(30, 30), (0, None)]
+    assert hours[1] == {
+        "start": "2026-03-10T01:00:00Z",
+        "minutes": 0,
+        "connected_max": None,
+        "connected_avg": None,
+        "new_sessions": None,
+        "ended_sessions": None,
+    }
+    # The buckets are rendered by PostgreSQL: the whole body must still be the documented model.
+    for response in (by_minute, by_15, iso_10, hour, day):
+        assert response.headers["content-type"] == "application/json"
+        OccupancyHistory.model_validate_json(response.text)
+    assert by_15.json()["from"] == "2026-03-10T00:00:00Z"
     (local_day,) = day.json()["buckets"]  # 00:00 UTC is 07:00 in HCMC: the day began at 17:00Z
     assert local_day["start"] == "2026-03-09T17:00:00Z" and local_day["minutes"] == 30
 
