@@ -85,6 +85,15 @@ async def _radius_agent(tmp_path: Path, sink: ListSink) -> AsyncIterator[int]:
         await agent.stop()
 
 
+async def _start_unanswered(port: int, t0: datetime) -> bytes:
+    """Send a Start whose commit fails (the sink refuses it): no answer comes. Returns the
+    packet, for the NAS's retransmission."""
+    start = _packet("Start", 1, t0)
+    with pytest.raises(AssertionError):  # the first copy fails: unanswered
+        await asyncio.to_thread(_exchange, port, start, 1, 0.3)
+    return start
+
+
 async def test_stop_retransmitted_after_a_failed_commit_closes_its_own_session(
     tmp_path: Path,
 ) -> None:
@@ -110,9 +119,7 @@ async def test_reports_that_overtake_their_start_stay_one_session(tmp_path: Path
     sink = FailsOnFirst(WifiSessionStartV1)
     async with _radius_agent(tmp_path, sink) as port:
         t0 = datetime.now(UTC).replace(microsecond=0)
-        start = _packet("Start", 1, t0)
-        with pytest.raises(AssertionError):  # the first copy fails: unanswered
-            await asyncio.to_thread(_exchange, port, start, 1, 0.3)
+        start = await _start_unanswered(port, t0)
         interim = _packet("Interim-Update", 2, t0, Acct_Session_Time=10)
         assert await asyncio.to_thread(_exchange, port, interim, 3) == 1
         assert await asyncio.to_thread(_exchange, port, start, 3) == 1  # retransmitted
@@ -131,9 +138,7 @@ async def test_a_start_that_comes_after_its_stop_joins_that_session(tmp_path: Pa
     sink = FailsOnFirst(WifiSessionStartV1)
     async with _radius_agent(tmp_path, sink) as port:
         t0 = datetime.now(UTC).replace(microsecond=0)
-        start = _packet("Start", 1, t0)
-        with pytest.raises(AssertionError):  # the first copy fails: unanswered
-            await asyncio.to_thread(_exchange, port, start, 1, 0.3)
+        start = await _start_unanswered(port, t0)
         stop = _packet("Stop", 3, t0, Acct_Session_Time=30)
         assert await asyncio.to_thread(_exchange, port, stop, 3) == 1
         assert await asyncio.to_thread(_exchange, port, start, 3) == 1  # retransmitted
