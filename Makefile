@@ -73,9 +73,13 @@ camera-interop: $(ONVIF_LEGACY)/.installed
 kafka-jars: venv
 	@$(BIN)/tourpulse stack fetch
 
+# Two pytest-xdist workers, one test file each at a time (a file's tests share module
+# fixtures and private ports); most tests wait on brokers, so two halve the wall time.
+TEST_WORKERS ?= 2
+
 # Any pytest failure fails the target, including exit 5 (no tests collected).
 test: deps venv kafka-jars node-tools camera-interop wheelhouse
-	@$(BIN)/pytest -q --durations=40; rc=$$?; \
+	@$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=40; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "test: FAILED: pytest collected no tests"; fi; exit $$rc
 
 # The unit tier: pure logic and in-process servers, no brokers or databases started.

@@ -53,8 +53,36 @@ def stack(pytestconfig: pytest.Config) -> Iterator[Endpoints]:
     except (RuntimeError, OSError) as exc:
         pytest.fail(f"could not bring the stack up: {exc}")
     yield result.endpoints
-    if result.started:
+    if result.started and not _is_xdist_worker(pytestconfig):
         manager.down(cfg, say=say, only=set(result.started))
+
+
+#: What the xdist controller started (see pytest_configure), to stop at the very end.
+_STACK_STARTED = pytest.StashKey[tuple[StackConfig, frozenset[str]]]()
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under ``pytest -n N`` the controller owns the stack: it starts it before any worker
+    and stops what it started after the last one. A worker that stopped it at its own end
+    would pull Kafka from under the workers still running (they only reuse it)."""
+    if _is_xdist_worker(config) or not getattr(config.option, "numprocesses", None):
+        return
+    cfg = StackConfig.from_settings(Settings())
+    try:
+        result = manager.up(cfg, say=lambda line: print(f"[stack] {line}", flush=True))
+    except (RuntimeError, OSError) as exc:
+        raise pytest.UsageError(f"could not bring the stack up: {exc}") from exc
+    config.stash[_STACK_STARTED] = (cfg, result.started)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cfg, started = config.stash.get(_STACK_STARTED, (None, frozenset()))
+    if cfg is not None and started:
+        manager.down(cfg, say=lambda line: print(f"[stack] {line}", flush=True), only=set(started))
 
 
 @pytest.fixture

@@ -84,7 +84,7 @@ class CommandSubscriber:
     ) -> None:
         self.topic = str(MqttTopic.build(site, DeviceKind.CAMERA, device, MqttStream.CMD))
         self._queue, self._loop = queue, loop
-        self._client = make_mqtt_client(mqtt_settings, f"tp-cmd-{device}")
+        self._client = make_mqtt_client(mqtt_settings, f"tp-cmd-{site}-{device}")
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.on_subscribe = self._on_subscribe

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 from pathlib import Path
+
+from core.ports import free_port
 
 SYSTEM_PYTHON = os.environ.get("TP_SYSTEM_PYTHON", "/usr/bin/python3")
 SCRIPT = Path(__file__).with_name("rtsp_server.py")
@@ -20,12 +21,6 @@ READY_TIMEOUT_S = 30.0  # a cold GStreamer registry scan on a loaded machine tak
 
 class RtspChildError(RuntimeError):
     pass
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
 
 
 class RtspChild:
@@ -45,7 +40,7 @@ class RtspChild:
         self.video, self.width, self.height, self.fps = video, width, height, fps
         self.slices, self.audio = slices, audio
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or free_port(host=host)
         self._proc: asyncio.subprocess.Process | None = None
         self._last_crop: dict[str, object] | None = None
 

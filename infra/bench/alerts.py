@@ -36,12 +36,13 @@ import httpx
 import paho.mqtt.client as mqtt
 
 from core.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.ports import free_port
 from core.settings import Settings
 from device_configs.loader import load_device_configs
 from edge.simulator.generator import SimConfig, WifiSessionGenerator
 from edge.simulator.identity import SimulatedClockPseudonymiser
 from infra.bench.context import BenchContext, BenchError
-from infra.bench.services import Service, delete_kafka_topics, free_port, fresh_database
+from infra.bench.services import Service, delete_kafka_topics, fresh_database
 from schemas.codec import encode_event
 from schemas.device import AvailabilityData, AvailabilityV1
 from schemas.topics import DeviceKind, KafkaTopic, MqttStream, MqttTopic

@@ -19,9 +19,15 @@ from typing import Any
 
 import requests
 import schemathesis
+import schemathesis.specs.openapi.schemas  # eager: see below
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
+
+# The OpenAPI loader's modules are imported when this module is, not lazily by the first
+# ``from_dict`` call: that import ran inside a test's worker thread, and CPython 3.11.2's
+# parser failed it there with "AST constructor recursion depth mismatch" (pytest rewrites
+# schemathesis' modules, a pytest plugin, as it imports them).
 
 #: Operations answered with ``text/event-stream``.
 STREAMING = frozenset({"/api/v1/live", "/api/v1/ioc/live"})

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import cv2
 import psutil
 
+from core.ports import free_port
 from core.settings import get_settings
 from edge.camera.anonymiser import FrameAnonymiser, PtzPosition
 from edge.camera.blur_recall import ZOOMED_VIEWS, Recall, load_boxes, view_heads
@@ -32,7 +33,6 @@ from edge.camera.counting import PeopleCounter
 from edge.camera.detector import PersonDetector
 from edge.camera.geometry import Geometry
 from edge.camera.stream_out import AnonymisedStream
-from edge.camera_sim.rtsp_child import free_port
 
 W, H, FPS = 640, 480, 10
 MIN_HEAD_PX = 24

@@ -25,16 +25,11 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from core.ports import free_port
 from infra.bench.context import BenchError
 
 if TYPE_CHECKING:
     from core.kafka_client import KafkaClientSettings
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Service:

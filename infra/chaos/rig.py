@@ -38,10 +38,11 @@ from psycopg import sql
 
 from core.kafka_client import as_kafka
 from core.mqtt_client import MqttClientSettings, make_mqtt_client
+from core.ports import free_port
 from core.privacy.keystore import KeyStore
 from core.privacy.pseudonymiser import Pseudonymiser
 from core.settings import Settings
-from infra.bench.services import counter_value, free_port
+from infra.bench.services import counter_value
 from infra.chaos.nas import mac_of
 from infra.chaos.proxy import UplinkProxy
 from infra.stack import kafka as stack_kafka

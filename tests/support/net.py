@@ -8,23 +8,13 @@ step never happened.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Callable
 
+from core.ports import free_port
 from infra.stack.procs import port_open
 
-
-def free_port(kind: int = socket.SOCK_STREAM, *, pair: bool = False) -> int:
-    """A free loopback port (TCP, or UDP with ``kind=SOCK_DGRAM``); with ``pair`` the next
-    port is free too (Kafka's controller listens on port + 1)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not pair or (port < 65535 and not port_open("127.0.0.1", port + 1, 0.2)):
-            return port
-    raise RuntimeError("no free port pair")
+__all__ = ["free_port", "port_open", "until", "wait_until"]
 
 
 async def until(
