@@ -28,7 +28,14 @@ from infra.stack.kafka import (
     kafka_version,
     metadata_ok,
 )
-from infra.stack.procs import ProcessId, spawn_detached, stop_process, tail, wait_until
+from infra.stack.procs import (
+    STOP_GRACE_S,
+    ProcessId,
+    spawn_detached,
+    stop_process,
+    tail,
+    wait_until,
+)
 from infra.stack.state import Component, StackConfig
 
 CONTROLLER_OFFSET = 100
@@ -143,8 +150,10 @@ def start_cluster(
     )
 
 
-def stop_nodes(home: Path) -> list[str]:
-    """Stop every node recorded in ``home/nodes.json`` (SIGTERM, then SIGKILL)."""
+def stop_nodes(home: Path, grace_s: float = STOP_GRACE_S) -> list[str]:
+    """Stop every node recorded in ``home/nodes.json`` (SIGTERM, then SIGKILL after
+    ``grace_s``: a throwaway test cluster need not wait out a shutdown that has lost its
+    controller quorum)."""
     try:
         recorded = json.loads((home / "nodes.json").read_text())
     except FileNotFoundError:
@@ -153,7 +162,10 @@ def stop_nodes(home: Path) -> list[str]:
     # last ones waited out their timeouts (47 s for three in the cluster test's teardown).
     with ThreadPoolExecutor(max_workers=max(1, len(recorded))) as pool:
         return list(
-            pool.map(lambda rec: stop_process(ProcessId(rec[0], rec[1]), signal.SIGTERM), recorded)
+            pool.map(
+                lambda rec: stop_process(ProcessId(rec[0], rec[1]), signal.SIGTERM, grace_s),
+                recorded,
+            )
         )
 
 

@@ -50,7 +50,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> object:
     try:
         yield cfg, comp
     finally:
-        stop_nodes(data / "kafka-cluster")
+        stop_nodes(data / "kafka-cluster", grace_s=10)  # throwaway data: no long wait
 
 
 def _leader_pid(admin: AdminClient, home: Path) -> tuple[int, int]:
