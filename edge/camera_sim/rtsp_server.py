@@ -161,7 +161,11 @@ class Camera:
                     time.sleep(delay)
                 else:
                     next_at = time.monotonic()  # fell behind: do not burst to catch up
-                if appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(data)) != Gst.FlowReturn.OK:
+                flow = appsrc.emit("push-buffer", Gst.Buffer.new_wrapped(data))
+                if flow != Gst.FlowReturn.OK:  # said, so a stream without frames has a cause
+                    if not stop.is_set():
+                        print(f"feeder stopped: appsrc returned {flow.value_nick}",
+                              file=sys.stderr, flush=True)  # fmt: skip
                     break
         finally:
             proc.kill()
