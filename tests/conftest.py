@@ -73,7 +73,7 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     cfg = StackConfig.from_settings(Settings())
     try:
-        result = manager.up(cfg, say=lambda line: print(f"[stack] {line}", flush=True))
+        result = manager.up(cfg, say=_say_stack)
     except (RuntimeError, OSError) as exc:
         raise pytest.UsageError(f"could not bring the stack up: {exc}") from exc
     config.stash[_STACK_STARTED] = (cfg, result.started)
@@ -82,7 +82,11 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     cfg, started = config.stash.get(_STACK_STARTED, (None, frozenset()))
     if cfg is not None and started:
-        manager.down(cfg, say=lambda line: print(f"[stack] {line}", flush=True), only=set(started))
+        manager.down(cfg, say=_say_stack, only=set(started))
+
+
+def _say_stack(line: str) -> None:
+    print(f"[stack] {line}", flush=True)
 
 
 @pytest.fixture

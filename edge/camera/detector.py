@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import cv2
@@ -151,16 +151,15 @@ class PersonDetector:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        session = partial(
+            ort.InferenceSession, sess_options=options, providers=["CPUExecutionProvider"]
+        )
         raw = model.read_bytes()
         data, self.free_shape = free_input_shape(raw)
-        self._session = ort.InferenceSession(
-            data, sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = session(data)
         self._input = self._session.get_inputs()[0].name
         if self.free_shape and not self._takes(*canvas_shape(640, 480, True)[:2]):
-            self._session = ort.InferenceSession(
-                raw, sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            self._session = session(raw)
             self.free_shape = False
         if not self.free_shape:
             log.info("person detector %s runs on a square input (23 %% slower)", model.name)
