@@ -24,6 +24,8 @@ PROMO_COLUMNS = (
 
 #: (site, client id, client ip hash, controller, language) of one visit.
 Visit = tuple[str, str, str | None, str, str]
+#: (portal session, visit, (promo, variant) shown, when the page was served).
+Landing = tuple[str, Visit, Sequence[tuple[str, str]], datetime]
 PROMO_DEFAULTS: dict[str, Any] = {"sites": [], "languages": [], "priority": 0, "active": True}
 
 
@@ -31,22 +33,30 @@ class PortalStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def land_many(
-        self, batch: Sequence[tuple[str, Visit, Sequence[tuple[str, str]]]]
-    ) -> None:
-        """Visits and the promos they were shown, many at once, in one statement."""
-        visits = list({ps: (ps, *visit) for ps, visit, _ in batch}.values())
-        shown = [(ps, promo, variant) for ps, _, cards in batch for promo, variant in cards]
+    async def land_many(self, batch: Sequence[Landing]) -> None:
+        """Visits and the promos they were shown, many at once, in one statement.
+
+        A landing buffered before an erasure of its client id completed (here or in
+        another API process) is not written: the erasure already answered for it.
+        """
+        visits = list({ps: (ps, *visit, at) for ps, visit, _, at in batch}.values())
+        shown = [(ps, promo, variant) for ps, _, cards, _ in batch for promo, variant in cards]
         columns = [list(col) for col in zip(*visits, strict=True)]
         columns += [list(col) for col in zip(*shown, strict=True)] if shown else [[], [], []]
         async with self.pool.connection() as conn:
             await conn.execute(
-                "WITH v AS (INSERT INTO portal_visits (portal_session, site, client_id,"
-                " client_ip_hash, controller, language) SELECT * FROM unnest(%s::text[],"
-                " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[])"
+                "WITH u AS (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::text[], %s::timestamptz[]) AS u(portal_session, site,"
+                " client_id, client_ip_hash, controller, language, created_at)"
+                " WHERE NOT EXISTS (SELECT 1 FROM portal_dsr d WHERE d.kind = 'erasure'"
+                " AND d.status = 'completed' AND d.client_id = u.client_id"
+                " AND d.completed_at >= u.created_at)),"
+                " v AS (INSERT INTO portal_visits (portal_session, site, client_id,"
+                " client_ip_hash, controller, language, created_at) SELECT * FROM u"
                 " ON CONFLICT (portal_session) DO NOTHING)"
                 " INSERT INTO portal_promo_impressions (portal_session, promo_id, variant)"
-                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) ON CONFLICT DO NOTHING",
+                " SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]) AS s(ps, promo, variant)"
+                " WHERE s.ps IN (SELECT portal_session FROM u) ON CONFLICT DO NOTHING",
                 columns,
             )
 

@@ -5,6 +5,8 @@ request queue for a pooled connection. Landings (visit + promos shown) are buffe
 written every ``interval`` in one statement; the accept step does not depend on the buffer
 (it re-creates the visit from the sealed cookie if needed), so another worker process or a
 crash loses at most the impressions of the last ``interval``, and those are counted.
+Each landing keeps the time it was served, so a data-subject erasure that completes while
+it is still buffered (in any process) also covers it: ``PortalStore.land_many`` skips it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge
 
-from api.portal.store import PortalStore, Visit
+from api.portal.store import Landing, PortalStore, Visit
 
 log = logging.getLogger(__name__)
 WRITE_ERRORS = Counter("tp_portal_landing_write_errors_total", "Failed landing batch writes")
@@ -30,7 +33,7 @@ class LandingWriter:
         self.store = store
         self.interval = interval
         self.max_batch = max_batch
-        self._pending: list[tuple[str, Visit, Sequence[tuple[str, str]]]] = []
+        self._pending: list[Landing] = []
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -42,7 +45,7 @@ class LandingWriter:
         if len(self._pending) >= MAX_PENDING:
             DROPPED.inc()
             return
-        self._pending.append((ps, visit, shown))
+        self._pending.append((ps, visit, shown, datetime.now(UTC)))
         PENDING.set(len(self._pending))
         self._wake.set()
 
@@ -62,14 +65,18 @@ class LandingWriter:
             finally:
                 PENDING.set(len(self._pending))
 
+    async def drain(self) -> None:
+        """Write every landing buffered so far, batch after batch."""
+        while self._pending:
+            await self.flush()
+
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(self.interval)
             try:
-                while self._pending:
-                    await self.flush()
+                await self.drain()
             except Exception:  # already logged and counted; back off, keep the buffer
                 await asyncio.sleep(1.0)
                 self._wake.set()

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from api.portal.controllers.opennds import _gateway_ok
+from api.portal.writer import LandingWriter
 from device_configs.alerting import EmailTarget
 from stream.alerts.notify import _send_mail
 from tests.support.net import free_port
@@ -72,7 +73,7 @@ async def env(settings: Any) -> AsyncIterator[dict[str, Any]]:
     stub = StubControllers(free_port())
     app = portal_app(settings, portal_settings(stub.port))
     async with serve(stub.app(), stub.port), serve(app, free_port()) as base:
-        yield {"stub": stub, "base": base, "db": settings.database_url}
+        yield {"stub": stub, "base": base, "db": settings.database_url, "app": app}
 
 
 def _csrf(html: str) -> str:
@@ -265,6 +266,57 @@ async def test_data_subject_request_verify_export_erase_audit(env: dict[str, Any
     actions = [a["action"] for a in audit if a["action"].startswith("dsr.")]
     assert actions[:2] == ["dsr.erase", "dsr.verified"] and "dsr.export" in actions
     assert "dsr.rejected" in actions and actions.count("dsr.request") == 3
+
+
+async def _verified_erasure(base: str, ps_request: dict[str, Any]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as admin:
+        await admin.post(
+            f"/api/v1/portal/admin/dsr/{ps_request['request_id']}/verify",
+            json={"code": ps_request["verification_code"]},
+            headers=ADMIN_AUTH,
+        )
+        return await admin.post(
+            f"/api/v1/portal/admin/dsr/{ps_request['request_id']}/erase", headers=ADMIN_AUTH
+        )
+
+
+@pytest.mark.integration
+async def test_erasure_covers_landings_still_buffered_here_or_in_another_process(
+    env: dict[str, Any],
+) -> None:
+    """A landing served just before the erasure is still in the write-behind buffer when
+    the admin erases (CI hit it: one visit and its four promo rows survived). The erasure
+    must cover it, whether the buffer is this process's or another API process's."""
+    stub, base, site = env["stub"], env["base"], "saigon-zoo"
+    portal = env["app"].state.portal
+    await portal.writer.drain()
+    portal.writer.interval = 30.0  # the next landing stays buffered for the whole test
+    async with httpx.AsyncClient(base_url=base, timeout=30) as phone:
+        await phone.get(stub.meraki_landing(base, site, MAC, "http://example.com/"))
+        erasure = (await phone.post("/api/v1/portal/dsr", json={"kind": "erasure"})).json()
+    with psycopg.connect(env["db"]) as conn:
+        client_id = conn.execute("SELECT client_id FROM portal_dsr").fetchone()
+    assert client_id is not None
+    # The same client's landing, buffered in another API process (a second writer).
+    other = LandingWriter(portal.store)
+    other.add("other-process-session", (site, client_id[0], None, "meraki", "en"), [("p", "a")])
+    erased = await _verified_erasure(base, erasure)
+    assert erased.status_code == 200
+    # Both buffers are written only after the erasure.
+    await portal.writer.drain()
+    await other.drain()
+    with psycopg.connect(env["db"]) as conn:
+        left = conn.execute(
+            "SELECT (SELECT count(*) FROM portal_visits), "
+            " (SELECT count(*) FROM portal_promo_impressions)"
+        ).fetchone()
+    assert left == (0, 0)
+    # A landing after the erasure is a new visit and is kept.
+    other.add("after-erasure", (site, client_id[0], None, "meraki", "en"), [("p", "a")])
+    await other.drain()
+    with psycopg.connect(env["db"]) as conn:
+        kept = conn.execute("SELECT portal_session FROM portal_visits").fetchall()
+    assert kept == [("after-erasure",)]
 
 
 @pytest.mark.integration
