@@ -19,6 +19,7 @@ def add_runtime_args(
     parser: argparse.ArgumentParser,
     *,
     batch_window: float,
+    producer_linger_ms: int = 20,
     rebalance_timeout: float = 10.0,
     group_session_timeout: float = 8.0,
     heartbeat_interval: float = 1.0,
@@ -27,6 +28,12 @@ def add_runtime_args(
     group.add_argument("--batch-size", type=int, default=2000, help="max events per batch")
     group.add_argument(
         "--batch-window", type=float, default=batch_window, help="max seconds to fill a batch"
+    )
+    group.add_argument(
+        "--producer-linger-ms",
+        type=int,
+        default=producer_linger_ms,
+        help="ms an output waits for company before it is sent (throughput vs latency)",
     )
     group.add_argument(
         "--rebalance-timeout",
@@ -59,6 +66,7 @@ def add_runtime_args(
 RUNTIME_ARGS = (
     "batch_size",
     "batch_window",
+    "producer_linger_ms",
     "rebalance_timeout",
     "group_session_timeout",
     "heartbeat_interval",
@@ -74,6 +82,7 @@ def runtime_options(
         group_id=group_id,
         batch_size=args.batch_size,
         batch_window=args.batch_window,
+        producer_linger_ms=args.producer_linger_ms,
         rebalance_timeout=args.rebalance_timeout,
         group_session_timeout=args.group_session_timeout,
         heartbeat_interval=args.heartbeat_interval,

@@ -90,7 +90,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             token = _operator_token(base, db_url)
             with _SseProbe(base, token) as sse:
                 probe = _Prober(settings, ns, sse)
-                idle, idle_lost = probe.run(probes)
+                idle, idle_lost, idle_legs = probe.run(probes)
                 stop = multiprocessing.Event()
                 received0 = gateway.metric("tp_gateway_received_total")
                 t0 = time.monotonic()
@@ -101,7 +101,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
                 background.start()
                 try:
                     time.sleep(WARM_S)
-                    loaded, loaded_lost = probe.run(probes)
+                    loaded, loaded_lost, loaded_legs = probe.run(probes)
                 finally:
                     stop.set()
                     background.join(30)
@@ -117,6 +117,12 @@ def run(ctx: BenchContext) -> dict[str, Any]:
             delete_kafka_topics(settings.kafka_client_settings(), ns)
     result: dict[str, Any] = {
         "latency_ms": {"idle": _percentiles(idle), "loaded": _percentiles(loaded)},
+        # Where the time goes: MQTT publish -> the alert's row (gateway, Kafka, engine) and
+        # that row -> the SSE client (engine's producer, Kafka, API): one clock, one machine.
+        "legs_ms": {
+            "idle": {k: _percentiles(v) for k, v in idle_legs.items()},
+            "loaded": {k: _percentiles(v) for k, v in loaded_legs.items()},
+        },
         "background_events_per_s": round(rate),
         "background_events_per_s_requested": BACKGROUND_RATE,
         "probes": probes,
@@ -221,6 +227,8 @@ class _SseProbe:
 
     def __init__(self, base: str, token: str) -> None:
         self.arrived: dict[str, float] = {}
+        #: The alert's created_at (the engine's transaction, on this machine's clock).
+        self.created: dict[str, float] = {}
         self._cond = threading.Condition()
         self._base, self._token = base, token
         self._stop = False
@@ -251,8 +259,11 @@ class _SseProbe:
                 elif line.startswith("data:") and event == "alert":
                     change = json.loads(line[5:])
                     if change["action"] == "raise":
+                        device = change["alert"]["originator"]
+                        created = datetime.fromisoformat(change["alert"]["created_at"])
                         with self._cond:
-                            self.arrived[change["alert"]["originator"]] = time.time()
+                            self.arrived[device] = time.time()
+                            self.created[device] = created.timestamp()
                             self._cond.notify_all()
 
     def wait_for(self, device: str, timeout: float) -> bool:
@@ -274,9 +285,10 @@ class _Prober:
         self.client.connect(settings.mqtt_host, settings.mqtt_port)
         self.client.loop_start()
 
-    def run(self, n: int) -> tuple[list[float], int]:
-        """Send ``n`` probes; return the latencies of those whose alert arrived and how many
-        never did (waiting up to ARRIVAL_TIMEOUT_S after the last one for stragglers)."""
+    def run(self, n: int) -> tuple[list[float], int, dict[str, list[float]]]:
+        """Send ``n`` probes; return the latencies of those whose alert arrived, how many
+        never did (waiting up to ARRIVAL_TIMEOUT_S after the last one for stragglers) and
+        the arrived ones' two legs (ms), split at the alert's ``created_at``."""
         sent: dict[str, float] = {}
         for _ in range(n):
             self.count += 1
@@ -298,9 +310,14 @@ class _Prober:
             self.sse.wait_for(device, max(0.0, deadline - time.monotonic()))
         arrived = {d: self.sse.arrived[d] - t for d, t in sent.items() if d in self.sse.arrived}
         latencies = [v * 1000 for v in arrived.values()]
+        created = {d: self.sse.created[d] for d in arrived}
+        legs = {
+            "to_engine": [(created[d] - sent[d]) * 1000 for d in arrived],
+            "engine_to_feed": [(self.sse.arrived[d] - created[d]) * 1000 for d in arrived],
+        }
         lost = len(sent) - len(arrived)
         log.info("probes: %d arrived, %d lost", len(latencies), lost)
-        return latencies, lost
+        return latencies, lost, legs
 
 
 def _background(host: str, port: int, ns: str, keys: str, stop: EventType) -> None:
