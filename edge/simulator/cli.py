@@ -14,7 +14,8 @@ from device_configs.loader import ConfigError, load_device_configs
 from device_configs.models import DeviceConfigs
 from edge.simulator.generator import SimConfig, WifiSessionGenerator
 from edge.simulator.identity import SimulatedClockPseudonymiser
-from edge.simulator.publisher import BrokerUnreachable, PublishOptions, PublishStats, SimPublisher
+from edge.simulator.publisher import BrokerUnreachable, SimPublisher
+from edge.simulator.site_link import PublishOptions, PublishStats
 from schemas.batch import MAX_BATCH_EVENTS
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")

@@ -210,7 +210,8 @@ def test_simulator_resends_what_the_broker_acknowledged_without_delivering(
     """
     from edge.simulator.generator import SimConfig, WifiSessionGenerator
     from edge.simulator.identity import SimulatedClockPseudonymiser
-    from edge.simulator.publisher import PublishOptions, SimPublisher
+    from edge.simulator.publisher import SimPublisher
+    from edge.simulator.site_link import PublishOptions
     from tests.support.edge_wifi_support import Collector, PrivateMosquitto
     from tests.support.net import wait_until
 
