@@ -37,7 +37,8 @@ from schemas.batch import join_batch
 from schemas.codec import encode_event
 from schemas.topics import DeviceKind, MqttStream, MqttTopic
 from schemas.wifi import WifiSessionData, WifiSessionStartV1
-from stream.gateway.gateway import Gateway, GatewayConfig
+from stream.gateway.config import GatewayConfig
+from stream.gateway.gateway import Gateway
 
 log = logging.getLogger("tourpulse.bench.gateway")
 

@@ -15,7 +15,8 @@ from confluent_kafka import KafkaException
 
 from core.settings import Settings, get_settings
 from device_configs import ConfigError, load_device_configs
-from stream.gateway.gateway import Gateway, GatewayConfig
+from stream.gateway.config import GatewayConfig
+from stream.gateway.gateway import Gateway
 
 log = logging.getLogger("tourpulse.gateway")
 

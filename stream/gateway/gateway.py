@@ -41,6 +41,7 @@ from core.settings import Settings
 from schemas.registry import EVENT_MODELS
 from schemas.topics import KafkaTopic, MqttStream, mqtt_catch_all, mqtt_subscription
 from stream.deadletter import Record
+from stream.gateway.config import GatewayConfig
 from stream.gateway.kafka import ensure_topics, new_producer
 from stream.gateway.metrics import GatewayMetrics
 from stream.gateway.routing import is_command_topic, route
@@ -63,28 +64,6 @@ KAFKA_PROBE_EVERY_S = 5.0
 #: restart; a gateway backing off to paho's 30 s left them publishing into a broker with no
 #: subscriber (PUBACK 0x10) for up to half a minute.
 RECONNECT_MAX_S = 2
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    """Per-instance options; the broker addresses come from :class:`Settings`."""
-
-    client_id: str
-    share_group: str = "tp-gateway"
-    partitions: int = 4
-    #: How long the broker keeps queueing for a gateway that went away. Short on purpose:
-    #: a dead member of a share group keeps receiving its round-robin share until expiry.
-    session_expiry_s: int = 300
-    #: MQTT 5 Receive Maximum: unacknowledged QoS 1 messages the broker may send us. It
-    #: must cover rate x Kafka round trip, or the broker throttles us (Mosquitto's default is 20).
-    receive_maximum: int = 2000
-    keepalive_s: int = 30
-    #: Only this site's topics (a per-site deployment, or test isolation); None: all sites.
-    site: str | None = None
-    #: Sites of the deployment (device configs); events for others are dead-lettered.
-    #: None: no check (tests and tools with synthetic sites).
-    known_sites: frozenset[str] | None = None
-    metrics_port: int | None = None  # None: no HTTP endpoint (0: any free port)
 
 
 @dataclass(slots=True)

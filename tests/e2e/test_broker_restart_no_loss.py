@@ -23,7 +23,8 @@ from infra.stack import manager, mqtt
 from infra.stack.state import StackConfig
 from schemas.codec import decode_event
 from schemas.topics import DeviceKind, KafkaTopic
-from stream.gateway.gateway import Gateway, GatewayConfig
+from stream.gateway.config import GatewayConfig
+from stream.gateway.gateway import Gateway
 from tests.support.gateway_samples import session_start
 from tests.support.net import free_port, until
 

@@ -25,7 +25,8 @@ from core.settings import Settings
 from schemas.codec import decode_event, encode_event
 from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic
-from stream.gateway.gateway import Gateway, GatewayConfig
+from stream.gateway.config import GatewayConfig
+from stream.gateway.gateway import Gateway
 from tests.support.gateway_samples import session_start, spine_events, topic_for
 from tests.support.net import free_port, until
 

@@ -19,7 +19,8 @@ from schemas.codec import decode_event, encode_event
 from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic
 from stream.deadletter import Record
-from stream.gateway.gateway import Gateway, GatewayConfig, _Pending
+from stream.gateway.config import GatewayConfig
+from stream.gateway.gateway import Gateway, _Pending
 from tests.integration.test_gateway import CrashesBeforeKafkaConfirms, start_gateway
 from tests.support.gateway_samples import session_start, topic_for
 from tests.support.net import until

@@ -15,7 +15,8 @@ from schemas.codec import decode_event, encode_event
 from schemas.device import DeviceHeartbeatV1, HeartbeatData
 from schemas.stream_out import DEAD_LETTER_PAYLOAD_CAP, DeadLetterV1
 from schemas.topics import KafkaTopic, MqttStream, mqtt_subscription
-from stream.gateway.gateway import Gateway, GatewayConfig
+from stream.gateway.config import GatewayConfig
+from stream.gateway.gateway import Gateway
 from stream.gateway.routing import route
 from tests.support.gateway_samples import session_start, spine_events, topic_for
 
