@@ -15,12 +15,9 @@ order after CONNACK, so the backlog is replayed in order before live events (whi
 later rows). A PUBACK lost in an outage means a re-send; consumers dedup on the event id.
 
 Batching (why): per-message costs (a packet and a PUBACK, paho and broker routing, a gateway
-callback) dwarf one small event, so rows of one topic (one device's stream) leave together
-as one batch message (:mod:`schemas.batch`): at once when the topic has been quiet for
-``batch_linger_s``, otherwise after at most that long, up to ``batch_max_events`` a message.
-A quiet device adds no latency and sends a bare event, as before batches existed. A batch
-is one unit for the outbox: a PUBACK deletes all its rows, a "not delivered" reason code
-keeps all of them for the re-send.
+callback) dwarf one small event, so rows of one device's topic leave together as one batch
+message (:mod:`edge.link.batches` says when). A batch is one unit for the outbox: a PUBACK
+deletes all its rows, a "not delivered" reason code keeps all of them for the re-send.
 
 Availability: the Last Will is ``AvailabilityV1(offline, reason="last-will")``, retained;
 "online" is published only from the CONNACK-success path, never on a refused connection.
@@ -34,26 +31,31 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from prometheus_client import Counter, Gauge
 
 from core.mqtt_client import make_mqtt_client
+from edge.link import telemetry
+from edge.link.batches import PendingBatches
 from edge.link.config import LinkIdentity, MqttLinkConfig
-from edge.link.outbox import Outbox, Queued
-from schemas.batch import MAX_BATCH_BYTES, join_batch
-from schemas.codec import encode_event
-from schemas.device import (
-    AvailabilityData,
-    AvailabilityV1,
-    DeviceHeartbeatV1,
-    HeartbeatData,
+from edge.link.metrics import (
+    BATCHES,
+    CONNECTED,
+    LINK_ERRORS,
+    NOT_DELIVERED,
+    OUTBOX_DEPTH,
+    OUTBOX_DROPPED,
+    OUTBOX_OLDEST,
+    PUBLISHED,
 )
-from schemas.envelope import EventBase, utc_now
+from edge.link.outbox import Outbox
+from schemas.batch import join_batch
+from schemas.codec import encode_event
+from schemas.device import HeartbeatData
+from schemas.envelope import EventBase
 from schemas.topics import MqttStream, MqttTopic
 
 log = logging.getLogger(__name__)
@@ -77,27 +79,6 @@ RETRY_REASONS = frozenset({0x10, 0x80, 0x89, 0x97})
 #: short, because a gateway re-subscribes within a second or two of a broker restart.
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 5.0
-
-OUTBOX_DEPTH = Gauge("tp_edge_outbox_depth", "Events waiting in the outbox")
-OUTBOX_OLDEST = Gauge("tp_edge_outbox_oldest_seconds", "Age of the oldest queued event")
-OUTBOX_DROPPED = Counter("tp_edge_outbox_dropped_total", "Events dropped: outbox full or too old")
-PUBLISHED = Counter("tp_edge_mqtt_acked_total", "Events acknowledged by the broker (PUBACK)")
-BATCHES = Counter("tp_edge_mqtt_messages_total", "Event messages published (one may be a batch)")
-CONNECTED = Gauge("tp_edge_mqtt_connected", "1 while the broker connection is up")
-LINK_ERRORS = Counter("tp_edge_link_errors_total", "Uplink errors by reason", ["reason"])
-NOT_DELIVERED = Counter(
-    "tp_edge_mqtt_not_delivered_total",
-    "PUBACKs saying the broker did not deliver the event (kept in the outbox, sent again)",
-    ["reason"],
-)
-
-
-@dataclass
-class _Pending:
-    """Rows of one topic read from the outbox and not yet published."""
-
-    rows: list[Queued] = field(default_factory=list)
-    last_sent: float = float("-inf")  # monotonic time this topic's last message left
 
 
 class MqttLink:
@@ -126,8 +107,7 @@ class MqttLink:
         self._online = threading.Event()
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, list[int]] = {}  # paho mid -> outbox seqs of its batch
-        self._pending: dict[str, _Pending] = {}  # topic -> rows waiting for their batch
-        self._pending_rows = 0
+        self._batches = PendingBatches(cfg.batch_max_events, cfg.batch_linger_s)
         self._acked: list[int] = []
         #: Set when the broker answered a PUBACK with a RETRY_REASONS code: sending pauses,
         #: in-flight acks drain, and after the back-off the outbox is re-read from its head.
@@ -203,7 +183,7 @@ class MqttLink:
                 CONNECTED.set(0)
                 self._inflight.clear()
                 self._acked.clear()
-                self._clear_pending()
+                self._batches.clear()
                 self._resend_at = None  # a new connection replays the outbox from its head
                 client.disconnect()
                 client.loop(timeout=0.01)  # lets paho close the socket
@@ -213,8 +193,13 @@ class MqttLink:
     def _new_client(self) -> mqtt.Client:
         ident = self.identity
         client = make_mqtt_client(self.cfg.client_settings(), f"tp-{ident.site}-{ident.device}")
-        will = self._availability("offline", "last-will")
-        client.will_set(self._availability_topic(), encode_event(will), qos=1, retain=True)
+        will = telemetry.availability(self.identity, self._software, "offline", "last-will")
+        client.will_set(
+            telemetry.topic(self.identity, MqttStream.AVAILABILITY),
+            encode_event(will),
+            qos=1,
+            retain=True,
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -233,8 +218,13 @@ class MqttLink:
             if self._conn_state == "connecting":
                 self._error("connack_timeout")
             return False
-        online = self._availability("online", None)
-        client.publish(self._availability_topic(), encode_event(online), qos=1, retain=True)
+        online = telemetry.availability(self.identity, self._software, "online", None)
+        client.publish(
+            telemetry.topic(self.identity, MqttStream.AVAILABILITY),
+            encode_event(online),
+            qos=1,
+            retain=True,
+        )
         self._online.set()
         CONNECTED.set(1)
         log.info(
@@ -261,12 +251,12 @@ class MqttLink:
                     continue
                 self._resend_at = None
                 self._flush_acks()  # so acknowledged rows are not read again
-                self._clear_pending()
+                self._batches.clear()
                 read_up_to = 0  # kept rows are the oldest: replay from the head, in order
             if self._resend_at is None:
                 read_up_to = self._read(read_up_to)
                 self._publish_due(client)
-            busy = bool(self._inflight or self._pending_rows)
+            busy = bool(self._inflight or self._batches.rows)
             if client.loop(timeout=0.005 if busy else 0.05) != mqtt.MQTT_ERR_SUCCESS:
                 self._conn_state = "down"
             self._flush_acks()
@@ -286,42 +276,28 @@ class MqttLink:
         Bounded to a full in-flight window of full batches, so a long backlog is read as it
         drains instead of all at once.
         """
-        room = self._window * self.cfg.batch_max_events - self._pending_rows
+        room = self._window * self.cfg.batch_max_events - self._batches.rows
         if room <= 0:
             return after
         rows = self.outbox.peek(after=after, limit=room)
-        for row in rows:
-            pending = self._pending.get(row.topic)
-            if pending is None:
-                pending = self._pending[row.topic] = _Pending()
-            pending.rows.append(row)
-        self._pending_rows += len(rows)
+        self._batches.add(rows)
         return rows[-1].seq if rows else after
 
     def _publish_due(self, client: mqtt.Client) -> None:
         """Publish every topic's batch that is full or has lingered long enough."""
         now = time.monotonic()
-        most, linger = self.cfg.batch_max_events, self.cfg.batch_linger_s
-        for topic, pending in self._pending.items():
-            while pending.rows and len(self._inflight) < self._window:
-                if len(pending.rows) < most and now - pending.last_sent < linger:
-                    break  # the device is busy: wait for more of its events
-                batch = _take_batch(pending.rows, most)
+        for topic in self._batches.topics():
+            while len(self._inflight) < self._window:
+                batch = self._batches.due(topic, now)
+                if not batch:
+                    break
                 info = client.publish(topic, join_batch([r.payload for r in batch]), qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     return  # not queued by paho: the rows stay pending
-                del pending.rows[: len(batch)]
-                self._pending_rows -= len(batch)
+                self._batches.sent(topic, len(batch), now)
                 self._inflight[info.mid] = [r.seq for r in batch]
-                pending.last_sent = now
                 self.messages_total += 1
                 BATCHES.inc()
-
-    def _clear_pending(self) -> None:
-        """Forget rows read but not published (they stay in the outbox, read again later)."""
-        for pending in self._pending.values():
-            pending.rows.clear()
-        self._pending_rows = 0
 
     def _goodbye(self, client: mqtt.Client) -> None:
         """Graceful stop: drain in-flight acks briefly, announce offline, disconnect."""
@@ -330,8 +306,10 @@ class MqttLink:
             client.loop(timeout=0.05)
             self._flush_acks()
         info = client.publish(
-            self._availability_topic(),
-            encode_event(self._availability("offline", "shutdown")),
+            telemetry.topic(self.identity, MqttStream.AVAILABILITY),
+            encode_event(
+                telemetry.availability(self.identity, self._software, "offline", "shutdown")
+            ),
             qos=1,
             retain=True,
         )
@@ -359,25 +337,19 @@ class MqttLink:
         rates, errors = self._stats() if self._stats else ({}, {})
         oldest = self.outbox.oldest_age()
         OUTBOX_OLDEST.set(oldest or 0.0)
-        hb = DeviceHeartbeatV1(
-            site=self.identity.site,
-            device=self.identity.device,
-            source=self._software,
-            event_time=utc_now(),
-            data=HeartbeatData(
-                uptime_s=time.monotonic() - self._started,
-                software=self._software,
-                queue_depth=self.outbox.depth(),
-                oldest_queued_s=oldest,
-                dropped_total=self.outbox.dropped,
-                rates=rates,
-                errors={**self.errors, **errors},
-            ),
+        data = HeartbeatData(
+            uptime_s=time.monotonic() - self._started,
+            software=self._software,
+            queue_depth=self.outbox.depth(),
+            oldest_queued_s=oldest,
+            dropped_total=self.outbox.dropped,
+            rates=rates,
+            errors={**self.errors, **errors},
         )
-        topic = MqttTopic.build(
-            self.identity.site, self.identity.kind, self.identity.device, MqttStream.HEARTBEAT
+        hb = telemetry.heartbeat(self.identity, self._software, data)
+        client.publish(
+            telemetry.topic(self.identity, MqttStream.HEARTBEAT), encode_event(hb), qos=0
         )
-        client.publish(str(topic), encode_event(hb), qos=0)
 
     # ----- paho callbacks (run inside client.loop on the link thread) ---------------
     def _on_connect(
@@ -426,35 +398,9 @@ class MqttLink:
         self._acked.extend(seqs)
 
     # ----- helpers ------------------------------------------------------------------
-    def _availability_topic(self) -> str:
-        ident = self.identity
-        return str(MqttTopic.build(ident.site, ident.kind, ident.device, MqttStream.AVAILABILITY))
-
-    def _availability(
-        self, state: Literal["online", "offline"], reason: str | None
-    ) -> AvailabilityV1:
-        return AvailabilityV1(
-            site=self.identity.site,
-            device=self.identity.device,
-            source=self._software,
-            event_time=utc_now(),
-            data=AvailabilityData(state=state, reason=reason),
-        )
-
     def _error(self, reason: str) -> None:
         self.errors[reason] = self.errors.get(reason, 0) + 1
         LINK_ERRORS.labels(reason=reason).inc()
-
-
-def _take_batch(rows: list[Queued], most: int) -> list[Queued]:
-    """The head of ``rows``: at most ``most`` events within the gateway's batch size limit."""
-    size, n = 2, 0
-    for row in rows[:most]:
-        size += len(row.payload) + 1
-        if n and size > MAX_BATCH_BYTES:
-            break
-        n += 1
-    return rows[:n]
 
 
 def _slug(name: str) -> str:
