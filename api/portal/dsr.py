@@ -184,6 +184,12 @@ async def erase(request: Request, dsr_id: int, actor: Actor) -> dict[str, Any]:
     """Delete every row held for the client id (visits with their promo rows, consents)."""
     row = await _verified(request, dsr_id, "erasure")
     async with runtime(request).pool.connection() as conn, conn.transaction():
+        # Wait for landing writes already in flight and hold new ones until this commits:
+        # a batch committing between our DELETE's snapshot and our commit kept its rows
+        # (CI: a visit and its promo rows written 50 ms after the landing survived). Writes
+        # that come after see this erasure and skip the client (PortalStore.land_many).
+        # SHARE ROW EXCLUSIVE also queues concurrent erasures instead of deadlocking them.
+        await conn.execute("LOCK TABLE portal_visits, portal_consents IN SHARE ROW EXCLUSIVE MODE")
         visits = await conn.execute(
             "DELETE FROM portal_visits WHERE client_id = %s", (row["client_id"],)
         )

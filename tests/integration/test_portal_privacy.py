@@ -320,6 +320,33 @@ async def test_erasure_covers_landings_still_buffered_here_or_in_another_process
 
 
 @pytest.mark.integration
+async def test_erasure_waits_for_a_landing_write_in_flight(env: dict[str, Any]) -> None:
+    """A landing batch that is being written while the admin erases (CI hit it twice: the
+    write-behind flush and the erase 5 ms apart) must not survive the erasure."""
+    stub, base, site = env["stub"], env["base"], "saigon-zoo"
+    async with httpx.AsyncClient(base_url=base, timeout=30) as phone:
+        await phone.get(stub.meraki_landing(base, site, MAC, "http://example.com/"))
+        erasure = (await phone.post("/api/v1/portal/dsr", json={"kind": "erasure"})).json()
+    await env["app"].state.portal.writer.drain()
+    async with await psycopg.AsyncConnection.connect(env["db"]) as writer:
+        row = await (await writer.execute("SELECT client_id FROM portal_dsr")).fetchone()
+        assert row is not None
+        # The landing writer's transaction, begun before the erase and not yet committed.
+        await writer.execute(
+            "INSERT INTO portal_visits (portal_session, site, client_id, controller, language)"
+            " VALUES ('in-flight', %s, %s, 'meraki', 'en')",
+            (site, row[0]),
+        )
+        erase = asyncio.create_task(_verified_erasure(base, erasure))
+        await asyncio.sleep(1.0)  # the erase runs (or, with the fix, waits) meanwhile
+        await writer.commit()
+        assert (await erase).status_code == 200
+    with psycopg.connect(env["db"]) as conn:
+        left = conn.execute("SELECT portal_session FROM portal_visits").fetchall()
+    assert left == []
+
+
+@pytest.mark.integration
 def test_retention_removes_portal_rows_after_twelve_months(database_url: str) -> None:
     from datetime import UTC, datetime, timedelta
 
