@@ -8,6 +8,7 @@ element against the topic). A topic's rows leave as one message when they fill a
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from dataclasses import dataclass, field
 
 from edge.link.outbox import Queued
@@ -37,8 +38,9 @@ class PendingBatches:
             queue.rows.append(row)
         self.rows += len(rows)
 
-    def topics(self) -> list[str]:
-        return list(self._topics)
+    def topics(self) -> KeysView[str]:
+        """Every topic seen so far (a live view: only :meth:`add` adds to it)."""
+        return self._topics.keys()
 
     def due(self, topic: str, now: float) -> list[Queued]:
         """The topic's next batch if it must leave now, else an empty list."""

@@ -310,7 +310,7 @@ class _Prober:
             self.sse.wait_for(device, max(0.0, deadline - time.monotonic()))
         arrived = {d: self.sse.arrived[d] - t for d, t in sent.items() if d in self.sse.arrived}
         latencies = [v * 1000 for v in arrived.values()]
-        created = {d: self.sse.created[d] for d in arrived}
+        created = self.sse.created
         legs = {
             "to_engine": [(created[d] - sent[d]) * 1000 for d in arrived],
             "engine_to_feed": [(self.sse.arrived[d] - created[d]) * 1000 for d in arrived],
