@@ -42,6 +42,11 @@ RTSP_OPTIONS = {
     "probesize": "500000",
     "fflags": "nobuffer",
 }
+#: A camera answers "503 Service Unavailable" while it tears down or sets up its stream
+#: (the simulator's shared media between its last and next client; many PTZ cameras at their
+#: session limit). That passes within a second, so opening retries it before giving up.
+OPEN_ATTEMPTS = 3
+OPEN_RETRY_S = 0.5
 
 
 def ice_servers(value: str) -> list[RTCIceServer]:
@@ -86,13 +91,22 @@ class CameraFeed:
         player = self.player
         if player is None or (player.video is not None and player.video.readyState == "ended"):
             self._stop_player()
-            player = await asyncio.to_thread(open_camera, self.rtsp_url, RTSP_OPTIONS)
+            player = await self._open()
             self.player = player
             if player.video is not None:
                 self.hub = VideoHub(player.video)
             if player.audio is not None:
                 self.audio = AudioHub(player.audio)
         return player
+
+    async def _open(self) -> MediaPlayer:
+        for attempt in range(1, OPEN_ATTEMPTS):
+            try:
+                return await asyncio.to_thread(open_camera, self.rtsp_url, RTSP_OPTIONS)
+            except av.error.HTTPServerError as exc:  # RTSP 5xx: busy or between streams
+                log.info("camera stream busy (%s); retry %d of %d", exc, attempt, OPEN_ATTEMPTS)
+                await asyncio.sleep(OPEN_RETRY_S * attempt)
+        return await asyncio.to_thread(open_camera, self.rtsp_url, RTSP_OPTIONS)
 
     async def answer(self, offer_sdp: str) -> tuple[str, str]:
         """SDP answer and session id for a viewer's offer."""

@@ -6,18 +6,25 @@ paths run in-process.
 
 from __future__ import annotations
 
+import asyncio
+from urllib.parse import urlsplit
+
+import av
 import httpx
+import numpy as np
 import pytest
 from fastapi import FastAPI
 
 from api.cameras import router as cameras
-from api.cameras.whep import ice_servers
+from api.cameras.whep import CameraFeed, ice_servers
 from api.errors import install_error_handlers
 from core.settings import DEVICE_CONFIG_DIR, Settings
 from device_configs.loader import load_device_configs
-from tests.support.camera_fixtures import require_pets
+from edge.camera_sim.server import CameraSim
+from tests.support.camera_fixtures import PASSWORD, PRESETS, USER, require_pets
 from tests.support.camera_netns import run_scenario
 from tests.support.net import free_port
+from tests.support.rtsp_busy_proxy import BusyOnceProxy
 
 
 async def test_two_viewers_in_a_load_process_receive_frames_from_one_camera_pull() -> None:
@@ -102,3 +109,38 @@ async def test_aac_camera_audio_reaches_viewers_as_opus_with_the_cameras_sound()
     assert all(q > 1e-4 for q in result["quiet_rms"]), result  # type: ignore[attr-defined]
     for quiet, loud in zip(result["quiet_rms"], result["loud_rms"], strict=True):  # type: ignore[call-overload]
         assert loud > 5 * quiet, result
+
+
+async def test_a_camera_busy_for_a_moment_still_gives_viewers_its_picture() -> None:
+    """CI once failed a viewer with "Server returned 5XX": the camera was between streams.
+    The feed retries a 503 instead of failing the viewer's offer."""
+    sim = CameraSim(require_pets(), username=USER, password=PASSWORD, presets=PRESETS)
+    await sim.start()
+    proxy = BusyOnceProxy(urlsplit(sim.rtsp_url).port or 554)
+    url = sim.rtsp_url.replace(f":{proxy.target_port}/", f":{proxy.port}/")
+    feed = CameraFeed(url)
+    try:
+        player = await feed.source()
+        assert proxy.refused == 1  # the first DESCRIBE really got the 503
+        assert player.video is not None
+        picture = await asyncio.wait_for(_first_picture(player.video), 30)
+        height, width = picture.shape[:2]
+        assert width >= 320 and height >= 180
+        assert float(picture.std()) > 10  # the street scene, not a blank frame
+    finally:
+        await feed.close()
+        proxy.close()
+        await sim.close()
+
+
+async def _first_picture(track: object) -> np.ndarray:
+    """Decode the pass-through H.264 packets from the first keyframe to the first picture."""
+    decoder = av.CodecContext.create("h264", "r")
+    keyed = False
+    while True:
+        packet = await track.recv()  # type: ignore[attr-defined]
+        keyed = keyed or packet.is_keyframe
+        if not keyed:
+            continue  # joined mid-GOP: nothing decodes before the next keyframe
+        for frame in decoder.decode(packet):
+            return frame.to_ndarray(format="gray")
