@@ -43,12 +43,23 @@ CAMERA_TOPICS = {
 }
 
 
-async def _partitions(bootstrap: str, topics: list[str]) -> dict[str, int]:
+async def _partitions(bootstrap: str, topics: list[str], within: float = 30.0) -> dict[str, int]:
+    """Partition counts of ``topics`` once the broker describes them all without error.
+
+    A topic the controller has just created can still be unknown to the broker's metadata
+    cache, or leaderless, for a moment (CI once saw none of the four right after the
+    gateway reported them created), so this waits for that to pass rather than judging it.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
+    deadline = asyncio.get_running_loop().time() + within
     try:
-        described = await admin.describe_topics(topics)
-        return {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+        while True:
+            described = await admin.describe_topics(topics)
+            found = {t["topic"]: len(t["partitions"]) for t in described if t["error_code"] == 0}
+            if len(found) == len(topics) or asyncio.get_running_loop().time() > deadline:
+                return found
+            await asyncio.sleep(0.2)
     finally:
         await admin.close()
 
