@@ -85,8 +85,12 @@ def test_leader_killed_mid_production_loses_nothing(cluster: tuple[StackConfig, 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for fut in admin.create_topics([NewTopic(TOPIC, 1, replication_factor=3)]).values():
         fut.result()
-    time.sleep(1.0)
-    isr = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions[0].isrs
+    deadline = time.monotonic() + 30
+    isr: list[int] = []
+    while len(isr) < 3 and time.monotonic() < deadline:  # metadata reaches brokers a moment later
+        partitions = admin.list_topics(TOPIC, timeout=10).topics[TOPIC].partitions
+        isr = partitions[0].isrs if 0 in partitions else []
+        time.sleep(0.1)
     assert len(isr) == 3
 
     received: set[int] = set()
