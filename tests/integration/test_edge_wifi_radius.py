@@ -22,7 +22,7 @@ from tests.support.edge_wifi_support import (
     write_agent_config,
 )
 from tests.support.net import wait_until
-from tests.unit.test_edge_wifi_event_time import _queued_after_restarts
+from tests.support.radius_restarts import queued_after_restarts
 
 RADIUS_BLOCK = "radius:\n  host: 127.0.0.1\n  port: 0\n"
 
@@ -225,5 +225,5 @@ async def test_retransmission_after_an_agent_restart_is_not_a_second_event(
     duplicate filter was gone, so the copy became a second event with the same id and a
     new arrival-based event time: stored twice, last-seen moved forward (measured: 200
     duplicate rows for 200 re-sent reports). The outbox now remembers queued ids."""
-    rows = await _queued_after_restarts(tmp_path, [_raw(42), _raw(42)])  # before and after
+    *_, rows = await queued_after_restarts(tmp_path, [_raw(42), _raw(42)])  # before and after
     assert len(rows) == 1, f"{len(rows)} queued events"
