@@ -211,11 +211,17 @@ class MqttLink:
         self._window = self.cfg.max_inflight
         client.connect(self.cfg.host, self.cfg.port, self.cfg.keepalive_s, clean_start=True)
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
-        while self._conn_state == "connecting" and time.monotonic() < deadline:
+        # stop() must not wait out a broker that never answers: its join would give up
+        # first and close the outbox under this thread.
+        while (
+            self._conn_state == "connecting"
+            and time.monotonic() < deadline
+            and not self._stop.is_set()
+        ):
             if client.loop(timeout=0.2) != mqtt.MQTT_ERR_SUCCESS:
                 self._conn_state = "down"
         if self._conn_state != "up":
-            if self._conn_state == "connecting":
+            if self._conn_state == "connecting" and not self._stop.is_set():
                 self._error("connack_timeout")
             return False
         online = telemetry.availability(self.identity, self._software, "online", None)

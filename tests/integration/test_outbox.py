@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -243,3 +244,19 @@ def test_link_batches_a_busy_device_and_sends_a_quiet_one_at_once(tmp_path: Path
         link.stop()
         collector.close()
         broker.stop()
+
+
+def test_stop_while_the_broker_never_answers_ends_the_link_thread(tmp_path: Path) -> None:
+    """A broker that accepts TCP but never sends CONNACK (overloaded, or not MQTT at all):
+    stop() used to wait out its 10 s join while the thread kept waiting 15 s for the
+    CONNACK, then closed the outbox under the still-running thread."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        cfg = MqttLinkConfig(port=silent.getsockname()[1], outbox_path=tmp_path / "o.sqlite")
+        link = MqttLink(cfg, IDENT)
+        link.start()
+        conn, _ = silent.accept()  # the link connected and sent CONNECT; no answer comes
+        with conn:
+            started = time.monotonic()
+            link.stop()
+            assert time.monotonic() - started < 3
+            assert link._thread is not None and not link._thread.is_alive()
