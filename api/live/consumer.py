@@ -203,7 +203,7 @@ class LiveFeed:
             await consumer.stop()
 
     async def _probe_liveness(self, consumer: AIOKafkaConsumer) -> float:
-        """Mark the hub stale or live by a metadata request; returns when to probe next."""
+        """Mark the hub stale or live by :func:`_ping`; returns when to probe next."""
         try:
             async with asyncio.timeout(LIVENESS_TIMEOUT_S):
                 await _ping(consumer)

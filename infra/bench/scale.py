@@ -135,16 +135,17 @@ def run(ctx: BenchContext) -> dict[str, Any]:
     cpu_s = dict(meter.seconds)
     cpu_s["edge_link"] = max(0.0, cpu_s["edge_link"] - measured.generate_cpu_s)
     n = measured.submitted
+    elapsed = measured.ended - measured.started
     sustained = n / (done - measured.started)
     result = {
         "city_load_events_per_s": city,
         "load_multiple": LOAD_MULTIPLE,
         "offered_events_per_s": round(rate, 1),
-        "duration_s": round(measured.ended - measured.started, 1),
+        "duration_s": round(elapsed, 1),
         "events": n,
         # What the edge fleet managed to submit: below the offered rate when the sender
         # itself could not keep pace (a loaded machine), which the other figures inherit.
-        "submitted_events_per_s": round(n / (measured.ended - measured.started), 1),
+        "submitted_events_per_s": round(n / elapsed, 1),
         "sustained_events_per_s": round(sustained, 1),
         "latency_ms": latency,
         "latency_ms_p95_per_minute": per_minute,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from tests.support.edge_wifi_support import (
     write_agent_config,
 )
 from tests.support.net import wait_until
-from tests.support.radius_restarts import queued_after_restarts
+from tests.support.radius_restarts import queued_after_restarts, send_udp
 
 RADIUS_BLOCK = "radius:\n  host: 127.0.0.1\n  port: 0\n"
 
@@ -135,28 +134,14 @@ def _raw(identifier: int, session: str = "dup-1") -> bytes:
     return bytes(pkt.RequestPacket())
 
 
-async def _send(port: int, data: bytes, src: str = "127.0.0.1") -> bytes | None:
-    def go() -> bytes | None:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind((src, 0))
-            s.settimeout(2)
-            s.sendto(data, ("127.0.0.1", port))
-            try:
-                return s.recv(4096)
-            except TimeoutError:
-                return None
-
-    return await asyncio.to_thread(go)
-
-
 async def test_retransmission_gives_one_event_but_two_replies(tmp_path: Path) -> None:
     agent, sink, radius = await _agent(tmp_path)
     try:
         raw = _raw(42)
-        replies = [await _send(radius.port, raw) for _ in range(2)]
+        replies = [await send_udp(radius.port, raw) for _ in range(2)]
         assert all(r is not None and r[0] == AccountingResponse for r in replies)
         assert len(sink.events) == 1 and radius.stats.drops == {"duplicate": 1}
-        await _send(radius.port, _raw(43))  # new identifier: a new report, not a retransmit
+        await send_udp(radius.port, _raw(43))  # new identifier: a new report, not a retransmit
         assert len(sink.events) == 2
     finally:
         await agent.stop()
@@ -165,11 +150,11 @@ async def test_retransmission_gives_one_event_but_two_replies(tmp_path: Path) ->
 async def test_unknown_nas_and_garbage_are_dropped_with_reasons(tmp_path: Path) -> None:
     agent, sink, radius = await _agent(tmp_path)
     try:
-        assert await _send(radius.port, _raw(1), src="127.0.0.2") is None
-        assert await _send(radius.port, b"\x04\x01\x00") is None
+        assert await send_udp(radius.port, _raw(1), src="127.0.0.2") is None
+        assert await send_udp(radius.port, b"\x04\x01\x00") is None
         truncated_attr = bytearray(_raw(2))
         truncated_attr[21] = 200  # first attribute claims 200 bytes
-        assert await _send(radius.port, bytes(truncated_attr)) is None
+        assert await send_udp(radius.port, bytes(truncated_attr)) is None
         wait_until(lambda: sum(radius.stats.drops.values()) == 3, 10, "3 drops")
         assert radius.stats.drops == {"unknown_nas": 1, "truncated": 1, "malformed": 1}
         assert sink.events == [] and radius.stats.packets == 3

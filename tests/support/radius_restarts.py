@@ -23,11 +23,13 @@ from tests.support.edge_wifi_support import write_agent_config
 RADIUS_BLOCK = "radius:\n  host: 127.0.0.1\n  port: 0\n  max_clock_skew_s: 7200\n"
 
 
-async def send_udp(port: int, data: bytes) -> bytes | None:
-    """One datagram to the agent on 127.0.0.1; its reply, None after 2 s of silence."""
+async def send_udp(port: int, data: bytes, src: str = "127.0.0.1") -> bytes | None:
+    """One datagram from ``src`` to the agent on 127.0.0.1; its reply, None after 2 s of
+    silence (another ``src`` looks like another NAS)."""
 
     def go() -> bytes | None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind((src, 0))
             s.settimeout(2)
             s.sendto(data, ("127.0.0.1", port))
             try:
