@@ -19,6 +19,7 @@ def add_runtime_args(
     parser: argparse.ArgumentParser,
     *,
     batch_window: float,
+    batch_min_bytes: int = 1,
     producer_linger_ms: int = 20,
     rebalance_timeout: float = 10.0,
     group_session_timeout: float = 8.0,
@@ -28,6 +29,13 @@ def add_runtime_args(
     group.add_argument("--batch-size", type=int, default=2000, help="max events per batch")
     group.add_argument(
         "--batch-window", type=float, default=batch_window, help="max seconds to fill a batch"
+    )
+    group.add_argument(
+        "--batch-min-bytes",
+        type=int,
+        default=batch_min_bytes,
+        help="bytes of Kafka records a fetch waits for, up to --batch-window "
+        "(bigger batches cost less per event; 1: hand over whatever has arrived)",
     )
     group.add_argument(
         "--producer-linger-ms",
@@ -66,6 +74,7 @@ def add_runtime_args(
 RUNTIME_ARGS = (
     "batch_size",
     "batch_window",
+    "batch_min_bytes",
     "producer_linger_ms",
     "rebalance_timeout",
     "group_session_timeout",
@@ -82,6 +91,7 @@ def runtime_options(
         group_id=group_id,
         batch_size=args.batch_size,
         batch_window=args.batch_window,
+        batch_min_bytes=args.batch_min_bytes,
         producer_linger_ms=args.producer_linger_ms,
         rebalance_timeout=args.rebalance_timeout,
         group_session_timeout=args.group_session_timeout,

@@ -58,7 +58,7 @@ TARGET = {"events_per_s": 15_000, "latency_p95_ms": 500}
 
 
 def run(ctx: BenchContext) -> dict[str, Any]:
-    duration = QUICK_DURATION_S if ctx.quick else DURATION_S
+    duration = ctx.duration_s or (QUICK_DURATION_S if ctx.quick else DURATION_S)
     probe_s = QUICK_PROBE_S if ctx.quick else PROBE_S
     ns = "bench" + uuid.uuid4().hex[:6]
     load_before = os.getloadavg()[0]
