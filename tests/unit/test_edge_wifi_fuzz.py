@@ -127,8 +127,10 @@ def _decoded(read: object) -> object:
 )
 @given(mutated())
 def test_lean_decoder_matches_pyrad(data: bytes) -> None:
-    if len(data) > 4096 or structure_problem(data) is not None:
-        return  # never decoded: parse_accounting rejects it first
+    if len(data) > 4096 or structure_problem(data) is not None or data[0] != AccountingRequest:
+        # Never decoded: parse_accounting rejects it first. A Status-Server (code 12) gets
+        # no answer from us, while pyrad signs its reply with a Message-Authenticator.
+        return
     secret = RADIUS_SECRET.encode()
     ref = AcctPacket(packet=data, secret=secret, dict=DICT)
     ours, proxy_state = read_attributes(data, DICT)
