@@ -154,3 +154,11 @@ def test_reply_copies_proxy_state_like_pyrad(inventory: Inventory) -> None:
     ref = AcctPacket(packet=framed, secret=RADIUS_SECRET.encode(), dict=DICT).CreateReply()
     ref.code = AccountingResponse
     assert reply_packet(result.request) == ref.ReplyPacket()
+
+
+def test_a_status_server_gets_no_answer(inventory: Inventory) -> None:
+    # RFC 5997 support is optional; we do not claim it, so a Status-Server is refused
+    # unanswered (an answer would need a Message-Authenticator, as pyrad's has).
+    status_server = _resign(bytes([12]) + VALID[1:])
+    result = parse_accounting(status_server, "127.0.0.1", datetime.now(UTC), inventory, DICT)
+    assert result == Rejected("not_accounting_request", reply=False)
