@@ -24,6 +24,12 @@ SELECT (SELECT watermark FROM old), (SELECT watermark FROM up)
 
 #: Idempotent session merge; returns each touched session after the merge plus its
 #: start and end_seen before it (NULL when new), so dwell hours that change get recomputed.
+#: ``old`` is a plain snapshot read, so it sees the rows as they were before this statement
+#: whichever CTE runs first (batches are serialised by ADVANCE_WATERMARK's row lock, so no
+#: other writer moves them meanwhile). It used ``FOR UPDATE``: locking a row this statement
+#: has already updated skips it, so in a plan that ran the upsert first every old row
+#: came back NULL. ``LIMIT 1`` keeps each lookup a primary-key probe; as a join it
+#: seq-scanned the whole table per batch (30,000 rows for 2,000 sessions, measured).
 UPSERT_SESSIONS = """
 WITH input AS (
     SELECT * FROM unnest(%(site)b::text[], %(session_id)b::text[], %(client_id)b::text[],
@@ -31,9 +37,11 @@ WITH input AS (
                          %(last_seen)b::timestamptz[], %(stopped_at)b::timestamptz[])
         AS i(site, session_id, client_id, randomized, first_seen, last_seen, stopped_at)
 ), old AS (
-    SELECT s.site, s.session_id, s.started_at, s.end_seen
-    FROM visitor_sessions s JOIN input i USING (site, session_id)
-    FOR UPDATE OF s
+    SELECT o.* FROM input i CROSS JOIN LATERAL (
+        SELECT s.site, s.session_id, s.started_at, s.end_seen FROM visitor_sessions s
+        WHERE s.site = i.site AND s.session_id = i.session_id
+        LIMIT 1
+    ) o
 ), up AS (
     INSERT INTO visitor_sessions AS s
         (site, session_id, client_id, randomized, started_at, last_seen, ended_at)
@@ -52,6 +60,7 @@ FROM up LEFT JOIN old USING (site, session_id)
 """
 
 #: Idempotent presence merge (LEAST / GREATEST / bit-OR); returns old and new of every row.
+#: ``old`` is read like UPSERT_SESSIONS' (a snapshot, one primary-key probe per row).
 UPSERT_PRESENCE = """
 WITH input AS (
     SELECT * FROM unnest(%(site)b::text[], %(day)b::date[], %(client_id)b::text[],
@@ -59,9 +68,12 @@ WITH input AS (
                          %(last_seen)b::timestamptz[], %(hours)b::int4[])
         AS i(site, day, client_id, randomized, first_seen, last_seen, hours)
 ), old AS (
-    SELECT p.site, p.day, p.client_id, p.randomized, p.first_seen, p.hours
-    FROM visitor_presence p JOIN input i USING (site, day, client_id)
-    FOR UPDATE OF p
+    SELECT o.* FROM input i CROSS JOIN LATERAL (
+        SELECT p.site, p.day, p.client_id, p.randomized, p.first_seen, p.hours
+        FROM visitor_presence p
+        WHERE p.site = i.site AND p.day = i.day AND p.client_id = i.client_id
+        LIMIT 1
+    ) o
 ), up AS (
     INSERT INTO visitor_presence AS p
         (site, day, client_id, randomized, first_seen, last_seen, hours)

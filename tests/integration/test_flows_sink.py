@@ -8,6 +8,7 @@ from datetime import UTC, timedelta
 import psycopg
 import pytest
 
+from stream.flows import sql as flows_sql
 from stream.flows.sink import FlowsConfig, FlowsSink
 from tests.support.flows_helpers import DAY_START, expected_flows, visitor_day
 from tests.support.wifi_helpers import disorder, make_event
@@ -157,3 +158,56 @@ async def test_session_timing_out_enters_dwell_when_the_watermark_passes(
         assert row[4:] == (1, 420.0, 420.0)
     finally:
         await sink.conn.close()
+
+
+async def test_merges_probe_their_keys_whatever_the_table_size(database_url: str) -> None:
+    """Each batch's sessions and presence rows are found through their primary keys; the
+    old joins seq-scanned both whole tables per batch (they only grow within retention)."""
+    now = DAY_START + timedelta(hours=3)
+    n = 2000
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO visitor_sessions (site, session_id, client_id, started_at, last_seen)"
+            " SELECT 'plan-' || (g %% 20), 's' || g, 'c' || g, %(t)s, %(t)s"
+            " FROM generate_series(1, 30000) g",
+            {"t": now},
+        )
+        await conn.execute(
+            "INSERT INTO visitor_presence (site, day, client_id, first_seen, last_seen, hours)"
+            " SELECT 'plan-' || (g %% 20), %(d)s, 'c' || g, %(t)s, %(t)s, 1"
+            " FROM generate_series(1, 30000) g",
+            {"t": now, "d": now.date()},
+        )
+        await conn.execute("ANALYZE visitor_sessions")
+        await conn.execute("ANALYZE visitor_presence")
+        sites = [f"plan-{g % 20}" for g in range(5000, 5000 + n)]
+        common = {"site": sites, "randomized": [False] * n, "first_seen": [now] * n}
+        plans = {}
+        for name, statement, params in [
+            (
+                "sessions",
+                flows_sql.UPSERT_SESSIONS,
+                {
+                    **common,
+                    "session_id": [f"s{g}" for g in range(5000, 5000 + n)],
+                    "client_id": ["c"] * n,
+                    "last_seen": [now] * n,
+                    "stopped_at": [None] * n,
+                },
+            ),
+            (
+                "presence",
+                flows_sql.UPSERT_PRESENCE,
+                {
+                    **common,
+                    "day": [now.date()] * n,
+                    "client_id": [f"c{g}" for g in range(5000, 5000 + n)],
+                    "last_seen": [now] * n,
+                    "hours": [1] * n,
+                },
+            ),
+        ]:
+            cur = await conn.execute("EXPLAIN " + statement, params)
+            plans[name] = "\n".join(row[0] for row in await cur.fetchall())
+    for name, plan in plans.items():
+        assert "Seq Scan" not in plan, (name, plan)
