@@ -74,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="how raw events are inserted (unnest measured faster)",
     )
     p.add_argument("--no-migrate", action="store_true", help="do not apply migrations first")
-    add_runtime_args(p, batch_window=0.2, batch_min_bytes=256 * 1024)
+    add_runtime_args(p, batch_window=0.1, batch_min_bytes=256 * 1024)
     p.set_defaults(func=_cmd_worker)
 
 
