@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import psycopg
 
@@ -126,7 +125,7 @@ class OccupancySink:
                     "timeout": self.session_timeout,
                 },
             )
-            changes = _session_changes(await cur.fetchall())
+            changes = [SessionChange(*row) for row in await cur.fetchall()]
             sites = sorted(summary.sites)
             await cur.execute(
                 sql.UPSERT_PROGRESS,
@@ -199,23 +198,3 @@ class OccupancySink:
             orphans = sorted({row[0] for row in await cur.fetchall()} - self._pending)
         minutes, _ = await self._recompute(orphans)
         return minutes
-
-
-def _session_changes(rows: Sequence[tuple[Any, ...]]) -> list[SessionChange]:
-    """Pair UPSERT_SESSIONS' rows before and after the merge by session key; a session
-    the merge did not move drops out."""
-    before: dict[tuple[str, str, datetime], tuple[datetime, datetime]] = {}
-    after: list[tuple[str, str, datetime, datetime, datetime]] = []
-    for merged, site, session_id, session_start, started_at, ends_at in rows:
-        if merged:
-            after.append((site, session_id, session_start, started_at, ends_at))
-        else:
-            before[(site, session_id, session_start)] = (started_at, ends_at)
-    changes = []
-    for site, session_id, session_start, start, end in after:
-        old = before.get((site, session_id, session_start))
-        if old is None:
-            changes.append(SessionChange(site, None, None, start, end))
-        elif old != (start, end):
-            changes.append(SessionChange(site, old[0], old[1], start, end))
-    return changes

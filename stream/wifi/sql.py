@@ -36,18 +36,18 @@ INSERT_RAW_FROM_STAGE = (
     "ON CONFLICT DO NOTHING RETURNING event_time, event_id"
 )
 
-#: Idempotent, order-independent session merge. Returns each input session's row before
-#: (``merged`` false; only sessions that existed) and after (true) the merge, for the caller
-#: to pair by key: the "before" rows are a snapshot read, so they cannot see this statement's
-#: own changes (writers of a site are serialised by tp_lock_sites, so that snapshot is also
-#: the row the merge updates). A session is (site, session_id, session_start): an id reused
-#: after a stop is another row (0001-01-01 UTC when the source does not know the start).
-#: Every input row finds its session through the primary key, so a batch costs the same
-#: however large the table: ``ON CONFLICT`` probes the index per row, and ``LIMIT 1`` keeps
-#: the snapshot read a per-row index lookup (planned as a join, it scanned and sorted the
-#: whole table twice per batch: 58 ms for 2,000 sessions against 19,000 rows, measured).
-#: Pairing in Python, not in SQL: a join of two CTEs has no statistics (estimated at 10 rows)
-#: and ran as a nested loop, quadratic in the batch's sessions (130 ms for 300, measured).
+#: Idempotent, order-independent session merge returning the sessions whose start or end
+#: moved, with their values before (NULL when new) and after. A session is (site,
+#: session_id, session_start): an id reused after a stop is another row (0001-01-01 UTC when
+#: the source does not know the start). ``old`` is a snapshot read, so it sees the rows as
+#: they were before this statement whichever CTE runs first (writers of a site are
+#: serialised by tp_lock_sites, so that snapshot is also the row the merge updates). Every
+#: input row finds its session through the primary key, so a batch costs the same however
+#: large the table: ``ON CONFLICT`` probes the index per row, and ``LIMIT 1`` keeps the
+#: snapshot read a per-row index lookup (planned as a join, it scanned and sorted the whole
+#: table twice per batch: 58 ms for 2,000 sessions against 19,000 rows, measured). Both
+#: CTEs are estimated at the input's size, so pairing them is a hash or merge join (an
+#: earlier shape whose CTE was estimated at 10 rows ran as a quadratic nested loop).
 UPSERT_SESSIONS = """
 WITH input AS (
     SELECT * FROM unnest(%(site)b::text[], %(session_id)b::text[], %(client_id)b::text[],
@@ -78,9 +78,9 @@ WITH input AS (
                            GREATEST(s.last_seen, EXCLUDED.last_seen) + %(timeout)s)
     RETURNING s.site, s.session_id, s.session_start, s.started_at, s.ends_at
 )
-SELECT false AS merged, * FROM old
-UNION ALL
-SELECT true, * FROM up
+SELECT up.site, old.started_at, old.ends_at, up.started_at, up.ends_at
+FROM up LEFT JOIN old USING (site, session_id, session_start)
+WHERE old.started_at IS DISTINCT FROM up.started_at OR old.ends_at IS DISTINCT FROM up.ends_at
 """
 
 #: Advance each site's watermark and materialised window; return old and new windows.
