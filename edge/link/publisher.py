@@ -39,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from core.mqtt_client import make_mqtt_client
 from edge.link import telemetry
+from edge.link.acks import PendingAcks
 from edge.link.batches import PendingBatches
 from edge.link.config import LinkIdentity, MqttLinkConfig
 from edge.link.metrics import (
@@ -79,6 +80,9 @@ RETRY_REASONS = frozenset({0x10, 0x80, 0x89, 0x97})
 #: short, because a gateway re-subscribes within a second or two of a broker restart.
 RETRY_MIN_S = 0.5
 RETRY_MAX_S = 5.0
+#: Acknowledged rows leave the outbox together, at most this late or this many (see acks).
+ACK_FLUSH_S = 0.05
+ACK_FLUSH_ROWS = 2000
 
 
 class MqttLink:
@@ -108,7 +112,7 @@ class MqttLink:
         self._thread: threading.Thread | None = None
         self._inflight: dict[int, list[int]] = {}  # paho mid -> outbox seqs of its batch
         self._batches = PendingBatches(cfg.batch_max_events, cfg.batch_linger_s)
-        self._acked: list[int] = []
+        self._acks = PendingAcks(self.outbox, ACK_FLUSH_S, ACK_FLUSH_ROWS)
         #: Set when the broker answered a PUBACK with a RETRY_REASONS code: sending pauses,
         #: in-flight acks drain, and after the back-off the outbox is re-read from its head.
         self._resend_at: float | None = None
@@ -182,11 +186,11 @@ class MqttLink:
                 self._online.clear()
                 CONNECTED.set(0)
                 self._inflight.clear()
-                self._acked.clear()
                 self._batches.clear()
                 self._resend_at = None  # a new connection replays the outbox from its head
                 client.disconnect()
                 client.loop(timeout=0.01)  # lets paho close the socket
+                self._flush_acks(force=True)  # before the replay reads the outbox again
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.cfg.reconnect_max_s)
 
@@ -256,7 +260,7 @@ class MqttLink:
                     self._flush_acks()
                     continue
                 self._resend_at = None
-                self._flush_acks()  # so acknowledged rows are not read again
+                self._flush_acks(force=True)  # so acknowledged rows are not read again
                 self._batches.clear()
                 read_up_to = 0  # kept rows are the oldest: replay from the head, in order
             if self._resend_at is None:
@@ -325,12 +329,11 @@ class MqttLink:
         client.loop(timeout=0.1)
         self._conn_state = "down"
 
-    def _flush_acks(self) -> None:
-        if self._acked:
-            n = self.outbox.ack(self._acked)
+    def _flush_acks(self, force: bool = False) -> None:
+        n = self._acks.flush(force)
+        if n:
             self.acked_total += n
             PUBLISHED.inc(n)
-            self._acked.clear()
 
     def _update_gauges(self) -> None:
         OUTBOX_DEPTH.set(self.outbox.depth())
@@ -401,7 +404,7 @@ class MqttLink:
             # so it leaves the queue, counted by reason, rather than blocking it forever.
             self._error(f"puback_{_slug(rc.getName())}")
             self.outbox.dropped += len(seqs)
-        self._acked.extend(seqs)
+        self._acks.add(seqs)
 
     # ----- helpers ------------------------------------------------------------------
     def _error(self, reason: str) -> None:
