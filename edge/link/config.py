@@ -50,7 +50,7 @@ class MqttLinkConfig(BaseModel):
         default=100, description="Most events of one device topic in one MQTT message (1: off)."
     )
     batch_linger_s: Annotated[float, Field(ge=0, le=5)] = Field(
-        default=0.1, description="Longest an event waits for more of its topic's events."
+        default=0.05, description="Longest an event waits for more of its topic's events."
     )
 
     def password(self) -> str | None:

@@ -98,9 +98,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--linger-ms",
         type=float,
-        default=100.0,
+        default=50.0,
         help="longest a session event waits for more of its device's to share a message "
-        "(default 100, as the edge link; a device quiet for that long sends at once)",
+        "(default 50; a device quiet for that long sends at once)",
     )
     p.set_defaults(func=run)
 
