@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
+from edge.link.metrics import PUBLISHED
 from edge.link.outbox import Outbox
 
 
@@ -30,6 +31,8 @@ class PendingAcks:
         self._clock = clock
         self._seqs: list[int] = []
         self._since = 0.0  # when the oldest held row was acknowledged
+        #: Rows deleted because the broker acknowledged them (since this process started).
+        self.deleted_total = 0
 
     def add(self, seqs: Iterable[int]) -> None:
         if not self._seqs:
@@ -44,4 +47,6 @@ class PendingAcks:
             return 0
         deleted = self.outbox.ack(self._seqs)
         self._seqs.clear()
+        self.deleted_total += deleted
+        PUBLISHED.inc(deleted)
         return deleted

@@ -50,12 +50,10 @@ from edge.link.metrics import (
     OUTBOX_DEPTH,
     OUTBOX_DROPPED,
     OUTBOX_OLDEST,
-    PUBLISHED,
 )
 from edge.link.outbox import Outbox
 from schemas.batch import join_batch
 from schemas.codec import encode_event
-from schemas.device import HeartbeatData
 from schemas.envelope import EventBase
 from schemas.topics import MqttStream, MqttTopic
 
@@ -122,7 +120,6 @@ class MqttLink:
         self._conn_state: str = "idle"  # idle | connecting | up | down
         self._dropped_seen = 0
         self.errors: dict[str, int] = {}
-        self.acked_total = 0
         #: Event messages handed to paho (batches and single events).
         self.messages_total = 0
         self._topics: dict[tuple[object, ...], str] = {}
@@ -151,6 +148,11 @@ class MqttLink:
         return self.outbox.put_many(
             [(self.topic_for(e), encode_event(e)) for e in events], ids=[e.id for e in events]
         )
+
+    @property
+    def acked_total(self) -> int:
+        """Events the broker acknowledged and the outbox deleted (this process)."""
+        return self._acks.deleted_total
 
     @property
     def connected(self) -> bool:
@@ -190,20 +192,15 @@ class MqttLink:
                 self._resend_at = None  # a new connection replays the outbox from its head
                 client.disconnect()
                 client.loop(timeout=0.01)  # lets paho close the socket
-                self._flush_acks(force=True)  # before the replay reads the outbox again
+                self._acks.flush(force=True)  # before the replay reads the outbox again
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.cfg.reconnect_max_s)
 
     def _new_client(self) -> mqtt.Client:
         ident = self.identity
         client = make_mqtt_client(self.cfg.client_settings(), f"tp-{ident.site}-{ident.device}")
-        will = telemetry.availability(self.identity, self._software, "offline", "last-will")
-        client.will_set(
-            telemetry.topic(self.identity, MqttStream.AVAILABILITY),
-            encode_event(will),
-            qos=1,
-            retain=True,
-        )
+        will = telemetry.availability_message(self.identity, self._software, "last-will")
+        client.will_set(*will, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -228,13 +225,8 @@ class MqttLink:
             if self._conn_state == "connecting" and not self._stop.is_set():
                 self._error("connack_timeout")
             return False
-        online = telemetry.availability(self.identity, self._software, "online", None)
-        client.publish(
-            telemetry.topic(self.identity, MqttStream.AVAILABILITY),
-            encode_event(online),
-            qos=1,
-            retain=True,
-        )
+        online = telemetry.availability_message(self.identity, self._software, None)
+        client.publish(*online, qos=1, retain=True)
         self._online.set()
         CONNECTED.set(1)
         log.info(
@@ -257,10 +249,10 @@ class MqttLink:
             if self._resend_at is not None and not self._inflight:
                 if time.monotonic() < self._resend_at:
                     client.loop(timeout=0.05)
-                    self._flush_acks()
+                    self._acks.flush()
                     continue
                 self._resend_at = None
-                self._flush_acks(force=True)  # so acknowledged rows are not read again
+                self._acks.flush(force=True)  # so acknowledged rows are not read again
                 self._batches.clear()
                 read_up_to = 0  # kept rows are the oldest: replay from the head, in order
             if self._resend_at is None:
@@ -269,7 +261,7 @@ class MqttLink:
             busy = bool(self._inflight or self._batches.rows)
             if client.loop(timeout=0.005 if busy else 0.05) != mqtt.MQTT_ERR_SUCCESS:
                 self._conn_state = "down"
-            self._flush_acks()
+            self._acks.flush()
             now = time.monotonic()
             if now >= next_expire:
                 self.outbox.expire()
@@ -314,26 +306,14 @@ class MqttLink:
         deadline = time.monotonic() + 3.0
         while self._inflight and time.monotonic() < deadline:
             client.loop(timeout=0.05)
-            self._flush_acks()
-        info = client.publish(
-            telemetry.topic(self.identity, MqttStream.AVAILABILITY),
-            encode_event(
-                telemetry.availability(self.identity, self._software, "offline", "shutdown")
-            ),
-            qos=1,
-            retain=True,
-        )
+            self._acks.flush()
+        offline = telemetry.availability_message(self.identity, self._software, "shutdown")
+        info = client.publish(*offline, qos=1, retain=True)
         while not info.is_published() and time.monotonic() < deadline + 2.0:
             client.loop(timeout=0.05)
         client.disconnect()
         client.loop(timeout=0.1)
         self._conn_state = "down"
-
-    def _flush_acks(self, force: bool = False) -> None:
-        n = self._acks.flush(force)
-        if n:
-            self.acked_total += n
-            PUBLISHED.inc(n)
 
     def _update_gauges(self) -> None:
         OUTBOX_DEPTH.set(self.outbox.depth())
@@ -346,16 +326,11 @@ class MqttLink:
         rates, errors = self._stats() if self._stats else ({}, {})
         oldest = self.outbox.oldest_age()
         OUTBOX_OLDEST.set(oldest or 0.0)
-        data = HeartbeatData(
-            uptime_s=time.monotonic() - self._started,
-            software=self._software,
-            queue_depth=self.outbox.depth(),
-            oldest_queued_s=oldest,
-            dropped_total=self.outbox.dropped,
-            rates=rates,
-            errors={**self.errors, **errors},
+        errors = {**self.errors, **errors}
+        uptime = time.monotonic() - self._started
+        hb = telemetry.heartbeat(
+            self.identity, self._software, uptime, self.outbox, oldest, rates, errors
         )
-        hb = telemetry.heartbeat(self.identity, self._software, data)
         client.publish(
             telemetry.topic(self.identity, MqttStream.HEARTBEAT), encode_event(hb), qos=0
         )
