@@ -18,8 +18,6 @@ connection are not acknowledged (see ``_Pending.generation``).
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
@@ -44,6 +42,7 @@ from stream.deadletter import Record
 from stream.gateway.config import GatewayConfig
 from stream.gateway.kafka import ensure_topics, new_producer
 from stream.gateway.metrics import GatewayMetrics
+from stream.gateway.retries import RetryQueue
 from stream.gateway.routing import is_command_topic, route
 
 log = logging.getLogger(__name__)
@@ -94,8 +93,7 @@ class Gateway:
         self._generation = 0
         self._lock = threading.Lock()
         self._in_flight = 0
-        self._retries: list[tuple[float, int, Record, _Pending]] = []
-        self._retry_seq = itertools.count()
+        self._retries: RetryQueue[tuple[Record, _Pending]] = RetryQueue(RETRY_DELAY_S)
         self._kafka_ok = False
         self._fatal = False
         self._last_failure_log = 0.0
@@ -353,19 +351,10 @@ class Gateway:
                 err,
                 RETRY_DELAY_S,
             )
-        with self._lock:
-            heapq.heappush(
-                self._retries,
-                (time.monotonic() + RETRY_DELAY_S, next(self._retry_seq), record, pending),
-            )
+        self._retries.add((record, pending))
 
     def _retry_due(self, force: bool = False) -> None:
-        now = time.monotonic()
-        due = []
-        with self._lock:
-            while self._retries and (force or self._retries[0][0] <= now):
-                due.append(heapq.heappop(self._retries))
-        for _, _, record, pending in due:
+        for record, pending in self._retries.due(force):
             self._produce(record, pending)
 
     def _poll_loop(self) -> None:
