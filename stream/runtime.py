@@ -44,7 +44,6 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 
 from core.kafka_client import KafkaClientSettings, as_kafka
-from core.kafka_start import start_shielded
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +148,7 @@ class StreamRuntime:
             tasks = [asyncio.create_task(_every(s, w, first)) for s, w, first in self._timers]
             if self._handlers:
                 consumer = self._consumer()
-                await start_shielded(consumer)
+                await consumer.start()
                 log.info("consuming %s as group %s", sorted(self._handlers), self.options.group_id)
                 await self._loop(consumer, stop)
             else:
