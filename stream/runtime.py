@@ -44,6 +44,7 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 
 from core.kafka_client import KafkaClientSettings, as_kafka
+from core.kafka_start import start_shielded
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class StreamRuntime:
             tasks = [asyncio.create_task(_every(s, w, first)) for s, w, first in self._timers]
             if self._handlers:
                 consumer = self._consumer()
-                await consumer.start()
+                await start_shielded(consumer)
                 log.info("consuming %s as group %s", sorted(self._handlers), self.options.group_id)
                 await self._loop(consumer, stop)
             else:

@@ -18,6 +18,7 @@ from api.ioc.users import UserStore
 from api.live.consumer import LiveFeed
 from api.security.throttle import LoginThrottle
 from core.kafka_client import KafkaClientSettings, as_kafka
+from core.kafka_start import start_shielded
 from schemas.stream_out import AlertChangedV1
 from stream.alerts.store import AlertStore
 
@@ -115,7 +116,7 @@ class ChangePublisher:
                     **as_kafka(self.bootstrap).aiokafka_producer(client_id="tourpulse-api-ioc")
                 )
                 try:
-                    await producer.start()
+                    await start_shielded(producer)
                 except BaseException:
                     await producer.stop()
                     raise

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from api.live.hub import Hub, LiveMessage
 from api.live.positions import PARTITION_STRIDE, LiveMetrics, Positions
 from core.kafka_client import KafkaClientSettings, as_kafka
+from core.kafka_start import start_shielded
 from schemas.stream_out import OccupancyUpdateV1
 
 log = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ class LiveFeed:
             ),
         )
         try:
-            await consumer.start()
+            await start_shielded(consumer)
             self._consumer = consumer
             complete = await self._seek_start(consumer)
             self.last_error = None
@@ -279,7 +280,7 @@ async def read_range(
         )
     )
     try:
-        await consumer.start()
+        await start_shielded(consumer)
         tps = {p: feed.kafka_partition(p) for p in wanted}
         consumer.assign(list(tps.values()))
         for p, (s, _) in wanted.items():
@@ -316,7 +317,7 @@ async def earliest_offsets(feed: LiveFeed, partitions: list[int]) -> Positions:
         return {tps[tp]: off for tp, off in begins.items()}
     consumer = AIOKafkaConsumer(**as_kafka(feed.bootstrap).aiokafka(group_id=None))
     try:
-        await consumer.start()
+        await start_shielded(consumer)
         tps = {feed.kafka_partition(p): p for p in partitions}
         begins = await consumer.beginning_offsets(list(tps))
         return {tps[tp]: off for tp, off in begins.items()}
