@@ -154,8 +154,9 @@ class LiveFeed:
                 delay = min(delay * 2, RETRY_MAX_S)
 
     async def _consume(self) -> None:
+        present = await self._present_topics()
         consumer = AIOKafkaConsumer(
-            *(t.name for t in self.topics),
+            *sorted(present),
             **as_kafka(self.bootstrap).aiokafka(
                 group_id=None,
                 enable_auto_commit=False,
@@ -166,7 +167,7 @@ class LiveFeed:
         try:
             await start_shielded(consumer)
             self._consumer = consumer
-            complete = await self._seek_start(consumer)
+            complete = await self._seek_start(consumer, present)
             self.last_error = None
             recheck_at = time.monotonic() + MISSING_TOPIC_RECHECK_S
             topics = {t.name: t for t in self.topics}
@@ -215,14 +216,34 @@ class LiveFeed:
         self.hub.set_stale(False, "Kafka answers again")
         return time.monotonic()
 
-    async def _seek_start(self, consumer: AIOKafkaConsumer) -> bool:
+    async def _present_topics(self) -> set[str]:
+        """The feed's main topic and those of its extra topics that exist.
+
+        A city's cluster creates no topic because a client asks for it, and aiokafka's
+        start with a missing topic subscribed waits for it, then fails: the whole feed,
+        occupancy too, stayed down until the flows worker's first run made its topic
+        (tests/integration/test_live_missing_topic.py). So a short-lived client asks what
+        exists first (subscribing after the start instead cost a second per start in
+        aiokafka's offset lookups); a missing extra topic is picked up by the recheck in
+        :meth:`_consume`, a missing main topic fails the start (and is retried).
+        """
+        probe = AIOKafkaConsumer(
+            **as_kafka(self.bootstrap).aiokafka(group_id=None, client_id="tourpulse-api-live")
+        )
+        try:
+            await start_shielded(probe)
+            existing = await probe.topics()
+        finally:
+            await probe.stop()
+        return {self.topic} | {t.name for t in self.extra_topics if t.name in existing}
+
+    async def _seek_start(self, consumer: AIOKafkaConsumer, wanted: set[str]) -> bool:
         """Wait for the partitions, then start where the hub left off or a bit before the end.
 
-        Returns whether every topic was found; a feed missing some of its extra topics
-        still starts (occupancy must not wait for, say, the flows worker's first run).
+        Returns whether every topic of the feed was found; a feed missing some of its extra
+        topics still starts (occupancy must not wait for, say, the flows worker's first run).
         """
         deadline = time.monotonic() + ASSIGN_TIMEOUT_S
-        wanted = {t.name for t in self.topics}
         while {tp.topic for tp in consumer.assignment()} != wanted:
             if time.monotonic() > deadline:
                 if self.topic not in {tp.topic for tp in consumer.assignment()}:
@@ -243,7 +264,7 @@ class LiveFeed:
             consumer.seek(tp, start[p])
         self.hub.start_at(start)
         log.info("live feed on %s from %s", sorted(wanted), start)
-        return {tp.topic for tp in tps} == wanted
+        return {tp.topic for tp in tps} == {t.name for t in self.topics}
 
 
 async def _ping(consumer: AIOKafkaConsumer) -> None:

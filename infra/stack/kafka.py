@@ -128,6 +128,7 @@ def _render_config(cfg: StackConfig, home: Path) -> Path:
             port=cfg.kafka_port,
             controller_port=cfg.kafka_port + 1,
             log_dirs=home / "data",
+            auto_create="true" if cfg.kafka_auto_create else "false",
         )
     )
     return conf

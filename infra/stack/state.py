@@ -40,6 +40,9 @@ class StackConfig:
     database_url: str | None = None
     kafka_libs: Path | None = None
     kafka_brokers: int = 1  # > 1: a KRaft cluster on consecutive ports (kafka_cluster.py)
+    #: Whether the single broker creates topics a client merely asks for (dev convenience);
+    #: off, it behaves like a production cluster, where only explicit creation makes one.
+    kafka_auto_create: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StackConfig:
