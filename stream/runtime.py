@@ -44,7 +44,7 @@ from aiokafka.errors import (
 from aiokafka.structs import OffsetAndMetadata
 
 from core.kafka_client import KafkaClientSettings, as_kafka
-from core.kafka_start import start_shielded
+from core.kafka_lifecycle import start_shielded
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from api.ioc.users import UserStore
 from api.live.consumer import LiveFeed
 from api.security.throttle import LoginThrottle
 from core.kafka_client import KafkaClientSettings, as_kafka
-from core.kafka_start import start_shielded
+from core.kafka_lifecycle import start_shielded
 from schemas.stream_out import AlertChangedV1
 from stream.alerts.store import AlertStore
 

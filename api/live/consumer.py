@@ -26,7 +26,8 @@ from pydantic import ValidationError
 from api.live.hub import Hub, LiveMessage
 from api.live.positions import PARTITION_STRIDE, LiveMetrics, Positions
 from core.kafka_client import KafkaClientSettings, as_kafka
-from core.kafka_start import start_shielded
+from core.kafka_lifecycle import start_shielded, stop_client
+from core.tasks import cancel_and_wait
 from schemas.stream_out import OccupancyUpdateV1
 
 log = logging.getLogger(__name__)
@@ -123,8 +124,7 @@ class LiveFeed:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            await cancel_and_wait(self._task)
         self.hub.close()
 
     @property
@@ -202,7 +202,7 @@ class LiveFeed:
                         raise KafkaError("a missing live topic appeared; resubscribing")
         finally:
             self._consumer = None
-            await consumer.stop()
+            await stop_client(consumer)
 
     async def _probe_liveness(self, consumer: AIOKafkaConsumer) -> float:
         """Mark the hub stale or live by :func:`_ping`; returns when to probe next."""
@@ -234,7 +234,7 @@ class LiveFeed:
             await start_shielded(probe)
             existing = await probe.topics()
         finally:
-            await probe.stop()
+            await stop_client(probe)
         return {self.topic} | {t.name for t in self.extra_topics if t.name in existing}
 
     async def _seek_start(self, consumer: AIOKafkaConsumer, wanted: set[str]) -> bool:
@@ -324,7 +324,7 @@ async def read_range(
                 if await consumer.position(tps[p]) >= wanted[p][1]:
                     remaining.discard(p)
     finally:
-        await consumer.stop()
+        await stop_client(consumer)
 
 
 async def earliest_offsets(feed: LiveFeed, partitions: list[int]) -> Positions:
@@ -343,4 +343,4 @@ async def earliest_offsets(feed: LiveFeed, partitions: list[int]) -> Positions:
         begins = await consumer.beginning_offsets(list(tps))
         return {tps[tp]: off for tp, off in begins.items()}
     finally:
-        await consumer.stop()
+        await stop_client(consumer)

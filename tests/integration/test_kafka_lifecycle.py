@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.conn import AIOKafkaConnection
 from aiokafka.protocol.metadata import MetadataRequest
 
-from core.kafka_start import start_shielded
+from core.kafka_lifecycle import start_shielded
 from infra.stack.manager import Endpoints
 
 pytestmark = pytest.mark.integration
