@@ -43,7 +43,7 @@ $(WHEELHOUSE)/.done: $(VENV_STAMP)
 	@rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
 	@{ $(BIN)/pip download --disable-pip-version-check -d $(WHEELHOUSE) \
 	     ".[edge-wifi,edge-camera,stream,api]" && \
-	   $(BIN)/pip download --disable-pip-version-check -d $(WHEELHOUSE) "setuptools>=68" wheel; \
+	   $(BIN)/pip download --disable-pip-version-check -d $(WHEELHOUSE) "setuptools>=77" wheel; \
 	 } > .tourpulse/wheelhouse.log 2>&1 || { tail -20 .tourpulse/wheelhouse.log; exit 1; }
 	@touch $@
 
