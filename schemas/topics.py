@@ -63,6 +63,15 @@ class KafkaTopic(StrEnum):
         return f"{namespace}.{self.value}" if namespace else self.value
 
 
+#: Topics whose Kafka records may carry a batch: one device's consecutive events as a JSON
+#: array (:mod:`schemas.batch`), as they came in one MQTT message, instead of one record per
+#: event. Per-record costs (librdkafka's produce and delivery callback in the gateway, the
+#: broker's and the consumer's per-record work) were a third of the gateway's CPU on the
+#: busiest topic. A record with a bare JSON object is still one event; consumers of these
+#: topics read both (``schemas.batch.split_record``).
+BATCHED_TOPICS: frozenset[KafkaTopic] = frozenset({KafkaTopic.WIFI_SESSION})
+
+
 class MqttTopic(NamedTuple):
     """A parsed MQTT topic."""
 

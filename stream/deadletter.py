@@ -29,6 +29,8 @@ class Record:
     value: bytes
     #: The dead-letter reason, or None for a forwarded event (drives the metrics).
     reason: str | None = None
+    #: Events the record carries: more than one for a batch (``schemas.topics.BATCHED_TOPICS``).
+    events: int = 1
 
 
 def dead_letter(

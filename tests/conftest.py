@@ -241,6 +241,14 @@ class KafkaAdmin:
     ) -> list[Any]:
         return await kafka_helpers.consume_all(self.bootstrap, topic, n, timeout=timeout)
 
+    async def consume_events(
+        self,
+        topic: str,
+        n: int,
+        timeout: float = 60.0,  # noqa: ASYNC109 (deadline)
+    ) -> list[bytes]:
+        return await kafka_helpers.consume_events(self.bootstrap, topic, n, timeout=timeout)
+
 
 @pytest.fixture
 def kafka_admin(stack: Endpoints) -> KafkaAdmin:

@@ -12,9 +12,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
-from schemas.codec import ContractError, decode_event
+from schemas.batch import Rejected, decode_record
 from schemas.flows import FlowsHourlyV1, OdInflow
 from stream.flows import metrics
 from stream.flows.presence import publishable
@@ -40,7 +40,7 @@ class FlowsWorker:
         self.last_recompute_at: datetime | None = None
 
     async def process(self, values: Sequence[bytes]) -> None:
-        events = [e for e in (self._decode(v) for v in values) if e is not None]
+        events = self._decode(values)
         if not events:
             return
         outcome = await self.with_db(lambda sink: sink.write(events))
@@ -87,18 +87,18 @@ class FlowsWorker:
             emitted_at=datetime.now(UTC),
         )
 
-    def _decode(self, raw: bytes) -> WifiSessionEvent | None:
-        """Bad input is counted, not dead-lettered: the occupancy worker reads the same
-        topic and already sends every bad message to the dead-letter topic once."""
-        try:
-            event = decode_event(raw)
-        except ContractError:
-            metrics.EVENTS.labels("rejected").inc()
-            return None
-        if not isinstance(event, WIFI_SESSION_TYPES):
-            metrics.EVENTS.labels("rejected").inc()
-            return None
-        return event
+    def _decode(self, values: Sequence[bytes]) -> list[WifiSessionEvent]:
+        """The Wi-Fi session events of the records (single or batch). Bad input is counted,
+        not dead-lettered: the occupancy worker reads the same topic and already sends every
+        bad record or element to the dead-letter topic once."""
+        events: list[WifiSessionEvent] = []
+        for raw in values:
+            for item in decode_record(raw, WIFI_SESSION_TYPES):
+                if isinstance(item, Rejected):
+                    metrics.EVENTS.labels("rejected").inc()
+                else:
+                    events.append(cast(WifiSessionEvent, item))
+        return events
 
     @property
     def db_ok(self) -> bool:

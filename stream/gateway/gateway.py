@@ -291,7 +291,7 @@ class Gateway:
             return
         records = route(topic, bytes(msg.payload), datetime.now(UTC), self.config.known_sites)
         n = len(records)
-        self.metrics.received.inc(n)
+        self.metrics.received.inc(sum(r.events for r in records))
         pending = _Pending(msg.mid, msg.qos, self._generation, received, n)
         with self._lock:
             self._in_flight += n
@@ -331,7 +331,7 @@ class Gateway:
             complete = pending.remaining == 0
         self.metrics.in_flight.dec()
         if record.reason is None:
-            self.metrics.forwarded.inc()
+            self.metrics.forwarded.inc(record.events)
         else:
             self.metrics.dead(record.reason).inc()
         self._mark_kafka(True)

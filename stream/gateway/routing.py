@@ -21,10 +21,9 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from pydantic import AwareDatetime, TypeAdapter
 
-from schemas.batch import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, is_batch
+from schemas.batch import MAX_BATCH_BYTES, MAX_BATCH_EVENTS, element_bytes, is_batch, join_batch
 from schemas.codec import (
     MAX_EVENT_BYTES,
     ContractError,
@@ -34,10 +33,14 @@ from schemas.codec import (
     validate_event,
 )
 from schemas.envelope import EventBase
-from schemas.topics import MqttStream, MqttTopic
+from schemas.topics import BATCHED_TOPICS, MqttStream, MqttTopic
 from stream.deadletter import Record, dead_letter
 
 _NO_INGEST_TIME = b'"ingest_time":null'
+#: Largest batch record the gateway builds: far below Kafka's default message limit
+#: (1 MB, which a full MQTT batch plus its ingest-time stamps could pass); a longer run of
+#: events is split into several records.
+MAX_RECORD_BYTES = 512 * 1024
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(AwareDatetime)
 
 #: Topics repeat for every event of a device, and parsing one (regex, two enum lookups) is
@@ -91,10 +94,11 @@ def route(
                 f"a batch holds 1 to {MAX_BATCH_EVENTS} events, got {len(doc)}",
             )
         stamp = _ingest_time_field(now)
-        return [
+        records = [
             _event_record(topic, topic_text, item, None, now, i, stamp)
             for i, item in enumerate(doc)
         ]
+        return _grouped(records)
     except ContractError as exc:
         return [dead_letter(exc.reason, exc.detail, topic_text, payload, now, key=topic.site)]
     except Exception as exc:  # a decoder bug must not stop the gateway; keep the evidence
@@ -108,6 +112,43 @@ def route(
                 key=topic.site,
             )
         ]
+
+
+def _grouped(records: list[Record]) -> list[Record]:
+    """Runs of forwarded events on a batched topic (``BATCHED_TOPICS``) as one record each.
+
+    A run ends at a dead letter, at a change of topic or key, or before it would pass
+    :data:`MAX_RECORD_BYTES`, so every key's events stay in the payload's order, as they
+    did with one record per event.
+    """
+    out: list[Record] = []
+    run: list[Record] = []
+    size = 0
+
+    def flush() -> None:
+        if len(run) > 1:
+            value = join_batch([r.value for r in run])
+            out.append(Record(run[0].topic, run[0].key, value, events=len(run)))
+        else:
+            out.extend(run)
+        run.clear()
+
+    for record in records:
+        if record.reason is None and record.topic in BATCHED_TOPICS:
+            if run and (
+                (run[0].topic, run[0].key) != (record.topic, record.key)
+                or size + len(record.value) + 1 > MAX_RECORD_BYTES
+            ):
+                flush()
+            if not run:
+                size = 1
+            run.append(record)
+            size += len(record.value) + 1
+        else:
+            flush()
+            out.append(record)
+    flush()
+    return out
 
 
 def is_command_topic(topic: str) -> bool:
@@ -152,7 +193,7 @@ def _event_record(
             detail = f"unexpected {type(exc).__name__}: {exc}"
         if payload is None:
             detail = f"batch element {index}: {detail}"
-            payload = _element_bytes(doc)
+            payload = element_bytes(doc)
         return dead_letter(
             reason, detail, topic_text, payload, now, key=topic.site, batch_index=index
         )
@@ -175,13 +216,6 @@ def _stamped(event: EventBase, stamp: bytes, now: datetime) -> bytes:
         if _NO_INGEST_TIME in raw:
             return raw.replace(_NO_INGEST_TIME, stamp, 1)
     return encode_event(event.model_copy(update={"ingest_time": now}))
-
-
-def _element_bytes(doc: Any) -> bytes:
-    try:
-        return orjson.dumps(doc)
-    except (TypeError, orjson.JSONEncodeError):  # e.g. an integer beyond 64 bits
-        return repr(doc).encode()
 
 
 def topic_mismatch(topic: MqttTopic, event: EventBase) -> str | None:

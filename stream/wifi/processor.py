@@ -11,11 +11,12 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import psycopg
 
-from schemas.codec import ContractError, DeadLetterReason, decode_event
+from schemas.batch import Rejected, decode_record
+from schemas.codec import DeadLetterReason
 from schemas.stream_out import OccupancyUpdateV1
 from stream.deadletter import dead_letter
 from stream.storage.partitions import ensure_event_partitions
@@ -63,7 +64,7 @@ class OccupancyProcessor:
 
     async def process(self, values: Sequence[bytes]) -> BatchResult:
         """Store one batch exactly once; retries until PostgreSQL accepts it."""
-        events = [e for e in [await self._decode(v) for v in values] if e is not None]
+        events = await self._decode(values)
         metrics.BATCH_SIZE.observe(len(values))
         result = await self._with_db(lambda sink: sink.write(events))
         metrics.BATCHES.inc()
@@ -114,18 +115,17 @@ class OccupancyProcessor:
                 log.warning("final rollup flush failed (%s); the next sweep redoes it", exc)
         await self._db.close()
 
-    async def _decode(self, raw: bytes) -> WifiSessionEvent | None:
-        try:
-            event = decode_event(raw)
-        except ContractError as exc:
-            await self._reject(exc.reason, exc.detail, raw)
-            return None
-        if not isinstance(event, WIFI_SESSION_TYPES):
-            await self._reject(
-                DeadLetterReason.TOPIC_MISMATCH, f"{event.type} does not belong here", raw
-            )
-            return None
-        return event
+    async def _decode(self, values: Sequence[bytes]) -> list[WifiSessionEvent]:
+        """The Wi-Fi session events of the records (single or batch); the rest is
+        dead-lettered, each bad element on its own."""
+        events: list[WifiSessionEvent] = []
+        for raw in values:
+            for item in decode_record(raw, WIFI_SESSION_TYPES):
+                if isinstance(item, Rejected):
+                    await self._reject(item.error.reason, item.error.detail, item.raw)
+                else:
+                    events.append(cast(WifiSessionEvent, item))
+        return events
 
     async def _reject(self, reason: DeadLetterReason, detail: str, raw: bytes) -> None:
         record = dead_letter(reason, detail, f"kafka:{self.config.source_topic}", raw, _now())

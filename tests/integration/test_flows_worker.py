@@ -87,7 +87,7 @@ async def test_kill_9_mid_stream_loses_and_doubles_nothing(
         )
         stop_worker(proc, hard=True)
         # The rest, plus a replay of what was already sent (as a flaky producer would).
-        await produce(settings.kafka_bootstrap, source, messy[half:] + messy[: half // 2])
+        await produce(settings.kafka_bootstrap, source, messy[half:] + messy[: half // 2], batch=20)
         proc = start_flows(settings, log, *args)
         hourly, od = expected_flows(events, TIMEOUT)
         await wait_for(lambda: _matches(url, hourly, od), 180, "exact flow tables", proc, log)

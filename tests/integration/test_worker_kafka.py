@@ -13,6 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from core.settings import Settings
+from schemas.batch import join_batch
+from schemas.codec import encode_event
 from schemas.stream_out import DeadLetterV1, OccupancyUpdateV1
 from schemas.topics import KafkaTopic
 from tests.support.wifi_helpers import T0, disorder, expected_rollups, generate, make_event
@@ -41,12 +43,20 @@ async def test_worker_rollups_live_updates_and_dead_letters(
     late_stop = make_event("stop", "cho-lon", "never-seen-start", "aa" * 8, T0)
     stream = [*disorder(events, seed=2), late_stop]
     topic = settings.kafka_topic(KafkaTopic.WIFI_SESSION)
-    await produce(settings.kafka_bootstrap, topic, stream)
-    # Bad input on the worker's topic goes to the dead-letter topic, never into the tables.
+    # One site's events come as batch records (BATCHED_TOPICS), as the gateway sends them.
+    batched = [e for e in stream if e.site == "nha-tho"]
+    await produce(settings.kafka_bootstrap, topic, [e for e in stream if e.site != "nha-tho"])
+    # Bad input on the worker's topic goes to the dead-letter topic, never into the tables;
+    # a bad element of a batch costs only itself (its neighbour, a repeat, is not stored twice).
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     try:
+        for i in range(0, len(batched), 25):
+            chunk = join_batch([encode_event(e) for e in batched[i : i + 25]])
+            await producer.send_and_wait(topic, chunk, key=b"nha-tho")
         await producer.send_and_wait(topic, b"{not json", key=b"ben-thanh")
+        bad_batch = join_batch([b"17", encode_event(batched[0])])
+        await producer.send_and_wait(topic, bad_batch, key=b"nha-tho")
     finally:
         await producer.stop()
 
@@ -64,10 +74,16 @@ async def test_worker_rollups_live_updates_and_dead_letters(
         assert {u.site for u in updates} == set(sites)
         assert all(r.key == u.site.encode() for r, u in zip(live, updates, strict=True))
         dead = await kafka_admin.consume_all(
-            settings.kafka_topic(KafkaTopic.DEAD_LETTER), 1, timeout=60
+            settings.kafka_topic(KafkaTopic.DEAD_LETTER), 2, timeout=60
         )
-        letter = DeadLetterV1.model_validate_json(dead[0].value)
-        assert letter.reason == "invalid_json" and letter.payload_size == len(b"{not json")
+        letters = sorted(
+            (DeadLetterV1.model_validate_json(d.value) for d in dead), key=lambda d: d.reason
+        )
+        assert [(d.reason, d.payload_size) for d in letters] == [
+            ("invalid_json", len(b"{not json")),
+            ("not_an_object", len(b"17")),
+        ]
+        assert letters[1].detail.startswith("batch element 0: ")
         base = re.search(r"(http://127\.0\.0\.1:\d+)/metrics", log.read_text())
         assert base, "worker did not log its metrics address"
         async with httpx.AsyncClient(base_url=base.group(1)) as client:
@@ -76,6 +92,7 @@ async def test_worker_rollups_live_updates_and_dead_letters(
         assert health.status_code == 200 and health.json()["status"] == "ok"
         assert f'tp_worker_events_total{{outcome="stored"}} {len(events) + 1}.0' in metrics
         assert 'tp_worker_rejected_total{reason="invalid_json"} 1.0' in metrics
+        assert 'tp_worker_rejected_total{reason="not_an_object"} 1.0' in metrics
         assert "tp_worker_db_write_seconds_count" in metrics
     finally:
         stop_worker(proc)

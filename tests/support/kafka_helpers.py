@@ -12,9 +12,12 @@ import contextlib
 import time
 from collections.abc import Iterable
 
+import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+from schemas.batch import is_batch
 
 
 async def create_topics(
@@ -74,5 +77,41 @@ async def consume_all(
             for batch in batches.values():
                 records.extend(batch)
         return records
+    finally:
+        await consumer.stop()
+
+
+async def consume_events(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    timeout: float = 60.0,  # noqa: ASYNC109 (poll-until deadline)
+) -> list[bytes]:
+    """Read at least ``n`` events of ``topic`` from the beginning: each record's event, or
+    each element of a batch record (``schemas.topics.BATCHED_TOPICS``), as JSON bytes."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    events: list[bytes] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(events) < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{topic}: got {len(events)} of {n} events in {timeout}s")
+            batches = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
+            for batch in batches.values():
+                for record in batch:
+                    value = record.value or b""
+                    if is_batch(value):
+                        events.extend(orjson.dumps(e) for e in orjson.loads(value))
+                    else:
+                        events.append(value)
+        return events
     finally:
         await consumer.stop()

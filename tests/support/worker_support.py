@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import psycopg
 from aiokafka import AIOKafkaProducer
 
 from core.settings import Settings
+from schemas.batch import join_batch
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
 from schemas.topics import KafkaTopic
@@ -81,13 +83,18 @@ def stop_worker(proc: subprocess.Popen[bytes], hard: bool = False) -> None:
             proc.wait(timeout=10)
 
 
-async def produce(bootstrap: str, topic: str, events: Sequence[EventBase]) -> None:
+async def produce(bootstrap: str, topic: str, events: Sequence[EventBase], batch: int = 1) -> None:
+    """Send ``events`` keyed as the gateway keys them; ``batch`` > 1 packs up to that many
+    consecutive events of one key into a record, as the gateway does on BATCHED_TOPICS."""
+    records: list[tuple[bytes, bytes]] = []
+    for key, run in itertools.groupby(events, key=lambda e: e.partition_key()):
+        encoded = [encode_event(e) for e in run]
+        for i in range(0, len(encoded), batch):
+            records.append((key, join_batch(encoded[i : i + batch])))
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
     await producer.start()
     try:
-        futures = [
-            await producer.send(topic, encode_event(e), key=e.partition_key()) for e in events
-        ]
+        futures = [await producer.send(topic, value, key=key) for key, value in records]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

@@ -2,6 +2,7 @@
 
 Each element is judged alone: valid ones are forwarded in payload order, bad ones become
 one dead letter each with their index, and only an unreadable payload is one dead letter.
+On a batched topic (``BATCHED_TOPICS``) a run of valid events is one record.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from schemas.batch import MAX_BATCH_EVENTS, is_batch, join_batch
+from schemas.batch import MAX_BATCH_EVENTS, decode_events, decode_record, is_batch, join_batch
 from schemas.batch_schema import EventBatchV1
 from schemas.codec import decode_event, encode_event
+from schemas.envelope import EventBase
 from schemas.stream_out import DeadLetterV1
 from schemas.topics import KafkaTopic
+from stream.gateway import routing
 from stream.gateway.routing import route
 from tests.support.gateway_samples import session_start, topic_for
 
@@ -31,11 +34,14 @@ def _batch(*parts: bytes) -> bytes:
 
 def test_valid_batch_is_forwarded_in_order_stamped_and_keyed_by_site() -> None:
     events = [session_start(SITE, n) for n in range(50)]
-    records = route(TOPIC, join_batch([encode_event(e) for e in events]), NOW)
-    assert [r.reason for r in records] == [None] * 50
-    assert {r.topic for r in records} == {KafkaTopic.WIFI_SESSION}
-    assert {r.key for r in records} == {SITE.encode()}
-    forwarded = [decode_event(r.value) for r in records]
+    [record] = route(TOPIC, join_batch([encode_event(e) for e in events]), NOW)
+    assert (record.reason, record.topic, record.key) == (
+        None,
+        KafkaTopic.WIFI_SESSION,
+        SITE.encode(),
+    )
+    assert record.events == 50 and is_batch(record.value)
+    forwarded = [e for e in decode_record(record.value) if isinstance(e, EventBase)]
     assert [f.id for f in forwarded] == [e.id for e in events]
     assert all(f.ingest_time == NOW for f in forwarded)
     assert [f.model_copy(update={"ingest_time": None}) for f in forwarded] == events
@@ -84,6 +90,29 @@ def test_mixed_batch_dead_letters_each_bad_element_with_its_index_and_reason() -
     assert kept == [decode_event(g).id for g in good]
 
 
+def test_dead_letters_split_the_runs_and_keep_the_order() -> None:
+    good = [encode_event(session_start(SITE, n)) for n in range(4)]
+    records = route(TOPIC, _batch(good[0], good[1], b"17", good[2], good[3]), NOW)
+    assert [(r.reason, r.events) for r in records] == [
+        (None, 2),
+        ("not_an_object", 1),
+        (None, 2),
+    ]
+    ids = [e.id for r in records if r.reason is None for e in decode_events(r.value)]
+    assert ids == [decode_event(g).id for g in good]
+
+
+def test_a_long_run_is_split_below_the_record_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    events = [session_start(SITE, n) for n in range(40)]
+    one = len(route(TOPIC, encode_event(events[0]), NOW)[0].value)
+    monkeypatch.setattr(routing, "MAX_RECORD_BYTES", 10 * one)
+    records = route(TOPIC, join_batch([encode_event(e) for e in events]), NOW)
+    assert all(len(r.value) <= 10 * one for r in records) and len(records) >= 4
+    assert sum(r.events for r in records) == 40
+    ids = [e.id for r in records for e in decode_events(r.value)]
+    assert ids == [e.id for e in events]
+
+
 def test_an_unreadable_batch_is_one_dead_letter_without_an_index() -> None:
     payload = _batch(encode_event(session_start(SITE, 1)))[:-5]
     [record] = route(TOPIC, payload, NOW)
@@ -112,10 +141,11 @@ def test_unknown_fields_are_stripped_before_kafka() -> None:
     doc = json.loads(encode_event(session_start(SITE, 1)))
     doc["raw_mac"] = "aa:bb:cc:dd:ee:ff"
     doc["data"]["ingest_time"] = None  # a nested look-alike must not be taken for the stamp
-    records = route(TOPIC, _batch(json.dumps(doc).encode(), json.dumps(doc).encode()), NOW)
-    assert [r.reason for r in records] == [None, None]
-    assert all(b"raw_mac" not in r.value for r in records)
-    assert all(decode_event(r.value).ingest_time == NOW for r in records)
+    [record] = route(TOPIC, _batch(json.dumps(doc).encode(), json.dumps(doc).encode()), NOW)
+    assert record.reason is None and record.events == 2
+    assert b"raw_mac" not in record.value
+    events = [e for e in decode_record(record.value) if isinstance(e, EventBase)]
+    assert [e.ingest_time for e in events] == [NOW, NOW]
 
 
 def test_join_batch_keeps_single_events_bare() -> None:
