@@ -30,7 +30,7 @@ from tests.support.api_support import (
     update,
     uvicorn_server,
 )
-from tests.support.net import free_port
+from tests.support.net import free_port, until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,24 +66,27 @@ async def test_kafka_outage_is_marked_stale_then_live_with_the_gap(
         async with (
             uvicorn_server(app) as base,
             httpx.AsyncClient(base_url=base, timeout=90) as client,
-            client.stream("GET", "/api/v1/live") as response,
         ):
-            events = sse_events(response)
-            (first,) = await read_occupancy(events, 1)
-            manager.stop_component(kafka)
-            stale = await _next_status(events, 30)
-            assert stale["state"] == "stale" and stale["since"]
-            # A client arriving now gets the snapshot and is told it is stale.
-            async with client.stream("GET", "/api/v1/live") as late:
-                late_events = sse_events(late)
-                await read_occupancy(late_events, 1)
-                assert (await _next_status(late_events, 10))["state"] == "stale"
-            kafka = stack_kafka.ensure_kafka(cfg, lambda _line: None)
-            live = await _next_status(events, 60)
-            assert live["state"] == "live" and live["gap_s"] > 0
-            await produce(cfg.kafka_bootstrap, topic, [update(SITE, 2)])
-            (after,) = await read_occupancy(events, 1)  # resumed by itself
-            assert json.loads(after.data)["connected"] == 2
-            assert json.loads(first.data)["connected"] == 1
+            # Until its feed is up the API answers 503 (a client retries): wait for it, as
+            # a client would, instead of racing the feed's start (a CI run lost that race).
+            await until(lambda: app.state.live.running, "the live feed", 60)
+            async with client.stream("GET", "/api/v1/live") as response:
+                events = sse_events(response)
+                (first,) = await read_occupancy(events, 1)
+                manager.stop_component(kafka)
+                stale = await _next_status(events, 30)
+                assert stale["state"] == "stale" and stale["since"]
+                # A client arriving now gets the snapshot and is told it is stale.
+                async with client.stream("GET", "/api/v1/live") as late:
+                    late_events = sse_events(late)
+                    await read_occupancy(late_events, 1)
+                    assert (await _next_status(late_events, 10))["state"] == "stale"
+                kafka = stack_kafka.ensure_kafka(cfg, lambda _line: None)
+                live = await _next_status(events, 60)
+                assert live["state"] == "live" and live["gap_s"] > 0
+                await produce(cfg.kafka_bootstrap, topic, [update(SITE, 2)])
+                (after,) = await read_occupancy(events, 1)  # resumed by itself
+                assert json.loads(after.data)["connected"] == 2
+                assert json.loads(first.data)["connected"] == 1
     finally:
         manager.stop_component(kafka)
