@@ -46,12 +46,13 @@ def join_batch(encoded: Sequence[bytes]) -> bytes:
 
 def decode_events(raw: bytes) -> list[EventBase]:
     """Every event of a payload, single or batch, for consumers that trust the sender (tests,
-    tools): unlike the gateway, the first bad element raises :class:`ContractError`."""
-    if not is_batch(raw):
-        return [decode_event(raw)]
-    if len(raw) > MAX_BATCH_BYTES:
-        raise ContractError(DeadLetterReason.PAYLOAD_TOO_LARGE, f"{len(raw)} bytes")
-    return [validate_event(item) for item in parse_json(raw)]
+    tools): unlike :func:`decode_record`, the first bad element raises :class:`ContractError`."""
+    events: list[EventBase] = []
+    for item in decode_record(raw):
+        if isinstance(item, Rejected):
+            raise item.error
+        events.append(item)
+    return events
 
 
 @dataclass(frozen=True, slots=True)

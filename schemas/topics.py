@@ -68,7 +68,7 @@ class KafkaTopic(StrEnum):
 #: event. Per-record costs (librdkafka's produce and delivery callback in the gateway, the
 #: broker's and the consumer's per-record work) were a third of the gateway's CPU on the
 #: busiest topic. A record with a bare JSON object is still one event; consumers of these
-#: topics read both (``schemas.batch.split_record``).
+#: topics read both (``schemas.batch.decode_record``).
 BATCHED_TOPICS: frozenset[KafkaTopic] = frozenset({KafkaTopic.WIFI_SESSION})
 
 

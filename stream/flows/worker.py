@@ -12,15 +12,14 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar, cast
+from typing import TypeVar
 
-from schemas.batch import Rejected, decode_record
 from schemas.flows import FlowsHourlyV1, OdInflow
 from stream.flows import metrics
 from stream.flows.presence import publishable
 from stream.flows.sink import FlowsConfig, FlowsSink, HourlyUpdate
 from stream.storage.reconnect import RetryingSink
-from stream.wifi.batch import WIFI_SESSION_TYPES, WifiSessionEvent
+from stream.wifi.batch import session_events
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,10 @@ class FlowsWorker:
         self.last_recompute_at: datetime | None = None
 
     async def process(self, values: Sequence[bytes]) -> None:
-        events = self._decode(values)
+        # Bad input is counted, not dead-lettered: the occupancy worker reads the same topic
+        # and already sends every bad record or batch element to the dead-letter topic once.
+        events, rejected = session_events(values)
+        metrics.EVENTS.labels("rejected").inc(len(rejected))
         if not events:
             return
         outcome = await self.with_db(lambda sink: sink.write(events))
@@ -86,19 +88,6 @@ class FlowsWorker:
             inflows=[OdInflow(origin=o, clients=n) for o, n in shown],
             emitted_at=datetime.now(UTC),
         )
-
-    def _decode(self, values: Sequence[bytes]) -> list[WifiSessionEvent]:
-        """The Wi-Fi session events of the records (single or batch). Bad input is counted,
-        not dead-lettered: the occupancy worker reads the same topic and already sends every
-        bad record or element to the dead-letter topic once."""
-        events: list[WifiSessionEvent] = []
-        for raw in values:
-            for item in decode_record(raw, WIFI_SESSION_TYPES):
-                if isinstance(item, Rejected):
-                    metrics.EVENTS.labels("rejected").inc()
-                else:
-                    events.append(cast(WifiSessionEvent, item))
-        return events
 
     @property
     def db_ok(self) -> bool:

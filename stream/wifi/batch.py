@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
+from schemas.batch import Rejected, decode_record
 from schemas.wifi import WifiSessionInterimV1, WifiSessionStartV1, WifiSessionStopV1
 
 WifiSessionEvent = WifiSessionStartV1 | WifiSessionInterimV1 | WifiSessionStopV1
@@ -25,6 +27,20 @@ RAW_COLUMNS = (
     "session_id", "ap", "ssid", "randomized_mac", "signal_dbm", "rx_bytes", "tx_bytes",
     "session_seconds", "terminate_cause",
 )  # fmt: skip
+
+
+def session_events(values: Iterable[bytes]) -> tuple[list[WifiSessionEvent], list[Rejected]]:
+    """The Wi-Fi session events of Kafka records (single events or batches), in order, and
+    what is not one: bad records, bad batch elements, events of another kind."""
+    events: list[WifiSessionEvent] = []
+    rejected: list[Rejected] = []
+    for raw in values:
+        for item in decode_record(raw, WIFI_SESSION_TYPES):
+            if isinstance(item, Rejected):
+                rejected.append(item)
+            else:
+                events.append(cast(WifiSessionEvent, item))  # decode_record checked the type
+    return events, rejected
 
 
 def raw_row(ev: WifiSessionEvent) -> tuple[object, ...]:

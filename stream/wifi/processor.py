@@ -11,18 +11,17 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar, cast
+from typing import TypeVar
 
 import psycopg
 
-from schemas.batch import Rejected, decode_record
 from schemas.codec import DeadLetterReason
 from schemas.stream_out import OccupancyUpdateV1
 from stream.deadletter import dead_letter
 from stream.storage.partitions import ensure_event_partitions
 from stream.storage.reconnect import RetryingSink
 from stream.wifi import metrics
-from stream.wifi.batch import WIFI_SESSION_TYPES, WifiSessionEvent
+from stream.wifi.batch import session_events
 from stream.wifi.live import LiveThrottle
 from stream.wifi.sink import BatchResult, OccupancySink
 
@@ -64,8 +63,10 @@ class OccupancyProcessor:
 
     async def process(self, values: Sequence[bytes]) -> BatchResult:
         """Store one batch exactly once; retries until PostgreSQL accepts it."""
-        events = await self._decode(values)
-        metrics.BATCH_SIZE.observe(len(values))
+        events, rejected = session_events(values)
+        for bad in rejected:  # each bad record or batch element on its own
+            await self._reject(bad.error.reason, bad.error.detail, bad.raw)
+        metrics.BATCH_SIZE.observe(len(events) + len(rejected))
         result = await self._with_db(lambda sink: sink.write(events))
         metrics.BATCHES.inc()
         metrics.EVENTS.labels("stored").inc(result.inserted)
@@ -114,18 +115,6 @@ class OccupancyProcessor:
             except psycopg.Error as exc:
                 log.warning("final rollup flush failed (%s); the next sweep redoes it", exc)
         await self._db.close()
-
-    async def _decode(self, values: Sequence[bytes]) -> list[WifiSessionEvent]:
-        """The Wi-Fi session events of the records (single or batch); the rest is
-        dead-lettered, each bad element on its own."""
-        events: list[WifiSessionEvent] = []
-        for raw in values:
-            for item in decode_record(raw, WIFI_SESSION_TYPES):
-                if isinstance(item, Rejected):
-                    await self._reject(item.error.reason, item.error.detail, item.raw)
-                else:
-                    events.append(cast(WifiSessionEvent, item))
-        return events
 
     async def _reject(self, reason: DeadLetterReason, detail: str, raw: bytes) -> None:
         record = dead_letter(reason, detail, f"kafka:{self.config.source_topic}", raw, _now())

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -18,6 +19,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from schemas.batch import is_batch
+
+T = TypeVar("T")
 
 
 async def create_topics(
@@ -58,27 +61,7 @@ async def consume_all(
     Returns every record read (possibly more than ``n`` when a batch overshoots), so a test
     can also assert that nothing extra arrived.
     """
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    records: list[ConsumerRecord[bytes, bytes]] = []
-    try:
-        deadline = time.monotonic() + timeout
-        while len(records) < n:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"{topic}: got {len(records)} of {n} records in {timeout}s")
-            batches = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
-            for batch in batches.values():
-                records.extend(batch)
-        return records
-    finally:
-        await consumer.stop()
+    return await _read(bootstrap, topic, n, timeout, "records", lambda record: [record])
 
 
 async def consume_events(
@@ -89,6 +72,23 @@ async def consume_events(
 ) -> list[bytes]:
     """Read at least ``n`` events of ``topic`` from the beginning: each record's event, or
     each element of a batch record (``schemas.topics.BATCHED_TOPICS``), as JSON bytes."""
+    return await _read(bootstrap, topic, n, timeout, "events", _events_of)
+
+
+def _events_of(record: ConsumerRecord[bytes, bytes]) -> list[bytes]:
+    value = record.value or b""
+    return [orjson.dumps(e) for e in orjson.loads(value)] if is_batch(value) else [value]
+
+
+async def _read(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    timeout: float,  # noqa: ASYNC109 (poll-until deadline)
+    what: str,
+    unpack: Callable[[ConsumerRecord[bytes, bytes]], list[T]],
+) -> list[T]:
+    """Read ``topic`` from the beginning until ``unpack`` has given at least ``n`` items."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -97,21 +97,17 @@ async def consume_events(
         enable_auto_commit=False,
     )
     await consumer.start()
-    events: list[bytes] = []
+    items: list[T] = []
     try:
         deadline = time.monotonic() + timeout
-        while len(events) < n:
+        while len(items) < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"{topic}: got {len(events)} of {n} events in {timeout}s")
+                raise TimeoutError(f"{topic}: got {len(items)} of {n} {what} in {timeout}s")
             batches = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
             for batch in batches.values():
                 for record in batch:
-                    value = record.value or b""
-                    if is_batch(value):
-                        events.extend(orjson.dumps(e) for e in orjson.loads(value))
-                    else:
-                        events.append(value)
-        return events
+                    items.extend(unpack(record))
+        return items
     finally:
         await consumer.stop()
