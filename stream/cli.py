@@ -63,9 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--rollup-interval",
         type=float,
-        default=1.0,
-        help="min seconds between recomputing a site's queued minute rollups "
-        "(0: after every batch; each recompute counts every connected client)",
+        default=5.0,
+        help="min seconds between recomputing a worker's queued minute rollups "
+        "(0: after every batch; each recompute counts every connected client; "
+        "live counts follow --live-interval)",
     )
     p.add_argument(
         "--raw-writer",
@@ -181,7 +182,14 @@ def _supervise(args: argparse.Namespace) -> int:
 
 def _forwarded(args: argparse.Namespace) -> list[str]:
     """The per-process options, passed on unchanged to every child."""
-    names = (*RUNTIME_ARGS, "session_timeout", "close_interval", "live_interval", "raw_writer")
+    names = (
+        *RUNTIME_ARGS,
+        "session_timeout",
+        "close_interval",
+        "live_interval",
+        "rollup_interval",
+        "raw_writer",
+    )
     out: list[str] = []
     for name in names:
         out += [f"--{name.replace('_', '-')}", str(getattr(args, name))]

@@ -39,7 +39,7 @@ class ProcessorConfig:
     live_interval: float = 1.0
     idle_horizon: timedelta = timedelta(days=1)
     raw_writer: str = "unnest"
-    rollup_interval: float = 1.0
+    rollup_interval: float = 5.0
 
 
 class OccupancyProcessor:
@@ -55,6 +55,7 @@ class OccupancyProcessor:
                 config.session_timeout,
                 raw_writer=config.raw_writer,
                 rollup_interval=config.rollup_interval,
+                live_interval=config.live_interval,
             ),
             metrics.DB_ERRORS,
         )

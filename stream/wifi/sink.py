@@ -7,10 +7,13 @@ only after this returns); if it dies after commit, the redelivered events are du
 and change nothing. Session merges are LEAST/GREATEST, so order does not matter either.
 
 Rollups are not recomputed in every batch: the batch queues the minutes it invalidated in
-``occupancy_dirty`` (same transaction, so a crash cannot lose them) and :meth:`flush`
-recomputes them, with the live counts, at most every ``rollup_interval`` seconds (0: after
-every batch). Each recompute counts all clients connected in a minute, thousands at a busy
-site, so doing it once a second instead of per batch is most of the database's CPU.
+``occupancy_dirty`` (same transaction, so a crash cannot lose them) and :meth:`flush_due`
+recomputes them at most every ``rollup_interval`` seconds (0: after every batch). Each
+recompute counts all clients connected in a minute, thousands at a busy site: a minute
+being filled is recomputed once per interval for as long as events arrive in it (60 times
+a minute at 1 s), and it was the database's largest cost after the session merge. The
+live counts (clients connected at each site's watermark, one cheap index read) have their
+own ``live_interval``, so the IOC's live numbers stay fresh while rollups are batched.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class OccupancySink:
         session_timeout: timedelta,
         raw_writer: str = "unnest",
         rollup_interval: float = 0.0,
+        live_interval: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not conn.autocommit:
@@ -65,9 +69,12 @@ class OccupancySink:
         self.session_timeout = session_timeout
         self.raw_writer = raw_writer
         self.rollup_interval = rollup_interval
+        self.live_interval = live_interval
         self._clock = clock
         self._pending: set[str] = set()  # sites with minutes queued by this sink
+        self._unread: set[str] = set()  # sites with events since their last live count
         self._flushed_at = -float("inf")
+        self._live_at = -float("inf")
 
     async def write(self, events: Sequence[WifiSessionEvent]) -> BatchResult:
         """Store a batch and update sessions, rollups and live counts atomically."""
@@ -138,6 +145,7 @@ class OccupancySink:
             windows = [WindowChange(*row) for row in await cur.fetchall()]
             await self._mark(cur, minutes_to_recompute(changes, windows))
         self._pending.update(sites)
+        self._unread.update(sites)
 
     async def _mark(
         self, cur: psycopg.AsyncCursor[tuple[object, ...]], pairs: list[tuple[str, datetime]]
@@ -146,33 +154,59 @@ class OccupancySink:
             await cur.execute(sql.MARK_DIRTY, ([s for s, _ in pairs], [m for _, m in pairs]))
 
     async def flush_due(self) -> tuple[int, list[OccupancyUpdateV1]]:
-        """:meth:`flush` this sink's sites if ``rollup_interval`` has passed since the last."""
-        if not self._pending or self._clock() - self._flushed_at < self.rollup_interval:
-            return 0, []
-        return await self.flush()
-
-    async def flush(self) -> tuple[int, list[OccupancyUpdateV1]]:
-        """Recompute the minutes this sink queued and read its sites' live counts.
+        """Recompute this sink's queued minutes if ``rollup_interval`` has passed since the
+        last recompute, and read the live counts of sites with new events if
+        ``live_interval`` has passed since the last read.
 
         Returns (minutes recomputed, live counts)."""
-        self._flushed_at = self._clock()
-        return await self._recompute(sorted(self._pending))
+        now = self._clock()
+        minutes = 0
+        if self._pending and now - self._flushed_at >= self.rollup_interval:
+            minutes = await self._recompute_pending()
+        live: list[OccupancyUpdateV1] = []
+        if self._unread and now - self._live_at >= self.live_interval:
+            live = await self._read_live()
+        return minutes, live
 
-    async def _recompute(self, sites: list[str]) -> tuple[int, list[OccupancyUpdateV1]]:
+    async def flush(self) -> tuple[int, list[OccupancyUpdateV1]]:
+        """Recompute every minute this sink queued and read its sites' live counts now.
+
+        Returns (minutes recomputed, live counts)."""
+        return await self._recompute_pending(), await self._read_live()
+
+    async def _recompute_pending(self) -> int:
+        self._flushed_at = self._clock()
+        sites = sorted(self._pending)
+        minutes = await self._recompute(sites)
+        self._pending.difference_update(sites)
+        return minutes
+
+    async def _recompute(self, sites: list[str]) -> int:
+        """Recompute the queued minutes of ``sites`` under their locks; returns how many."""
         if not sites:
-            return 0, []
+            return 0
         async with self.conn.transaction(), self.conn.cursor() as cur:
             await cur.execute(sql.LOCK_SITES, (sites,))
             await cur.execute(sql.RECOMPUTE_DIRTY, (sites,))
             row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _read_live(self) -> list[OccupancyUpdateV1]:
+        """Clients connected at the watermark of each site with new events (one statement:
+        one snapshot, so no lock is needed)."""
+        self._live_at = self._clock()
+        sites = sorted(self._unread)
+        if not sites:
+            return []
+        async with self.conn.cursor() as cur:
             await cur.execute(sql.LIVE_OCCUPANCY, (sites,))
             now = datetime.now(UTC)  # re-stamped when sent (the throttle may hold it)
             live = [
                 OccupancyUpdateV1(site=s, connected=int(n), as_of=wm, emitted_at=now)
                 for s, wm, n in await cur.fetchall()
             ]
-        self._pending.difference_update(sites)
-        return int(row[0]) if row else 0, live
+        self._unread.difference_update(sites)
+        return live
 
     async def close_lagging_sites(self, horizon: timedelta) -> int:
         """Materialise minutes of sites without recent events up to the newest watermark.
@@ -196,5 +230,4 @@ class OccupancySink:
                 await self._mark(cur, minutes_to_recompute([], windows))
             await cur.execute(sql.DIRTY_SITES)
             orphans = sorted({row[0] for row in await cur.fetchall()} - self._pending)
-        minutes, _ = await self._recompute(orphans)
-        return minutes
+        return await self._recompute(orphans)

@@ -76,6 +76,38 @@ async def test_duplicate_in_one_batch_and_across_batches_counts_once(database_ur
         await sink.conn.close()
 
 
+async def test_live_counts_stay_fresh_while_rollups_wait_for_their_interval(
+    database_url: str,
+) -> None:
+    """Minutes are recomputed at most every ``rollup_interval``; live counts have their own
+    interval, so the IOC's number moves with the next batch while the minute stays queued
+    (and stored as it was) until the rollup is due."""
+    now = [0.0]
+    conn = await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, options="-c timezone=UTC"
+    )
+    sink = OccupancySink(
+        conn, TIMEOUT, rollup_interval=5.0, live_interval=1.0, clock=lambda: now[0]
+    )
+    t = T0 + timedelta(seconds=10)
+    try:
+        first = await sink.write([make_event("start", "cho-lon", "a", "ab" * 8, t)])
+        assert first.minutes_recomputed == 1 and first.live[0].connected == 1
+        now[0] = 1.0
+        second = await sink.write([make_event("start", "cho-lon", "b", "cd" * 8, t)])
+        assert second.minutes_recomputed == 0
+        assert [u.connected for u in second.live] == [2]
+        assert await _rollups(conn) == {("cho-lon", T0): (1, 1, 0)}  # not yet recomputed
+        now[0] = 1.5
+        assert await sink.flush_due() == (0, [])  # neither is due, nor has anything new
+        now[0] = 5.0
+        minutes, live = await sink.flush_due()
+        assert (minutes, live) == (1, [])  # live counts were read after the last batch
+        assert await _rollups(conn) == {("cho-lon", T0): (2, 2, 0)}
+    finally:
+        await conn.close()
+
+
 async def test_session_without_stop_times_out_and_late_stop_corrects(database_url: str) -> None:
     c = "cd" * 8
     sink = await _sink(database_url)

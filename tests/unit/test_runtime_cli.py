@@ -3,6 +3,8 @@ and that the worker supervisor hands every option on to its children."""
 
 from __future__ import annotations
 
+import argparse
+
 from infra.cli import build_parser
 from stream.cli import _forwarded
 from stream.runtime import RuntimeOptions
@@ -38,3 +40,21 @@ def test_the_occupancy_worker_waits_for_full_batches_and_the_alert_engine_does_n
     args = build_parser("worker").parse_args(["worker", "--batch-min-bytes", "1000"])
     forwarded = _forwarded(args)
     assert forwarded[forwarded.index("--batch-min-bytes") + 1] == "1000"
+
+
+def test_worker_children_get_every_per_process_option() -> None:
+    """The supervisor's own options aside, every worker option reaches each child with its
+    value: `--rollup-interval` did not, so `--workers 2` silently ran the default."""
+    parser = build_parser("worker")
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    # --instance-id goes to each child with its index appended (unique per group).
+    own = {"help", "workers", "metrics_port", "no_migrate", "instance_id"}
+    options = [a for a in sub.choices["worker"]._actions if a.dest not in own]
+    args = parser.parse_args(["worker"])
+    forwarded = _forwarded(args)
+    for action in options:
+        flag = action.option_strings[0]
+        assert flag in forwarded, f"{flag} is not passed on to the worker processes"
+        assert forwarded[forwarded.index(flag) + 1] == str(getattr(args, action.dest))
+    tuned = parser.parse_args(["worker", "--rollup-interval", "7"])
+    assert _forwarded(tuned)[_forwarded(tuned).index("--rollup-interval") + 1] == "7.0"
