@@ -77,7 +77,8 @@ class OccupancySink:
         self._live_at = -float("inf")
 
     async def write(self, events: Sequence[WifiSessionEvent]) -> BatchResult:
-        """Store a batch and update sessions, rollups and live counts atomically."""
+        """Store a batch, its sessions and its queued minutes in one transaction, then
+        recompute rollups and read live counts if their intervals are due."""
         started = time.perf_counter()
         unique, _ = unique_events(events)
         if not unique:
