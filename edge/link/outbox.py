@@ -16,13 +16,14 @@ after a reconnect, is read from it as before.
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NamedTuple
+
+from edge.link.recent_ids import RecentIds
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -31,19 +32,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS recent_event_ids (
-    h INTEGER PRIMARY KEY,
-    id TEXT NOT NULL,
-    created REAL NOT NULL
-);
 """
-#: Before recent_event_ids: one B-tree per row plus a text index, ~3x the write cost.
-_OLD_RECENT = "recent_ids"
-#: How long an event id is remembered after it was queued. A RADIUS NAS retransmits an
-#: unanswered report for tens of seconds, also across a restart of the agent; without a
-#: durable memory the retransmission became a second event with the same id and a new
-#: arrival-based event time (stored twice, last-seen moved forward).
-RECENT_ID_TTL_S = 3600.0
 #: Most rows the in-memory tail holds: a full in-flight window of full batches (the link's
 #: defaults read at most 20 x 100 rows ahead; the benchmark fleet 100 x 100) with room to
 #: spare, about 10 MB of ~500-byte events. Rows written while it is full are read from the
@@ -86,7 +75,7 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
-        self._migrate_recent_ids()
+        self._recent = RecentIds(self._db)
         self._depth = int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
         #: Rows written by this process and not yet acknowledged, by seq (insertion order).
         self._tail: dict[int, Queued] = {}
@@ -118,16 +107,20 @@ class Outbox:
         with self._lock:
             self._db.execute("BEGIN")
             try:
-                rows = self._insert(pairs, keys, now)
+                recorded = self._recent.record(keys, now) if keys is not None else None
+                fresh = pairs if recorded is None else [pairs[i] for i in recorded.fresh]
+                rows = self._insert(fresh, now)
                 overflow = self._depth + len(rows) - self.max_events
                 dropped = self._drop_oldest(overflow) if overflow > 0 else 0
             except BaseException:
                 self._db.execute("ROLLBACK")  # nothing half-written; the caller may retry
                 raise
             self._db.execute("COMMIT")
+            if recorded is not None:
+                self._recent.committed(recorded)
+            self.repeated += len(pairs) - len(fresh)
             self._depth += len(rows) - dropped
             self.dropped += dropped
-            self.repeated += len(pairs) - len(rows)
             if rows:
                 self._last_seq = rows[-1].seq
             if dropped:
@@ -136,11 +129,7 @@ class Outbox:
                 self._tail.update((row.seq, row) for row in rows)
         return [row.seq for row in rows]
 
-    def _insert(
-        self, pairs: list[tuple[str, bytes]], keys: list[str] | None, now: float
-    ) -> list[Queued]:
-        if keys is not None:
-            pairs = [pairs[i] for i in self._first_time(keys, now)]
+    def _insert(self, pairs: list[tuple[str, bytes]], now: float) -> list[Queued]:
         # One executemany for the burst (one execute per row was most of the commit's
         # cost). Seqs are consecutive: AUTOINCREMENT, one writer (the lock).
         self._db.executemany(
@@ -151,53 +140,6 @@ class Outbox:
             return []
         first = int(self._db.execute("SELECT last_insert_rowid()").fetchone()[0]) - len(pairs) + 1
         return [Queued(first + i, t, p, now) for i, (t, p) in enumerate(pairs)]
-
-    def _first_time(self, event_ids: list[str], now: float) -> list[int]:
-        """Indexes of the ids not queued recently (first of repeats within the list too);
-        records them in the running transaction.
-
-        Why keyed by a 64-bit hash (the rowid): random text keys cost a second B-tree and
-        several pages per id written; the full id is stored and compared, so a hash
-        collision replaces the older memory instead of hiding a new event.
-        """
-        hashes = [_id_hash(i) for i in event_ids]
-        known: dict[int, str] = {}
-        for i in range(0, len(hashes), 500):  # below SQLite's bound-parameter limit
-            chunk = hashes[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            known.update(
-                (int(h), str(event_id))
-                for h, event_id in self._db.execute(
-                    f"SELECT h, id FROM recent_event_ids WHERE h IN ({marks})",
-                    chunk,
-                )
-            )
-        fresh = []
-        for i, (h, event_id) in enumerate(zip(hashes, event_ids, strict=True)):
-            if known.get(h) != event_id:
-                known[h] = event_id
-                fresh.append(i)
-        self._db.executemany(
-            "INSERT OR REPLACE INTO recent_event_ids (h, id, created) VALUES (?, ?, ?)",
-            [(hashes[i], event_ids[i], now) for i in fresh],
-        )
-        return fresh
-
-    def _migrate_recent_ids(self) -> None:
-        """Carry the ids an older version remembered over to the current table, once."""
-        old = self._db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (_OLD_RECENT,)
-        ).fetchone()
-        if old is None:
-            return
-        rows = self._db.execute(f"SELECT id, created FROM {_OLD_RECENT}").fetchall()
-        self._db.execute("BEGIN")
-        self._db.executemany(
-            "INSERT OR REPLACE INTO recent_event_ids (h, id, created) VALUES (?, ?, ?)",
-            [(_id_hash(str(i)), str(i), float(c)) for i, c in rows],
-        )
-        self._db.execute(f"DROP TABLE {_OLD_RECENT}")
-        self._db.execute("COMMIT")
 
     def peek(self, after: int = 0, limit: int = 100) -> list[Queued]:
         """The oldest ``limit`` messages with ``seq > after``, in order.
@@ -244,12 +186,12 @@ class Outbox:
         return removed
 
     def expire(self) -> int:
-        """Drop messages older than ``max_age_s`` (counted in :attr:`dropped`)."""
-        cutoff = self._clock() - self.max_age_s
+        """Drop messages older than ``max_age_s`` (counted in :attr:`dropped`); forget the
+        event ids remembered long enough."""
+        now = self._clock()
+        cutoff = now - self.max_age_s
         with self._lock:
-            self._db.execute(
-                "DELETE FROM recent_event_ids WHERE created < ?", (self._clock() - RECENT_ID_TTL_S,)
-            )
+            self._recent.expire(now)
             cur = self._db.execute("DELETE FROM outbox WHERE created < ?", (cutoff,))
             self._depth -= cur.rowcount
             self.dropped += cur.rowcount
@@ -290,9 +232,3 @@ def _runs(seqs: Iterable[int]) -> list[tuple[int, int]]:
         else:
             runs.append((seq, seq))
     return runs
-
-
-def _id_hash(event_id: str) -> int:
-    """Signed 64-bit key of an event id (SQLite's INTEGER PRIMARY KEY range)."""
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
-from edge.link import outbox as outbox_module
+from edge.link import recent_ids as recent_module
 from edge.link.outbox import Outbox
 
 
@@ -26,7 +27,7 @@ def test_repeated_ids_are_skipped_within_and_across_bursts(tmp_path: Path) -> No
 def test_a_hash_collision_never_hides_a_new_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(outbox_module, "_id_hash", lambda _id: 42)
+    monkeypatch.setattr(recent_module, "_id_hash", lambda _id: 42)
     box = Outbox(tmp_path / "o.sqlite")
     box.put_many([("t", b"x")], ids=["X"])
     box.put_many([("t", b"y"), ("t", b"x2")], ids=["Y", "X"])
@@ -39,10 +40,51 @@ def test_ids_remembered_by_the_previous_schema_are_carried_over(tmp_path: Path) 
     path = tmp_path / "o.sqlite"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE recent_ids (id TEXT PRIMARY KEY, created REAL NOT NULL)")
-    db.execute("INSERT INTO recent_ids VALUES ('OLD', ?)", (outbox_module.time.time(),))
+    db.execute("INSERT INTO recent_ids VALUES ('OLD', ?)", (time.time(),))
     db.commit()
     db.close()
     box = Outbox(path)
     assert box.put_many([("t", b"old"), ("t", b"new")], ids=["OLD", "NEW"]) != []
     assert [r.payload for r in box.peek()] == [b"new"]
     box.close()
+
+
+def test_the_keyed_table_of_the_previous_version_is_carried_over(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE recent_event_ids (h INTEGER PRIMARY KEY, id TEXT, created REAL)")
+    db.execute("INSERT INTO recent_event_ids VALUES (7, 'OLD', ?)", (time.time(),))
+    db.commit()
+    db.close()
+    box = Outbox(path)
+    assert box.put_many([("t", b"old"), ("t", b"new")], ids=["OLD", "NEW"]) != []
+    assert [r.payload for r in box.peek()] == [b"new"]
+    box.close()
+    tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
+    assert "recent_event_ids" not in tables
+
+
+def test_ids_are_forgotten_after_their_hour_and_not_before(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    box = Outbox(tmp_path / "o.sqlite", clock=lambda: now[0])
+    box.put_many([("t", b"a")], ids=["A"])
+    now[0] += 20.0
+    box.put_many([("t", b"b")], ids=["B"])
+    now[0] += recent_module.RECENT_ID_TTL_S - 5.0  # A is 3615 s old, B 3595 s
+    box.expire()
+    box.close()
+    again = Outbox(tmp_path / "o.sqlite", clock=lambda: now[0])  # the file agrees
+    assert again.put_many([("t", b"a2"), ("t", b"b2")], ids=["A", "B"]) != []
+    assert [r.payload for r in again.peek()] == [b"a", b"b", b"a2"]
+    again.close()
+
+
+def test_the_memory_is_bounded_by_forgetting_the_oldest_ids(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "r.sqlite", isolation_level=None)
+    recent = recent_module.RecentIds(db, max_ids=3)
+    for n in range(5):
+        recent.committed(recent.record([f"id{n}"], now=100.0 + n))
+    recent.expire(now=110.0)
+    assert len(recent) == 3
+    assert recent.record(["id0", "id1", "id2", "id4"], now=111.0).fresh == [0, 1]
+    assert db.execute("SELECT COUNT(*) FROM recent_event_ids_log").fetchone()[0] == 5
