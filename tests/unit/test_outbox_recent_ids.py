@@ -49,11 +49,20 @@ def test_ids_remembered_by_the_previous_schema_are_carried_over(tmp_path: Path) 
     box.close()
 
 
-def test_the_keyed_table_of_the_previous_version_is_carried_over(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "schema",
+    [
+        "CREATE TABLE recent_event_ids (h INTEGER PRIMARY KEY, id TEXT, created REAL)",
+        "CREATE TABLE recent_event_ids_log (seq INTEGER PRIMARY KEY, h INTEGER, id TEXT,"
+        " created REAL)",
+    ],
+)
+def test_the_tables_of_later_versions_are_carried_over(tmp_path: Path, schema: str) -> None:
     path = tmp_path / "o.sqlite"
+    table = schema.split()[2]
     db = sqlite3.connect(path)
-    db.execute("CREATE TABLE recent_event_ids (h INTEGER PRIMARY KEY, id TEXT, created REAL)")
-    db.execute("INSERT INTO recent_event_ids VALUES (7, 'OLD', ?)", (time.time(),))
+    db.execute(schema)
+    db.execute(f"INSERT INTO {table} (h, id, created) VALUES (7, 'OLD', ?)", (time.time(),))
     db.commit()
     db.close()
     box = Outbox(path)
@@ -61,7 +70,7 @@ def test_the_keyed_table_of_the_previous_version_is_carried_over(tmp_path: Path)
     assert [r.payload for r in box.peek()] == [b"new"]
     box.close()
     tables = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master")}
-    assert "recent_event_ids" not in tables
+    assert table not in tables
 
 
 def test_ids_are_forgotten_after_their_hour_and_not_before(tmp_path: Path) -> None:
@@ -87,4 +96,4 @@ def test_the_memory_is_bounded_by_forgetting_the_oldest_ids(tmp_path: Path) -> N
     recent.expire(now=110.0)
     assert len(recent) == 3
     assert recent.record(["id0", "id1", "id2", "id4"], now=111.0).fresh == [0, 1]
-    assert db.execute("SELECT COUNT(*) FROM recent_event_ids_log").fetchone()[0] == 5
+    assert db.execute("SELECT COUNT(*) FROM recent_event_ids_bursts").fetchone()[0] == 4
