@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import Discriminator, Tag, TypeAdapter
+from pydantic import Discriminator, Tag
 
 from schemas.camera import (
     CameraAudioLevelV1,
@@ -77,5 +77,3 @@ AnyEvent: Any = Annotated[
     Union[tuple(Annotated[m, Tag(_tag(m))] for m in EVENT_MODELS)],  # noqa: UP007
     Discriminator(event_tag),
 ]
-
-ANY_EVENT_ADAPTER: TypeAdapter[EventBase] = TypeAdapter(AnyEvent)

@@ -62,6 +62,14 @@ def test_naive_event_time_is_refused() -> None:
     assert "event_time" in err.value.detail
 
 
+def test_a_violation_is_named_by_its_full_field_path() -> None:
+    doc = json.loads(encode_event(_start()))
+    doc["data"]["client_id"] = "not-hex"
+    with pytest.raises(ContractError) as err:
+        decode_event(json.dumps(doc).encode())
+    assert err.value.detail.startswith("data.client_id: ")
+
+
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
