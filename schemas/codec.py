@@ -69,7 +69,7 @@ def validate_event(obj: Any) -> EventBase:
 
     The model is found by its ``(type, version)`` and validated directly: the registry's
     discriminated union would dispatch on the tag a second time, and building the tag
-    string per event cost more than validating a small event (6.6 -> 5.1 µs per event,
+    string per event cost a quarter of the whole (5.4 -> 3.9 µs per event in one run,
     paid by the gateway and again by every worker).
     """
     if not isinstance(obj, dict):

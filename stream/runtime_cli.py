@@ -12,6 +12,7 @@ import asyncio
 import signal
 from typing import Literal
 
+from core.gc_tuning import tune_for_streaming
 from stream.runtime import RuntimeOptions, StreamRuntime
 
 
@@ -102,7 +103,11 @@ def runtime_options(
 
 
 def run_until_signalled(runtime: StreamRuntime) -> int:
-    """Run until SIGTERM/SIGINT; the batch in flight is committed before exiting."""
+    """Run until SIGTERM/SIGINT; the batch in flight is committed before exiting.
+
+    The collector is tuned for a stream processor first (see :mod:`core.gc_tuning`).
+    """
+    tune_for_streaming()
 
     async def main() -> int:
         stop = asyncio.Event()

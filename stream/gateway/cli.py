@@ -13,6 +13,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from core.gc_tuning import tune_for_streaming
 from core.settings import Settings, get_settings
 from device_configs import ConfigError, load_device_configs
 from stream.gateway.config import GatewayConfig
@@ -118,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    tune_for_streaming()
     try:
         gateway.start()
     except OSError as exc:
