@@ -85,8 +85,7 @@ class OccupancySink:
             return BatchResult(len(events), 0, len(events), 0)
         async with self.conn.transaction():
             await self.conn.execute(sql.LOCK_SITES, (sorted({e.site for e in unique}),))
-            inserted = await self._insert_raw(unique)
-            new = [e for e in unique if (e.event_time, e.id) in inserted]
+            new = await self._insert_raw(unique)
             if new:
                 await self._apply(new)
         minutes, live = await self.flush_due()
@@ -99,7 +98,13 @@ class OccupancySink:
             db_seconds=time.perf_counter() - started,
         )
 
-    async def _insert_raw(self, events: Sequence[WifiSessionEvent]) -> set[tuple[datetime, str]]:
+    async def _insert_raw(self, events: Sequence[WifiSessionEvent]) -> Sequence[WifiSessionEvent]:
+        """Insert the raw rows of ``events`` (distinct keys); return those not stored before.
+
+        RETURNING names the rows inserted, a subset of ``events``: when it has as many, it
+        is all of them and the events need no matching against it (the usual batch, with
+        no replays: that matching was ~5 % of a worker's time).
+        """
         rows = [raw_row(e) for e in events]
         async with self.conn.cursor() as cur:
             if self.raw_writer == "copy":
@@ -112,7 +117,11 @@ class OccupancySink:
                 await cur.execute(
                     sql.INSERT_RAW_UNNEST, [list(col) for col in zip(*rows, strict=True)]
                 )
-            return {(t, i) for t, i in await cur.fetchall()}
+            stored = await cur.fetchall()
+        if len(stored) == len(events):
+            return events
+        inserted = {(t, i) for t, i in stored}
+        return [e for e in events if (e.event_time, e.id) in inserted]
 
     async def _apply(self, new: Sequence[WifiSessionEvent]) -> None:
         """Merge sessions and site windows; queue the minutes whose rollups they change."""
