@@ -39,15 +39,11 @@ INSERT_RAW_FROM_STAGE = (
 #: Idempotent, order-independent session merge returning the sessions whose start or end
 #: moved, with their values before (NULL when new) and after. A session is (site,
 #: session_id, session_start): an id reused after a stop is another row (0001-01-01 UTC when
-#: the source does not know the start). ``old`` is a snapshot read, so it sees the rows as
-#: they were before this statement whichever CTE runs first (writers of a site are
-#: serialised by tp_lock_sites, so that snapshot is also the row the merge updates). Every
-#: input row finds its session through the primary key, so a batch costs the same however
-#: large the table: ``ON CONFLICT`` probes the index per row, and ``LIMIT 1`` keeps the
-#: snapshot read a per-row index lookup (planned as a join, it scanned and sorted the whole
-#: table twice per batch: 58 ms for 2,000 sessions against 19,000 rows, measured). Both
-#: CTEs are estimated at the input's size, so pairing them is a hash or merge join (an
-#: earlier shape whose CTE was estimated at 10 rows ran as a quadratic nested loop).
+#: the source does not know the start). The values before come from the row version the
+#: update replaces, kept in ``prev_started_at`` / ``prev_ends_at`` (migration 0900), so
+#: each session costs one probe of the primary key (``ON CONFLICT``); a LATERAL lookup of
+#: the old values was a second one. Writers of a site are serialised by tp_lock_sites, and
+#: the batch's sessions are distinct (``summarise``), so no row is merged twice.
 UPSERT_SESSIONS = """
 WITH input AS (
     SELECT * FROM unnest(%(site)b::text[], %(session_id)b::text[], %(client_id)b::text[],
@@ -55,14 +51,6 @@ WITH input AS (
                          %(last_seen)b::timestamptz[], %(stopped_at)b::timestamptz[],
                          %(session_start)b::timestamptz[])
         AS i(site, session_id, client_id, ap, first_seen, last_seen, stopped_at, session_start)
-), old AS (
-    SELECT i.site, i.session_id, i.session_start, o.started_at, o.ends_at
-    FROM input i CROSS JOIN LATERAL (
-        SELECT s.started_at, s.ends_at FROM wifi_sessions s
-        WHERE s.site = i.site AND s.session_id = i.session_id
-          AND s.session_start = i.session_start
-        LIMIT 1
-    ) o
 ), up AS (
     INSERT INTO wifi_sessions AS s
         (site, session_id, session_start, client_id, ap, started_at, last_seen, ended_at,
@@ -75,12 +63,13 @@ WITH input AS (
         last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen),
         ended_at = LEAST(s.ended_at, EXCLUDED.ended_at),
         ends_at = COALESCE(LEAST(s.ended_at, EXCLUDED.ended_at),
-                           GREATEST(s.last_seen, EXCLUDED.last_seen) + %(timeout)s)
-    RETURNING s.site, s.session_id, s.session_start, s.started_at, s.ends_at
+                           GREATEST(s.last_seen, EXCLUDED.last_seen) + %(timeout)s),
+        prev_started_at = s.started_at,
+        prev_ends_at = s.ends_at
+    RETURNING s.site, s.prev_started_at, s.prev_ends_at, s.started_at, s.ends_at
 )
-SELECT up.site, old.started_at, old.ends_at, up.started_at, up.ends_at
-FROM up LEFT JOIN old USING (site, session_id, session_start)
-WHERE old.started_at IS DISTINCT FROM up.started_at OR old.ends_at IS DISTINCT FROM up.ends_at
+SELECT site, prev_started_at, prev_ends_at, started_at, ends_at FROM up
+WHERE prev_started_at IS DISTINCT FROM started_at OR prev_ends_at IS DISTINCT FROM ends_at
 """
 
 #: Advance each site's watermark and materialised window; return old and new windows.

@@ -256,4 +256,4 @@ async def test_session_merge_probes_its_keys_whatever_the_table_size(
         )
         plan = "\n".join(row[0] for row in await cur.fetchall())
     assert "Seq Scan on wifi_sessions" not in plan, plan
-    assert "Index Scan using wifi_sessions_pkey" in plan, plan
+    assert "Conflict Arbiter Indexes: wifi_sessions_pkey" in plan, plan
