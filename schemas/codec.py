@@ -6,6 +6,7 @@ reasons are a closed set so they can be metric labels without exploding cardinal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from functools import cache
 from typing import Any, cast
@@ -75,26 +76,26 @@ def validate_event(obj: Any) -> EventBase:
     if not isinstance(obj, dict):
         raise ContractError(DeadLetterReason.NOT_AN_OBJECT, f"got {type(obj).__name__}")
     version = obj.get("version")
-    validator = _validators().get((obj.get("type"), version)) if type(version) is int else None
-    if validator is None:
+    model = _model_for()(obj.get("type"), version) if type(version) is int else None
+    if model is None:
         from schemas.registry import event_tag
 
         raise ContractError(
             DeadLetterReason.UNKNOWN_EVENT_TYPE, f"no model registered for {event_tag(obj)!r}"
         )
     try:
-        return cast(EventBase, validator.validate_python(obj))
+        return cast(EventBase, model.__pydantic_validator__.validate_python(obj))
     except ValidationError as exc:
         raise ContractError(DeadLetterReason.SCHEMA_VIOLATION, _summarise(exc)) from None
 
 
 @cache
-def _validators() -> dict[tuple[Any, int], Any]:
-    """The registry's validators, imported on first decode rather than with this module:
+def _model_for() -> Callable[[Any, int], type[EventBase] | None]:
+    """The registry's lookup, imported on first decode rather than with this module:
     producers such as a site's Wi-Fi agent only encode, and the models cost them ~7 MB."""
-    from schemas.registry import VALIDATORS
+    from schemas.registry import model_for
 
-    return VALIDATORS
+    return model_for
 
 
 def encode_event(event: EventBase) -> bytes:

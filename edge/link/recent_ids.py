@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 SCHEMA = """
@@ -105,27 +106,30 @@ class RecentIds:
         """Forget ids logged more than RECENT_ID_TTL_S ago, and the oldest beyond
         ``max_ids``; returns how many ids went."""
         gone, upto = 0, 0
-        while True:
-            rows = self._db.execute(
-                "SELECT seq, created, ids FROM recent_event_ids_bursts WHERE seq > ?"
-                " ORDER BY seq LIMIT ?",
-                (upto, _CHUNK),
-            ).fetchall()
-            for seq, created, ids in rows:
-                if created >= now - RECENT_ID_TTL_S and len(self._seq_of) <= self.max_ids:
-                    rows = []
-                    break
-                upto = int(seq)
-                for event_id in json.loads(ids):
-                    h = _id_hash(event_id)
-                    if self._seq_of.get(h) == upto:  # not since logged again in a later row
-                        del self._seq_of[h]
-                        gone += 1
-            if len(rows) < _CHUNK:
+        for seq, created, ids in self._oldest_first():
+            if created >= now - RECENT_ID_TTL_S and len(self._seq_of) <= self.max_ids:
                 break
+            upto = seq
+            for event_id in json.loads(ids):
+                h = _id_hash(event_id)
+                if self._seq_of.get(h) == seq:  # not since logged again in a later row
+                    del self._seq_of[h]
+                    gone += 1
         if upto:
             self._db.execute("DELETE FROM recent_event_ids_bursts WHERE seq <= ?", (upto,))
         return gone
+
+    def _oldest_first(self) -> Iterator[tuple[int, float, str]]:
+        """The log's rows in order, read ``_CHUNK`` at a time."""
+        after = 0
+        while rows := self._db.execute(
+            "SELECT seq, created, ids FROM recent_event_ids_bursts WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (after, _CHUNK),
+        ).fetchall():
+            for seq, created, ids in rows:
+                yield int(seq), float(created), str(ids)
+            after = int(rows[-1][0])
 
     def _logged_ids(self, seqs: set[int]) -> dict[int, frozenset[str]]:
         """The ids of the log rows ``seqs`` (hash hits: retransmissions, or a collision)."""
