@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 from schemas.stream_out import OccupancyUpdateV1
@@ -46,3 +47,41 @@ def test_throttle_sends_first_holds_fast_changes_and_drops_no_ops() -> None:
     assert throttle.offer(up(4)) is None  # back to the sent value: pending dropped
     now[0] = 3.0
     assert throttle.due() == []
+
+
+def test_minutes_match_every_span_expanded_on_its_own() -> None:
+    """Merged spans list exactly the minutes that expanding each span alone would, once:
+    overlapping, touching, disjoint-within-one-minute and unchanged sessions included."""
+    rng = random.Random(7)
+    sec = timedelta(seconds=1)
+    for _ in range(200):
+        changes = []
+        for _ in range(rng.randrange(0, 40)):
+            site = rng.choice("ab")
+            end = T + rng.randrange(0, 1200) * sec
+            start = end - rng.randrange(0, 900) * sec
+            if rng.random() < 0.3:
+                changes.append(SessionChange(site, None, None, start, end))
+            else:
+                old_end = end - rng.choice([0, 0, 5, 300]) * sec
+                old_start = start + rng.choice([0, 0, 40]) * sec
+                changes.append(SessionChange(site, old_start, old_end, start, end))
+        first, through = T + rng.randrange(0, 5) * M, T + rng.randrange(5, 25) * M
+        windows = [WindowChange("a", first, through, first, through)]
+        expected: set[tuple[str, datetime]] = set()
+        for c in changes:
+            pairs = (
+                [(c.new_start, c.new_end)]
+                if c.old_start is None
+                else [(c.old_start, c.new_start), (c.old_end, c.new_end)]
+            )
+            for x, y in pairs:
+                if c.old_start is not None and x == y:
+                    continue
+                lo, hi = min(x, y).replace(second=0), max(x, y).replace(second=0)
+                m = lo
+                while m <= hi:
+                    if c.site == "a" and first <= m <= through:
+                        expected.add((c.site, m))
+                    m += M
+        assert minutes_to_recompute(changes, windows) == sorted(expected)
