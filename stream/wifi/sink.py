@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from schemas.stream_out import OccupancyUpdateV1
+from stream.storage.packed_columns import pack_columns
 from stream.wifi import sql
 from stream.wifi.batch import WifiSessionEvent, raw_row, summarise, unique_events
 from stream.wifi.minutes import SessionChange, WindowChange, minutes_to_recompute
@@ -114,9 +115,12 @@ class OccupancySink:
                         await copy.write_row(row)
                 await cur.execute(sql.INSERT_RAW_FROM_STAGE)
             else:
-                await cur.execute(
-                    sql.INSERT_RAW_UNNEST, [list(col) for col in zip(*rows, strict=True)]
-                )
+                columns = list(zip(*rows, strict=True))
+                packed = pack_columns(columns, sql.RAW_TYPES)
+                if packed is not None:
+                    await cur.execute(sql.INSERT_RAW_PACKED, packed)
+                else:  # a text value that cannot travel packed: binary arrays
+                    await cur.execute(sql.INSERT_RAW_UNNEST, [list(col) for col in columns])
             stored = await cur.fetchall()
         if len(stored) == len(events):
             return events
@@ -127,21 +131,22 @@ class OccupancySink:
         """Merge sessions and site windows; queue the minutes whose rollups they change."""
         summary = summarise(new, by_start=True)
         deltas = list(summary.sessions.values())
+        columns: list[Sequence[object]] = [
+            [d.site for d in deltas],
+            [d.session_id for d in deltas],
+            [d.client_id for d in deltas],
+            [d.ap for d in deltas],
+            [d.first_seen for d in deltas],
+            [d.last_seen for d in deltas],
+            [d.stopped_at for d in deltas],
+            [d.session_start for d in deltas],
+        ]
+        packed = pack_columns(columns, sql.SESSION_TYPES)
+        query = sql.UPSERT_SESSIONS if packed is None else sql.UPSERT_SESSIONS_PACKED
+        params: dict[str, object] = dict(zip(sql.SESSION_COLUMNS, packed or columns, strict=True))
+        params["timeout"] = self.session_timeout
         async with self.conn.cursor() as cur:
-            await cur.execute(
-                sql.UPSERT_SESSIONS,
-                {
-                    "site": [d.site for d in deltas],
-                    "session_id": [d.session_id for d in deltas],
-                    "client_id": [d.client_id for d in deltas],
-                    "ap": [d.ap for d in deltas],
-                    "first_seen": [d.first_seen for d in deltas],
-                    "last_seen": [d.last_seen for d in deltas],
-                    "stopped_at": [d.stopped_at for d in deltas],
-                    "session_start": [d.session_start for d in deltas],
-                    "timeout": self.session_timeout,
-                },
-            )
+            await cur.execute(query, params)
             changes = [SessionChange(*row) for row in await cur.fetchall()]
             sites = sorted(summary.sites)
             await cur.execute(

@@ -9,8 +9,9 @@ import psycopg
 import pytest
 
 from stream.storage import migrate
+from stream.storage.packed_columns import pack_columns
 from stream.wifi import sql as wifi_sql
-from stream.wifi.batch import UNKNOWN_START
+from stream.wifi.batch import RAW_COLUMNS, UNKNOWN_START, raw_row
 from stream.wifi.sink import OccupancySink
 from tests.support.wifi_helpers import T0, disorder, expected_rollups, generate, make_event
 
@@ -225,8 +226,9 @@ async def test_queued_minutes_survive_a_lost_worker_and_are_swept_exactly(
         await sweeper.conn.close()
 
 
+@pytest.mark.parametrize("packed", [True, False])
 async def test_session_merge_probes_its_keys_whatever_the_table_size(
-    database_url: str,
+    database_url: str, packed: bool
 ) -> None:
     """The session merge reaches each session of a batch through the primary key. Planned as
     joins, it seq-scanned and sorted all of wifi_sessions twice per batch: 58 ms for 2,000
@@ -240,20 +242,82 @@ async def test_session_merge_probes_its_keys_whatever_the_table_size(
         await conn.execute("ANALYZE wifi_sessions")
         keys = [(f"plan-{g % 20}", f"s{g}") for g in range(5000, 7000)]
         now = T0 + timedelta(hours=1)
-        cur = await conn.execute(
-            "EXPLAIN " + wifi_sql.UPSERT_SESSIONS,
-            {
-                "site": [s for s, _ in keys],
-                "session_id": [i for _, i in keys],
-                "client_id": ["c"] * len(keys),
-                "ap": ["ap"] * len(keys),
-                "first_seen": [now] * len(keys),
-                "last_seen": [now] * len(keys),
-                "stopped_at": [None] * len(keys),
-                "session_start": [UNKNOWN_START] * len(keys),
-                "timeout": TIMEOUT,
-            },
-        )
+        columns: list[list[object]] = [
+            [s for s, _ in keys],
+            [i for _, i in keys],
+            ["c"] * len(keys),
+            ["ap"] * len(keys),
+            [now] * len(keys),
+            [now] * len(keys),
+            [None] * len(keys),
+            [UNKNOWN_START] * len(keys),
+        ]
+        values = pack_columns(columns, wifi_sql.SESSION_TYPES) if packed else columns
+        assert values is not None
+        params: dict[str, object] = dict(zip(wifi_sql.SESSION_COLUMNS, values, strict=True))
+        params["timeout"] = TIMEOUT
+        query = wifi_sql.UPSERT_SESSIONS_PACKED if packed else wifi_sql.UPSERT_SESSIONS
+        cur = await conn.execute("EXPLAIN " + query, params)
         plan = "\n".join(row[0] for row in await cur.fetchall())
     assert "Seq Scan on wifi_sessions" not in plan, plan
     assert "Conflict Arbiter Indexes: wifi_sessions_pkey" in plan, plan
+
+
+def _with_data(event: object, **data: object) -> object:
+    """A copy of ``event`` with some Wi-Fi fields set (ssid, counters...)."""
+    return event.model_copy(update={"data": event.data.model_copy(update=data)})  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "awkward",
+    [
+        None,  # every value packs: the usual batch
+        "a\x1fb",  # the packing separator inside an SSID
+        "\x1e",  # an SSID equal to the packing's NULL marker
+    ],
+)
+async def test_raw_rows_are_stored_exactly_as_the_events_say(
+    database_url: str, awkward: str | None
+) -> None:
+    """Packed or not, every stored value is the event's: text in any script, empty strings,
+    NULLs, booleans and byte counters beyond 32 bits."""
+    t = T0 + timedelta(seconds=3)
+    events = [
+        _with_data(make_event("start", "ben-thanh", "s1", "ab" * 8, t), ssid="Wi-Fi Miễn phí 무료"),
+        _with_data(
+            make_event("interim", "ben-thanh", "s1", "ab" * 8, t + timedelta(seconds=60)),
+            ssid="",
+            randomized_mac=True,
+            signal_dbm=-71,
+            rx_bytes=5_000_000_000,
+            tx_bytes=0,
+            session_seconds=60,
+        ),
+        _with_data(
+            make_event("stop", "ben-thanh", "s1", "ab" * 8, t + timedelta(seconds=90)),
+            ssid=awkward,
+            terminate_cause="User-Request",
+        ),
+    ]
+    sink = await _sink(database_url)
+    try:
+        assert (await sink.write(events)).inserted == 3
+        # A batch of one empty string: packed, it would read back as no element at all.
+        lone = _with_data(make_event("start", "ben-thanh", "s2", "cd" * 8, t), ssid="")
+        assert (await sink.write([lone])).inserted == 1
+        # A session id holding the separator: its batch's sessions go as binary arrays.
+        odd = make_event("start", "ben-thanh", awkward or "x\x1fy", "ef" * 8, t)
+        assert (await sink.write([odd])).inserted == 1
+        columns = ", ".join(RAW_COLUMNS)
+        cur = await sink.conn.execute(
+            f"SELECT {columns} FROM wifi_session_events ORDER BY event_time, event_id"
+        )
+        stored = await cur.fetchall()
+        everything = [*events, lone, odd]
+        expected = sorted((raw_row(e) for e in everything), key=lambda r: (r[1], r[0]))  # type: ignore[arg-type]
+        assert stored == expected
+        cur = await sink.conn.execute("SELECT session_id, client_id, ap FROM wifi_sessions")
+        sessions = {(e.data.session_id, e.data.client_id, e.data.ap) for e in everything}  # type: ignore[attr-defined]
+        assert set(await cur.fetchall()) == sessions
+    finally:
+        await sink.conn.close()

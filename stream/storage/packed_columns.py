@@ -1,0 +1,63 @@
+"""Batch columns sent to PostgreSQL as one delimited string each, split on the server.
+
+psycopg encodes a list parameter element by element in Python; for the raw Wi-Fi insert's
+sixteen columns that was about a fifth of an occupancy worker's CPU. Joining a column's
+values is one C call, and ``string_to_array`` splits it on the server for about what
+receiving a binary array costs. Measured on the same 20,000 events, alternated and rolled
+back: 7.2 -> 5.0 µs of worker CPU per event for the raw insert, server 11.3 -> 11.35 µs.
+
+Timestamps stay binary arrays: formatting and parsing them as text costs more than
+psycopg's C dumper. A text value that contains the separator or equals the NULL marker
+cannot travel packed; :func:`pack_columns` then returns None and the caller sends that
+batch as binary arrays, so no value is ever misread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+SEPARATOR = "\x1f"  # ASCII unit separator
+NULL = "\x1e"  # ASCII record separator, read back as SQL NULL
+
+#: Column types sent packed; any other goes as a binary array.
+PACKED_TYPES = frozenset({"text", "boolean", "smallint", "integer", "bigint"})
+
+
+def column_sql(placeholder: str, pg_type: str, packed: bool) -> str:
+    """SQL for one column parameter as a ``pg_type`` array, packed or as a binary array."""
+    if packed and pg_type in PACKED_TYPES:
+        return f"string_to_array({placeholder}::text, E'\\x1f', E'\\x1e')::{pg_type}[]"
+    return f"{placeholder}::{pg_type}[]"
+
+
+def pack_columns(
+    columns: Sequence[Sequence[object]], pg_types: Sequence[str]
+) -> list[object] | None:
+    """Parameters for :func:`column_sql` with ``packed=True``; None when a text value
+    cannot be packed (the batch must go as binary arrays)."""
+    params: list[object] = []
+    for values, pg_type in zip(columns, pg_types, strict=True):
+        if pg_type == "text":
+            text = _pack_text(values)
+            if text is None:
+                return None
+            params.append(text)
+        elif pg_type == "boolean":
+            params.append(
+                SEPARATOR.join([NULL if v is None else "t" if v else "f" for v in values])
+            )
+        elif pg_type in PACKED_TYPES:
+            params.append(SEPARATOR.join([NULL if v is None else str(v) for v in values]))
+        else:
+            params.append(list(values))
+    return params
+
+
+def _pack_text(values: Sequence[object]) -> str | None:
+    if NULL in values:
+        return None
+    packed = SEPARATOR.join([NULL if v is None else v for v in values])  # type: ignore[misc]
+    # A separator inside a value would split it; a lone "" would read back as no element.
+    if packed.count(SEPARATOR) != len(values) - 1 or not packed:
+        return None
+    return packed
