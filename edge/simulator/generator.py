@@ -18,7 +18,6 @@ from __future__ import annotations
 import heapq
 import math
 import random
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -329,10 +328,14 @@ def _synthetic_mac(rng: random.Random, randomized: bool) -> bytes:
 
 
 def _uuid7(t: float, rng: random.Random) -> str:
-    """A UUIDv7 (time-ordered) from the simulated time and the seeded random stream."""
+    """A UUIDv7 (time-ordered) from the simulated time and the seeded random stream.
+
+    Formatted by hand: ``str(uuid.UUID(int=...))`` took 1.4 µs of the ~18 µs per simulated
+    event, this 0.55 (``tests/unit/test_simulator_ids.py`` checks the form)."""
     value = (int(t * 1000) & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76 | rng.getrandbits(12) << 64 | 0b10 << 62 | rng.getrandbits(62)
-    return str(uuid.UUID(int=value))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _clamp_dbm(value: float) -> int:
