@@ -58,6 +58,24 @@ async def test_disordered_duplicated_stream_gives_exact_rollups(
         await sink.conn.close()
 
 
+@pytest.mark.parametrize("raw_writer", ["unnest", "copy"])
+async def test_batch_partly_seen_before_applies_only_its_new_events(
+    database_url: str, raw_writer: str
+) -> None:
+    """A batch overlapping one already stored (a replay from an older offset) stores and
+    counts only the events it adds."""
+    events = generate(400, ["ben-thanh", "nha-tho"], seed=3)
+    sink = await _sink(database_url, raw_writer)
+    try:
+        assert (await sink.write(events[:250])).inserted == 250
+        result = await sink.write(events[100:])
+        assert (result.inserted, result.duplicates) == (150, 150)
+        await sink.close_lagging_sites(HORIZON)
+        assert await _rollups(sink.conn) == expected_rollups(events, TIMEOUT)
+    finally:
+        await sink.conn.close()
+
+
 async def test_duplicate_in_one_batch_and_across_batches_counts_once(database_url: str) -> None:
     start = make_event("start", "cho-lon", "a", "ab" * 8, T0 + timedelta(seconds=5))
     stop = make_event("stop", "cho-lon", "a", "ab" * 8, T0 + timedelta(seconds=70))
