@@ -49,8 +49,12 @@ class MqttLinkConfig(BaseModel):
     batch_max_events: Annotated[int, Field(ge=1, le=MAX_BATCH_EVENTS)] = Field(
         default=100, description="Most events of one device topic in one MQTT message (1: off)."
     )
+    #: 0.1 s, not 0.05: a busy site's topics then fill ~54 events per message instead of
+    #: ~34, and the per-message costs downstream (paho, Mosquitto, the gateway's produce and
+    #: acknowledgement, Kafka) fell by about 6 % of the pipeline's CPU per event in two
+    #: interleaved pairs of 60 s runs, for 10-18 ms more median latency.
     batch_linger_s: Annotated[float, Field(ge=0, le=5)] = Field(
-        default=0.05, description="Longest an event waits for more of its topic's events."
+        default=0.1, description="Longest an event waits for more of its topic's events."
     )
 
     def password(self) -> str | None:
