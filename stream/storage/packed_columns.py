@@ -8,8 +8,8 @@ back: 7.2 -> 5.0 µs of worker CPU per event for the raw insert, server 11.3 -> 
 
 Timestamps stay binary arrays: formatting and parsing them as text costs more than
 psycopg's C dumper. A text value that contains the separator or equals the NULL marker
-cannot travel packed; :func:`pack_columns` then returns None and the caller sends that
-batch as binary arrays, so no value is ever misread.
+cannot travel packed; :func:`column_params` then gives every column as a binary array and
+the caller uses the unpacked statement for that batch, so no value is ever misread.
 """
 
 from __future__ import annotations
@@ -30,17 +30,20 @@ def column_sql(placeholder: str, pg_type: str, packed: bool) -> str:
     return f"{placeholder}::{pg_type}[]"
 
 
-def pack_columns(
+def column_params(
     columns: Sequence[Sequence[object]], pg_types: Sequence[str]
-) -> list[object] | None:
-    """Parameters for :func:`column_sql` with ``packed=True``; None when a text value
-    cannot be packed (the batch must go as binary arrays)."""
+) -> tuple[bool, list[object]]:
+    """The parameters of ``columns`` for :func:`column_sql`, and whether they are packed.
+
+    Packed (True) unless a text value cannot travel so; then every column goes as a binary
+    array (a list) and the statement must be the one built with ``packed=False``.
+    """
     params: list[object] = []
     for values, pg_type in zip(columns, pg_types, strict=True):
         if pg_type == "text":
             text = _pack_text(values)
             if text is None:
-                return None
+                return False, [list(column) for column in columns]
             params.append(text)
         elif pg_type == "boolean":
             params.append(
@@ -50,7 +53,7 @@ def pack_columns(
             params.append(SEPARATOR.join([NULL if v is None else str(v) for v in values]))
         else:
             params.append(list(values))
-    return params
+    return True, params
 
 
 def _pack_text(values: Sequence[object]) -> str | None:

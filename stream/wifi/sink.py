@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from schemas.stream_out import OccupancyUpdateV1
-from stream.storage.packed_columns import pack_columns
+from stream.storage.packed_columns import column_params
 from stream.wifi import sql
 from stream.wifi.batch import WifiSessionEvent, raw_row, summarise, unique_events
 from stream.wifi.minutes import SessionChange, WindowChange, minutes_to_recompute
@@ -115,14 +115,12 @@ class OccupancySink:
                         await copy.write_row(row)
                 await cur.execute(sql.INSERT_RAW_FROM_STAGE, (n, n))
             else:
-                columns = list(zip(*rows, strict=True))
-                packed = pack_columns(columns, sql.RAW_TYPES)
-                if packed is not None:
-                    await cur.execute(sql.INSERT_RAW_PACKED, [*packed, n, n])
-                else:  # a text value that cannot travel packed: binary arrays
-                    arrays = [list(col) for col in columns]
-                    await cur.execute(sql.INSERT_RAW_UNNEST, [*arrays, n, n])
-            stored, times, ids = await cur.fetchone() or (0, None, None)
+                packed, values = column_params(list(zip(*rows, strict=True)), sql.RAW_TYPES)
+                query = sql.INSERT_RAW_PACKED if packed else sql.INSERT_RAW_UNNEST
+                await cur.execute(query, [*values, n, n])
+            answer = await cur.fetchone()  # an aggregate: always one row
+            assert answer is not None
+            stored, times, ids = answer
         if stored == n:
             return events
         inserted = set(zip(times or (), ids or (), strict=True))
@@ -142,9 +140,9 @@ class OccupancySink:
             [d.stopped_at for d in deltas],
             [d.session_start for d in deltas],
         ]
-        packed = pack_columns(columns, sql.SESSION_TYPES)
-        query = sql.UPSERT_SESSIONS if packed is None else sql.UPSERT_SESSIONS_PACKED
-        params: dict[str, object] = dict(zip(sql.SESSION_COLUMNS, packed or columns, strict=True))
+        packed, values = column_params(columns, sql.SESSION_TYPES)
+        query = sql.UPSERT_SESSIONS_PACKED if packed else sql.UPSERT_SESSIONS
+        params: dict[str, object] = dict(zip(sql.SESSION_COLUMNS, values, strict=True))
         params["timeout"] = self.session_timeout
         async with self.conn.cursor() as cur:
             # Binary results: the server formatting four timestamps of every changed session

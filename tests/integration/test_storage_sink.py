@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from stream.storage import migrate
-from stream.storage.packed_columns import pack_columns
+from stream.storage.packed_columns import column_params
 from stream.wifi import sql as wifi_sql
 from stream.wifi.batch import RAW_COLUMNS, UNKNOWN_START, raw_row
 from stream.wifi.sink import OccupancySink
@@ -270,8 +270,10 @@ async def test_session_merge_probes_its_keys_whatever_the_table_size(
             [None] * len(keys),
             [UNKNOWN_START] * len(keys),
         ]
-        values = pack_columns(columns, wifi_sql.SESSION_TYPES) if packed else columns
-        assert values is not None
+        is_packed, values = column_params(columns, wifi_sql.SESSION_TYPES)
+        assert is_packed
+        if not packed:
+            values = list(columns)
         params: dict[str, object] = dict(zip(wifi_sql.SESSION_COLUMNS, values, strict=True))
         params["timeout"] = TIMEOUT
         query = wifi_sql.UPSERT_SESSIONS_PACKED if packed else wifi_sql.UPSERT_SESSIONS
