@@ -84,7 +84,7 @@ def minutes_to_recompute(
         spans[window.site].extend(window.new_ranges())
     out: list[tuple[str, datetime]] = []
     for site in sorted(spans):
-        if site not in bounds or not spans[site]:
+        if site not in bounds:
             continue
         first, through = bounds[site]
         m = first  # next minute not yet listed: disjoint spans may share their edge minute
@@ -98,14 +98,10 @@ def minutes_to_recompute(
 
 def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     """Overlapping spans joined, in order of their starts."""
-    spans.sort()
     out: list[tuple[datetime, datetime]] = []
-    lo, hi = spans[0]
-    for a, b in spans[1:]:
-        if a <= hi:
-            hi = max(hi, b)
+    for lo, hi in sorted(spans):
+        if out and lo <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
         else:
             out.append((lo, hi))
-            lo, hi = a, b
-    out.append((lo, hi))
     return out
