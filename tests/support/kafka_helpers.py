@@ -1,4 +1,4 @@
-"""Kafka helpers for tests: create namespaced topics and read them back with aiokafka.
+"""Kafka helpers for tests: create namespaced topics and read them back.
 
 Tests own their topics (unique namespace per test), so these helpers create them
 explicitly instead of relying on auto-creation, and read with a fresh consumer from the
@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TypeVar
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from schemas.batch import is_batch
 
@@ -50,12 +52,22 @@ async def create_topics(
         await admin.close()
 
 
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record read back: what tests assert on."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
 async def consume_all(
     bootstrap: str,
     topic: str,
     n: int,
     timeout: float = 60.0,  # noqa: ASYNC109 (poll-until deadline)
-) -> list[ConsumerRecord[bytes, bytes]]:
+) -> list[Record]:
     """Read at least ``n`` records of ``topic`` from the beginning, or fail after ``timeout``.
 
     Returns every record read (possibly more than ``n`` when a batch overshoots), so a test
@@ -75,7 +87,7 @@ async def consume_events(
     return await _read(bootstrap, topic, n, timeout, "events", _events_of)
 
 
-def _events_of(record: ConsumerRecord[bytes, bytes]) -> list[bytes]:
+def _events_of(record: Record) -> list[bytes]:
     value = record.value or b""
     return [orjson.dumps(e) for e in orjson.loads(value)] if is_batch(value) else [value]
 
@@ -86,28 +98,79 @@ async def _read(
     n: int,
     timeout: float,  # noqa: ASYNC109 (poll-until deadline)
     what: str,
-    unpack: Callable[[ConsumerRecord[bytes, bytes]], list[T]],
+    unpack: Callable[[Record], list[T]],
 ) -> list[T]:
-    """Read ``topic`` from the beginning until ``unpack`` has given at least ``n`` items."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    """Read ``topic`` from the beginning until ``unpack`` has given at least ``n`` items.
+
+    librdkafka, every partition assigned at its first offset: an aiokafka reader twice saw
+    only part of a dead-letter topic whose leaders were still settling (ListOffsets answered
+    NOT_LEADER) while the gateway had every record confirmed. On a timeout the error names
+    each partition's records read against its high watermark, so a shortfall says at once
+    whether the records are in Kafka at all.
+    """
+    return await asyncio.to_thread(_read_blocking, bootstrap, topic, n, timeout, what, unpack)
+
+
+def _read_blocking(
+    bootstrap: str,
+    topic: str,
+    n: int,
+    timeout: float,
+    what: str,
+    unpack: Callable[[Record], list[T]],
+) -> list[T]:
+    deadline = time.monotonic() + timeout
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "tests-reader",  # required by the API; nothing is committed
+            "enable.auto.commit": False,
+            "allow.auto.create.topics": False,
+            "log_level": 3,
+        }
     )
-    await consumer.start()
     items: list[T] = []
+    read: Counter[int] = Counter()
     try:
-        deadline = time.monotonic() + timeout
+        partitions = _partitions(consumer, topic, deadline)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         while len(items) < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise TimeoutError(f"{topic}: got {len(items)} of {n} {what} in {timeout}s")
-            batches = await consumer.getmany(timeout_ms=int(min(left, 1.0) * 1000))
-            for batch in batches.values():
-                for record in batch:
-                    items.extend(unpack(record))
+                raise TimeoutError(
+                    f"{topic}: got {len(items)} of {n} {what} in {timeout}s; "
+                    f"{_per_partition(consumer, topic, partitions, read)}"
+                )
+            for msg in consumer.consume(num_messages=1000, timeout=min(left, 0.5)):
+                if msg.error() is not None:
+                    continue  # transient (leader moving, end of partition): keep polling
+                record = Record(msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value())
+                read[record.partition] += 1
+                items.extend(unpack(record))
         return items
     finally:
-        await consumer.stop()
+        consumer.close()
+
+
+def _partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:
+    """The topic's partitions, waiting (until ``deadline``) for it to exist."""
+    while True:
+        meta = consumer.list_topics(topic, timeout=5.0).topics.get(topic)
+        if meta is not None and meta.error is None and meta.partitions:
+            return sorted(meta.partitions)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic}: no partitions visible ({meta and meta.error})")
+        time.sleep(0.2)
+
+
+def _per_partition(
+    consumer: Consumer, topic: str, partitions: list[int], read: Counter[int]
+) -> str:
+    parts = []
+    for p in partitions:
+        try:
+            high = str(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5.0)[1])
+        except KafkaException as exc:
+            high = f"unknown ({exc})"
+        parts.append(f"p{p} read {read[p]} of high watermark {high}")
+    return ", ".join(parts)
