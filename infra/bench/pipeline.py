@@ -15,8 +15,9 @@ topics, so other traffic on the shared broker would count as ours):
 4. the measured run (:data:`DURATION_S`, >= 3 minutes): events paced at
    :data:`PACED_SHARE` of that rate, because latency at saturation only measures a queue.
    ``events_per_s`` = events / (first submit -> all rows stored); latency per event =
-   its row's ``stored_at`` minus the moment ``submit`` returned (durable at the edge), for
-   one event in ten, over the whole run and per minute; CPU seconds per stage meanwhile.
+   its row's ``stored_at`` minus the start of the feeder's tick that submitted it (due by
+   then, durable at the edge a few milliseconds later), for one event in ten, over the
+   whole run and per minute; CPU seconds per stage meanwhile.
 
 Service logs and outboxes are kept in ``<out>/pipeline-run/``.
 """
