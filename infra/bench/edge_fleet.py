@@ -153,7 +153,9 @@ class EdgeFleet:
         stats.ended = time.time()
         return stats
 
-    def _submit(self, events: Iterator[EventBase], n: int, stats: FeedStats, due: float) -> None:
+    def _submit(
+        self, events: Iterator[EventBase], n: int, stats: FeedStats, tick_at: float
+    ) -> None:
         cpu0 = time.thread_time()
         chunk = [next(events) for _ in range(n)]
         stats.generate_cpu_s += time.thread_time() - cpu0
@@ -164,5 +166,5 @@ class EdgeFleet:
         for key, group in groups.items():
             links[key].submit_many(group)
         first = -stats.submitted % self.sample_every
-        stats.samples.extend((e.id, due) for e in chunk[first :: self.sample_every])
+        stats.samples.extend((e.id, tick_at) for e in chunk[first :: self.sample_every])
         stats.submitted += n

@@ -57,7 +57,6 @@ class Record:
     """One record read back: what tests assert on."""
 
     partition: int
-    offset: int
     key: bytes | None
     value: bytes | None
 
@@ -144,7 +143,7 @@ def _read_blocking(
             for msg in consumer.consume(num_messages=1000, timeout=min(left, 0.5)):
                 if msg.error() is not None:
                     continue  # transient (leader moving, end of partition): keep polling
-                record = Record(msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value())
+                record = Record(msg.partition() or 0, msg.key(), msg.value())
                 read[record.partition] += 1
                 items.extend(unpack(record))
         return items
