@@ -191,6 +191,24 @@ async def test_real_opennds_level2_grant(opennds: dict[str, Any], settings: Any)
         assert grant.startswith(f"http://10.77.{env['n']}.1:2050/opennds_auth/?tok="), grant
         welcome = await curl(env, "-L", grant)
         assert "You are online" in welcome
-        clients = json.loads(sh("ip", "netns", "exec", env["gw"], "ndsctl", "json"))
+        clients = await _ndsctl_clients(env["gw"])
         states = {c.get("mac"): c.get("state") for c in clients.get("clients", {}).values()}
         assert states.get(env["mac"]) == "Authenticated", clients
+
+
+async def _ndsctl_clients(gw: str) -> dict[str, Any]:
+    """``ndsctl json``, retried for a while: ndsctl takes a lock openNDS's own scripts also
+    hold while they authenticate a client, and once in CI it exited 3 right after a grant."""
+    for _ in range(50):
+        out = await asyncio.to_thread(
+            subprocess.run,
+            ("ip", "netns", "exec", gw, "ndsctl", "json"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if out.returncode == 0:
+            return dict(json.loads(out.stdout))
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"ndsctl json kept failing: exit {out.returncode}, {out.stderr}")
