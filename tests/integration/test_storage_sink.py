@@ -283,6 +283,69 @@ async def test_session_merge_probes_its_keys_whatever_the_table_size(
     assert "Conflict Arbiter Indexes: wifi_sessions_pkey" in plan, plan
 
 
+async def test_rollups_and_live_counts_reach_sessions_through_the_index(
+    database_url: str,
+) -> None:
+    """The minute recompute (every few seconds) and the live counts (every second) read
+    only the sessions near the queued minutes. The recompute was planned as a hash join
+    over a scan of all of wifi_sessions, which holds the whole retention period: 55 ms for
+    200,000 sessions, every recompute."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO wifi_sessions (site, session_id, client_id, ap, started_at, last_seen,"
+            " ends_at) SELECT 'plan-' || (g % 20), 's' || g, 'c' || g, 'ap',"
+            " now() - g * interval '1 s', now() - g * interval '1 s',"
+            " now() - g * interval '1 s' + interval '15 minutes' FROM generate_series(1, 30000) g"
+        )
+        sites = [f"plan-{g}" for g in range(20)]
+        await conn.execute(
+            "INSERT INTO site_progress (site, first_minute, watermark, closed_through)"
+            " SELECT s, now() - interval '1 hour', now(), now() FROM unnest(%s::text[]) s",
+            (sites,),
+        )
+        await conn.execute(
+            "INSERT INTO occupancy_dirty (site, minute)"
+            " SELECT s, date_trunc('minute', now()) FROM unnest(%s::text[]) s",
+            (sites,),
+        )
+        await conn.execute("ANALYZE")
+        for query in (wifi_sql.RECOMPUTE_DIRTY, wifi_sql.LIVE_OCCUPANCY):
+            cur = await conn.execute("EXPLAIN " + query, (sites,))
+            plan = "\n".join(row[0] for row in await cur.fetchall())
+            assert "Seq Scan on wifi_sessions" not in plan, plan
+            assert "wifi_sessions_site_ends_bin" in plan, plan
+
+
+async def test_interims_update_their_session_in_place(database_url: str) -> None:
+    """An interim moves its session's ends_at a few minutes on. While ends_at itself was
+    indexed, no merge could be a heap-only (HOT) update: each wrote a new row version
+    elsewhere plus an entry in both indexes. The index holds ends_at in 30-minute bins
+    (migration 1000), so an interim within the bin updates the row in place."""
+    async with await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, options="-c timezone=UTC"
+    ) as conn:
+        sink = OccupancySink(conn, TIMEOUT)
+        clients = [f"{i:02x}" * 8 for i in range(10)]
+        start = T0 + timedelta(minutes=1)
+        await sink.write(
+            [make_event("start", "hot", f"s{i}", c, start) for i, c in enumerate(clients)]
+        )
+        interim = start + timedelta(minutes=5)  # ends_at T0+6 -> T0+11 min: the same bin
+        async with conn.transaction():
+            result = await sink.write(
+                [make_event("interim", "hot", f"s{i}", c, interim) for i, c in enumerate(clients)]
+            )
+            cur = await conn.execute(
+                "SELECT pg_stat_get_xact_tuples_updated('wifi_sessions'::regclass),"
+                " pg_stat_get_xact_tuples_hot_updated('wifi_sessions'::regclass)"
+            )
+            assert await cur.fetchone() == (10, 10)
+        assert [u.connected for u in result.live] == [10]
+        rows = await _rollups(conn)
+        assert rows[("hot", start)] == (10, 10, 0)
+        assert rows[("hot", interim)] == (10, 0, 0)  # the watermark's minute
+
+
 def _with_data(event: object, **data: object) -> object:
     """A copy of ``event`` with some Wi-Fi fields set (ssid, counters...)."""
     return event.model_copy(update={"data": event.data.model_copy(update=data)})  # type: ignore[attr-defined]
