@@ -98,13 +98,19 @@ INSERT_DIRTY_DAYS = (
     "INSERT INTO flow_dirty_days (day) SELECT * FROM unnest(%b::date[]) ON CONFLICT DO NOTHING"
 )
 
+#: The UTC hour of a time, as migration 1001 stores ``end_hour`` and ``last_hour``.
+_HOUR_BIN = "date_bin('1 hour', {t}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+
 #: Sessions without a stop whose timeout the watermark just passed: from now on they count
 #: as ended (at their last event) for dwell, so the hour of that last event is dirty.
-DIRTY_TIMED_OUT = """
+#: ``last_hour`` (migration 1001) bounds it as last_seen does, for the open sessions' index.
+DIRTY_TIMED_OUT = f"""
 INSERT INTO flow_dirty_hours (site, hour)
-SELECT DISTINCT site, date_trunc('hour', last_seen) FROM visitor_sessions
-WHERE ended_at IS NULL AND last_seen > %(old)s - %(timeout)s
-  AND last_seen <= %(new)s - %(timeout)s
+SELECT DISTINCT site, last_hour FROM visitor_sessions
+WHERE ended_at IS NULL
+  AND last_hour BETWEEN {_HOUR_BIN.format(t="%(old)s - %(timeout)s")}
+                    AND {_HOUR_BIN.format(t="%(new)s - %(timeout)s")}
+  AND last_seen > %(old)s - %(timeout)s AND last_seen <= %(new)s - %(timeout)s
 ON CONFLICT DO NOTHING
 """
 
@@ -151,7 +157,8 @@ CROSS JOIN LATERAL (
            percentile_cont(0.5) WITHIN GROUP (ORDER BY {_DURATION}) AS med,
            percentile_cont(0.9) WITHIN GROUP (ORDER BY {_DURATION}) AS p90
     FROM visitor_sessions s
-    WHERE s.site = t.site AND s.end_seen >= t.hour AND s.end_seen < t.hour + interval '1 hour'
+    WHERE s.site = t.site AND s.end_hour = t.hour  -- the index; t.hour starts a UTC hour
+      AND s.end_seen >= t.hour AND s.end_seen < t.hour + interval '1 hour'
       AND (s.ended_at IS NOT NULL OR s.last_seen + %(timeout)s <= %(wm)s)
 ) d
 CROSS JOIN LATERAL (

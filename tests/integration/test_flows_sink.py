@@ -211,3 +211,80 @@ async def test_merges_probe_their_keys_whatever_the_table_size(database_url: str
             plans[name] = "\n".join(row[0] for row in await cur.fetchall())
     for name, plan in plans.items():
         assert "Seq Scan" not in plan, (name, plan)
+
+
+async def test_interims_update_their_session_in_place(database_url: str) -> None:
+    """An interim moves its session's last_seen, and with it end_seen; each was indexed, so
+    no merge could be a heap-only (HOT) update. The indexes hold whole hours (migration
+    1001), so an interim within the hour updates the row in place, and dwell stays right."""
+    start = DAY_START + timedelta(hours=3, minutes=1)
+    clients = [f"{i:02x}" * 8 for i in range(10)]
+    sink = await _sink(database_url)
+    try:
+        await sink.write(
+            [make_event("start", "hot", f"s{i}", c, start) for i, c in enumerate(clients)]
+        )
+        async with sink.conn.transaction():
+            await sink.write(
+                [
+                    make_event(
+                        "stop" if i == 0 else "interim",
+                        "hot",
+                        f"s{i}",
+                        c,
+                        start + timedelta(minutes=5),
+                    )
+                    for i, c in enumerate(clients)
+                ]
+            )
+            cur = await sink.conn.execute(
+                "SELECT pg_stat_get_xact_tuples_updated('visitor_sessions'::regclass),"
+                " pg_stat_get_xact_tuples_hot_updated('visitor_sessions'::regclass)"
+            )
+            assert await cur.fetchone() == (10, 9)  # the stop leaves the open sessions' index
+        await sink.recompute(refresh_open=True)
+        row = (await _hourly(sink.conn))[("hot", start.replace(minute=0).astimezone(UTC))]
+        assert row[4:] == (1, 300.0, 300.0)  # only the stopped session has a dwell so far
+    finally:
+        await sink.conn.close()
+
+
+async def test_dwell_and_timeouts_reach_sessions_through_the_hour_indexes(
+    database_url: str,
+) -> None:
+    """The dwell recompute and the timed-out sweep (every batch) read one hour of one site's
+    sessions, not the table, which holds the whole retention period."""
+    now = DAY_START + timedelta(hours=3)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "INSERT INTO visitor_sessions (site, session_id, client_id, started_at, last_seen)"
+            " SELECT 'plan-' || (g %% 20), 's' || g, 'c' || g,"
+            " %(t)s - g * interval '10 s', %(t)s - g * interval '10 s'"
+            " FROM generate_series(1, 30000) g",
+            {"t": now},
+        )
+        await conn.execute("ANALYZE visitor_sessions")
+        timeout = timedelta(minutes=20)
+        hours = {
+            "site": ["plan-1", "plan-2"],
+            "hour": [now - timedelta(hours=1)] * 2,
+            "day": [now.date()] * 2,
+            "bit": [1, 1],
+        }
+        statements = [
+            (
+                "visitor_sessions_open_hour",
+                flows_sql.DIRTY_TIMED_OUT,
+                {"old": now - timedelta(seconds=5), "new": now, "timeout": timeout},
+            ),
+            (
+                "visitor_sessions_site_end_hour",
+                flows_sql.RECOMPUTE_HOURLY,
+                {**hours, "lateness": timedelta(days=2), "wm": now, "timeout": timeout},
+            ),
+        ]
+        for index, statement, params in statements:
+            cur = await conn.execute("EXPLAIN " + statement, params)
+            plan = "\n".join(row[0] for row in await cur.fetchall())
+            assert "Seq Scan on visitor_sessions" not in plan, plan
+            assert index in plan, plan
