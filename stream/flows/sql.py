@@ -24,39 +24,31 @@ SELECT (SELECT watermark FROM old), (SELECT watermark FROM up)
 
 #: Idempotent session merge; returns each touched session after the merge plus its
 #: start and end_seen before it (NULL when new), so dwell hours that change get recomputed.
-#: ``old`` is a plain snapshot read, so it sees the rows as they were before this statement
-#: whichever CTE runs first (batches are serialised by ADVANCE_WATERMARK's row lock, so no
-#: other writer moves them meanwhile). It used ``FOR UPDATE``: locking a row this statement
-#: has already updated skips it, so in a plan that ran the upsert first every old row
-#: came back NULL. ``LIMIT 1`` keeps each lookup a primary-key probe; as a join it
-#: seq-scanned the whole table per batch (30,000 rows for 2,000 sessions, measured).
+#: The values before come from the row version the update replaces, kept in
+#: ``prev_started_at`` / ``prev_end_seen`` (migration 1002), so each session costs one probe
+#: of the primary key (``ON CONFLICT``); a LATERAL lookup of the old values was a second
+#: one. Batches are serialised by ADVANCE_WATERMARK's row lock and a batch's sessions are
+#: distinct, so no row is merged twice.
 UPSERT_SESSIONS = """
 WITH input AS (
     SELECT * FROM unnest(%(site)b::text[], %(session_id)b::text[], %(client_id)b::text[],
                          %(randomized)b::boolean[], %(first_seen)b::timestamptz[],
                          %(last_seen)b::timestamptz[], %(stopped_at)b::timestamptz[])
         AS i(site, session_id, client_id, randomized, first_seen, last_seen, stopped_at)
-), old AS (
-    SELECT o.* FROM input i CROSS JOIN LATERAL (
-        SELECT s.site, s.session_id, s.started_at, s.end_seen FROM visitor_sessions s
-        WHERE s.site = i.site AND s.session_id = i.session_id
-        LIMIT 1
-    ) o
-), up AS (
-    INSERT INTO visitor_sessions AS s
-        (site, session_id, client_id, randomized, started_at, last_seen, ended_at)
-    SELECT site, session_id, client_id, randomized, first_seen, last_seen, stopped_at
-    FROM input
-    ON CONFLICT (site, session_id) DO UPDATE SET
-        randomized = s.randomized OR EXCLUDED.randomized,
-        started_at = LEAST(s.started_at, EXCLUDED.started_at),
-        last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen),
-        ended_at = LEAST(s.ended_at, EXCLUDED.ended_at)
-    RETURNING s.site, s.session_id, s.client_id, s.randomized, s.started_at, s.end_seen
 )
-SELECT up.site, up.client_id, up.randomized, up.started_at, up.end_seen, old.started_at,
-       old.end_seen
-FROM up LEFT JOIN old USING (site, session_id)
+INSERT INTO visitor_sessions AS s
+    (site, session_id, client_id, randomized, started_at, last_seen, ended_at)
+SELECT site, session_id, client_id, randomized, first_seen, last_seen, stopped_at
+FROM input
+ON CONFLICT (site, session_id) DO UPDATE SET
+    randomized = s.randomized OR EXCLUDED.randomized,
+    started_at = LEAST(s.started_at, EXCLUDED.started_at),
+    last_seen = GREATEST(s.last_seen, EXCLUDED.last_seen),
+    ended_at = LEAST(s.ended_at, EXCLUDED.ended_at),
+    prev_started_at = s.started_at,
+    prev_end_seen = s.end_seen
+RETURNING s.site, s.client_id, s.randomized, s.started_at, s.end_seen, s.prev_started_at,
+          s.prev_end_seen
 """
 
 #: Idempotent presence merge (LEAST / GREATEST / bit-OR); returns old and new of every row.
