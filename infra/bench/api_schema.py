@@ -20,14 +20,19 @@ from typing import Any
 import requests
 import schemathesis
 import schemathesis.specs.openapi.schemas  # eager: see below
+import schemathesis.transport.asgi  # eager too: the first case.call imports them
+import schemathesis.transport.requests
+import schemathesis.transport.wsgi
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
 
-# The OpenAPI loader's modules are imported when this module is, not lazily by the first
-# ``from_dict`` call: that import ran inside a test's worker thread, and CPython 3.11.2's
-# parser failed it there with "AST constructor recursion depth mismatch" (pytest rewrites
-# schemathesis' modules, a pytest plugin, as it imports them).
+# The OpenAPI loader's and the transports' modules are imported when this module is, not
+# lazily by the first ``from_dict`` / ``case.call``: those imports ran inside a test's
+# worker thread, where CPython 3.11's parser failed them with "AST constructor recursion
+# depth mismatch" (python/cpython#106905; pytest rewrites schemathesis' modules, a pytest
+# plugin, as it imports them, so each import parses). The loader's import failed so on
+# 3.11.2, the transports' in a CI run on 3.11.7 (2026-12-07).
 
 #: Operations answered with ``text/event-stream``.
 STREAMING = frozenset({"/api/v1/live", "/api/v1/ioc/live"})
