@@ -142,6 +142,13 @@ def configure_timescaledb(cluster: Cluster, say: Callable[[str], None]) -> bool:
         "# Written by `tourpulse stack up`: TimescaleDB for the dev/CI cluster.\n"
         "shared_preload_libraries = 'timescaledb'\n"
         "timescaledb.telemetry_level = off\n"
+        "# Each database holding the extension runs a job scheduler in a background worker,\n"
+        "# and each job one more. Here: the dev database, the tests' template and a database\n"
+        "# per running test, plus any a developer left. At PostgreSQL's default of 8 worker\n"
+        "# processes the jobs found no free slot (a CI run: the compression job failed 62\n"
+        "# times, 'failed to start a background worker', with seven schedulers in the log).\n"
+        "timescaledb.max_background_workers = 32\n"
+        "max_worker_processes = 44  # TimescaleDB's 32 + 8 parallel query workers + 4 spare\n"
     )
     if conf.parent.is_dir() and (not conf.exists() or conf.read_text() != text):
         conf.write_text(text)
