@@ -8,6 +8,8 @@ Asia/Ho_Chi_Minh is a whole-hour offset without DST.
 
 from __future__ import annotations
 
+from stream.storage.time_bins import time_bin
+
 #: Serialises batch transactions of every flows worker (the row lock on flow_progress),
 #: taken first so that later dirty-key inserts can never deadlock between workers; returns
 #: the watermark before and after this batch.
@@ -90,18 +92,16 @@ INSERT_DIRTY_DAYS = (
     "INSERT INTO flow_dirty_days (day) SELECT * FROM unnest(%b::date[]) ON CONFLICT DO NOTHING"
 )
 
-#: The UTC hour of a time, as migration 1001 stores ``end_hour`` and ``last_hour``.
-_HOUR_BIN = "date_bin('1 hour', {t}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
-
 #: Sessions without a stop whose timeout the watermark just passed: from now on they count
 #: as ended (at their last event) for dwell, so the hour of that last event is dirty.
-#: ``last_hour`` (migration 1001) bounds it as last_seen does, for the open sessions' index.
+#: ``last_hour`` (migration 1001: last_seen's UTC hour) bounds it too, for the open sessions'
+#: index.
 DIRTY_TIMED_OUT = f"""
 INSERT INTO flow_dirty_hours (site, hour)
 SELECT DISTINCT site, last_hour FROM visitor_sessions
 WHERE ended_at IS NULL
-  AND last_hour BETWEEN {_HOUR_BIN.format(t="%(old)s - %(timeout)s")}
-                    AND {_HOUR_BIN.format(t="%(new)s - %(timeout)s")}
+  AND last_hour BETWEEN {time_bin("1 hour", "%(old)s - %(timeout)s")}
+                    AND {time_bin("1 hour", "%(new)s - %(timeout)s")}
   AND last_seen > %(old)s - %(timeout)s AND last_seen <= %(new)s - %(timeout)s
 ON CONFLICT DO NOTHING
 """

@@ -9,6 +9,7 @@ their text and integer columns packed (:mod:`stream.storage.packed_columns`), ch
 from __future__ import annotations
 
 from stream.storage.packed_columns import column_sql
+from stream.storage.time_bins import time_bin
 from stream.wifi.batch import RAW_COLUMNS
 
 RAW_TYPES = (
@@ -142,7 +143,7 @@ DIRTY_SITES = "SELECT DISTINCT site FROM occupancy_dirty"
 
 #: ``ends_bin`` (migration 1000) of a time: ``ends_at >= t`` implies ``ends_bin >= bin(t)``,
 #: the bound that lets a query reach sessions through the (site, ends_bin) index.
-_ENDS_BIN = "date_bin('30 minutes', {t}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
+_ENDS_BIN_WIDTH = "30 minutes"
 
 #: Recompute the queued minutes of the given sites from wifi_sessions and dequeue them; one
 #: pass over each site's sessions overlapping its queued span (not one scan per minute).
@@ -158,7 +159,7 @@ WITH d AS (
 ), s AS (  -- ends_at >= started_at: the lower bounds on ends_bin and ends_at use the index
     SELECT s.* FROM span CROSS JOIN LATERAL (
         SELECT s.site, s.client_id, s.started_at, s.ends_at FROM wifi_sessions s
-        WHERE s.site = span.site AND s.ends_bin >= {_ENDS_BIN.format(t="span.lo")}
+        WHERE s.site = span.site AND s.ends_bin >= {time_bin(_ENDS_BIN_WIDTH, "span.lo")}
           AND s.ends_at >= span.lo AND s.started_at < span.hi
         OFFSET 0  -- keeps the planner from flattening the LATERAL back into that join
     ) s
@@ -188,7 +189,7 @@ SELECT count(*) FROM d
 LIVE_OCCUPANCY = f"""
 SELECT p.site, p.watermark,
     (SELECT count(DISTINCT s.client_id) FROM wifi_sessions s
-      WHERE s.site = p.site AND s.ends_bin >= {_ENDS_BIN.format(t="p.watermark")}
+      WHERE s.site = p.site AND s.ends_bin >= {time_bin(_ENDS_BIN_WIDTH, "p.watermark")}
         AND s.ends_at > p.watermark AND s.started_at <= p.watermark)
 FROM site_progress p WHERE p.site = ANY(%b::text[])
 """
