@@ -18,6 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -91,6 +92,7 @@ class SimConfig:
 class _SiteState:
     site: Site
     site_id: str  # as published (with the prefix)
+    device: str  # its edge agent's id
     aps: list[AccessPoint]
     profile: VisitProfile
     rng: random.Random
@@ -141,6 +143,7 @@ class WifiSessionGenerator:
         if not self._states:
             raise ValueError("no sites to simulate")
         self._heap: list[tuple[float, int, int, object]] = []
+        self._fifo: deque[tuple[float, int, int, object]] = deque()
         self._seq = 0
         self._begin = (config.start - config.warmup).timestamp()
         self._emit_from = config.start.timestamp()
@@ -157,6 +160,7 @@ class WifiSessionGenerator:
         return _SiteState(
             site=site,
             site_id=site_id,
+            device=edge_device_id(site_id),
             aps=aps,
             profile=profile,
             rng=random.Random(f"{c.seed}:{site.id}"),
@@ -188,8 +192,12 @@ class WifiSessionGenerator:
     def __iter__(self) -> Iterator[WifiEvent]:
         for state in self._states:
             self._push(self._next_arrival(state, self._begin), _ARRIVAL, state)
+        fifo, heap = self._fifo, self._heap
         while True:
-            t, _, action, obj = heapq.heappop(self._heap)
+            if fifo and (not heap or fifo[0] < heap[0]):
+                t, _, action, obj = fifo.popleft()
+            else:
+                t, _, action, obj = heapq.heappop(heap)
             if action == _ARRIVAL:
                 assert isinstance(obj, _SiteState)
                 event: WifiEvent | None = self._arrive(obj, t)
@@ -201,8 +209,19 @@ class WifiSessionGenerator:
                 yield event
 
     def _push(self, t: float, action: int, obj: object) -> None:
+        """Schedule ``obj``; what comes out is in (time, push order) either way.
+
+        Why two queues: a session's next interim is ``interim_s`` after now, so interims are
+        pushed in time order and can wait in a FIFO, popped in O(1); only one earlier than
+        the FIFO's tail needs the heap. Arrivals and ends go to the heap too: one far ahead
+        in the FIFO would send every interim before it to the heap.
+        """
         self._seq += 1
-        heapq.heappush(self._heap, (t, self._seq, action, obj))
+        entry = (t, self._seq, action, obj)
+        if action == _INTERIM and (not self._fifo or self._fifo[-1][0] <= t):
+            self._fifo.append(entry)
+        else:
+            heapq.heappush(self._heap, entry)
 
     def _next_arrival(self, state: _SiteState, t: float) -> float:
         """Thinning (Lewis-Shedler): candidates at the peak rate, kept with rate(t)/peak."""
@@ -312,7 +331,7 @@ class WifiSessionGenerator:
         return model(
             id=_uuid7(t, state.rng),
             site=state.site_id,
-            device=edge_device_id(state.site_id),
+            device=state.device,
             source=SOURCE,
             event_time=when,
             data=data,
