@@ -76,11 +76,13 @@ async def test_session_merge_probes_its_keys_whatever_the_table_size(
     assert "Conflict Arbiter Indexes: wifi_sessions_pkey" in plan, plan
 
 
+@pytest.mark.parametrize("queued_minutes", [1, 20])
 async def test_rollups_and_live_counts_reach_sessions_through_the_index(
-    database_url: str,
+    database_url: str, queued_minutes: int
 ) -> None:
     """The minute recompute (every few seconds) and the live counts (every second) read
-    only the sessions near the queued minutes. The recompute was planned as a hash join
+    only the sessions near the queued minutes, whichever way the recompute counts (a join
+    for a minute or two, a sweep for more). The recompute was planned as a hash join
     over a scan of all of wifi_sessions, which holds the whole retention period: 55 ms for
     200,000 sessions, every recompute."""
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -98,8 +100,9 @@ async def test_rollups_and_live_counts_reach_sessions_through_the_index(
         )
         await conn.execute(
             "INSERT INTO occupancy_dirty (site, minute)"
-            " SELECT s, date_trunc('minute', now()) FROM unnest(%s::text[]) s",
-            (sites,),
+            " SELECT s, date_trunc('minute', now()) - g * interval '1 minute'"
+            " FROM unnest(%s::text[]) s, generate_series(0, %s - 1) g",
+            (sites, queued_minutes),
         )
         await conn.execute("ANALYZE")
         for query in (wifi_sql.RECOMPUTE_DIRTY, wifi_sql.LIVE_OCCUPANCY):

@@ -168,6 +168,45 @@ async def test_quiet_site_minutes_are_closed_by_the_timer(database_url: str) -> 
         await sink.conn.close()
 
 
+@pytest.mark.parametrize("rollup_interval", [0.0, 1e9], ids=["each-batch", "all-at-once"])
+async def test_minutes_count_the_same_recomputed_one_batch_at_a_time_or_all_at_once(
+    database_url: str, rollup_interval: float
+) -> None:
+    """A live site's recompute covers a minute or two (sessions joined to each minute); a
+    worker catching up covers tens (a sweep over the minutes, one range per client). Both
+    must give the definitions' counts: here a client whose sessions touch at a minute's
+    edge, overlap, or repeat across an hour, a session of no length, and the simulator's
+    mix of clients with one session and clients with several."""
+    a, b = "0a" * 8, "0b" * 8
+    edges = [
+        make_event("start", "tan-dinh", "a1", a, T0 + timedelta(seconds=10)),
+        make_event("stop", "tan-dinh", "a1", a, T0 + timedelta(minutes=2)),  # on the edge
+        make_event("start", "tan-dinh", "a2", a, T0 + timedelta(minutes=2)),
+        make_event("start", "tan-dinh", "a3", a, T0 + timedelta(minutes=3)),  # overlaps a2
+        make_event("stop", "tan-dinh", "a2", a, T0 + timedelta(minutes=3, seconds=30)),
+        make_event("stop", "tan-dinh", "a3", a, T0 + timedelta(minutes=5)),
+        make_event("start", "tan-dinh", "b1", b, T0 + timedelta(minutes=4)),
+        make_event("stop", "tan-dinh", "b1", b, T0 + timedelta(minutes=4)),  # no length
+        make_event("start", "tan-dinh", "a4", a, T0 + timedelta(minutes=40)),
+    ]
+    events = sorted(edges + generate(2000, ["tan-dinh", "cho-lon"], seed=23),
+                    key=lambda e: e.event_time)  # fmt: skip
+    conn = await psycopg.AsyncConnection.connect(
+        database_url, autocommit=True, options="-c timezone=UTC"
+    )
+    sink = OccupancySink(conn, TIMEOUT, rollup_interval=rollup_interval)
+    try:
+        for i in range(0, len(events), 40):
+            await sink.write(events[i : i + 40])
+        await sink.close_lagging_sites(HORIZON)  # cho-lon's minutes up to a4's
+        await sink.flush()
+        rows = await _rollups(conn)
+        assert rows == expected_rollups(events, TIMEOUT)
+        assert rows[("tan-dinh", T0 + timedelta(minutes=4))][1:] >= (1, 1)  # b1 began, ended
+    finally:
+        await conn.close()
+
+
 def test_migrations_apply_once(database_url: str, db_backend: str) -> None:
     assert migrate.apply(database_url, backend=db_backend) == []
     with psycopg.connect(database_url) as conn:
