@@ -145,9 +145,9 @@ DIRTY_SITES = "SELECT DISTINCT site FROM occupancy_dirty"
 #: the bound that lets a query reach sessions through the (site, ends_bin) index.
 _ENDS_BIN_WIDTH = "30 minutes"
 
-#: A site's queued span of at most this many minutes is counted by joining each session to
-#: each minute; a wider one by a sweep over the minutes (see RECOMPUTE_DIRTY).
-_JOIN_MAX_MINUTES = 2
+#: A site's queued span of at most this many minutes is counted minute by minute, with an
+#: index scan each; a wider one by a sweep over the minutes (see RECOMPUTE_DIRTY).
+_BY_MINUTE_MAX = 2
 
 
 def _minute(expr: str) -> str:
@@ -177,52 +177,46 @@ def _sessions_in_span(spans: str) -> str:
 #: Returns the number of minutes recomputed. Run under the sites' locks.
 #:
 #: Two ways to count, chosen per site by the span's width:
-#: * ``joined`` (the usual 1-2 minutes of a live site): each session against each queued
-#:   minute it overlaps, ``count(DISTINCT client_id)`` per minute. Its work is sessions x
-#:   minutes: a worker catching up, or a burst of late events, queues tens of minutes per
-#:   site, and one recompute of 17 minutes of 20 busy sites took 300 ms, stalling the
-#:   worker's batches (and the other worker's, waiting on the site locks) meanwhile.
-#: * ``swept`` (wider spans): each client's connected minutes (``ends_at > minute``) as one
-#:   range, +1 at its first minute and -1 after its last, summed in minute order. A client
-#:   with several sessions in the span (rare) has each of its minutes counted once instead,
-#:   so a minute still counts distinct clients. Work is sessions + minutes: 5x less for 17
-#:   minutes, the same at 2, twice the join's at 1 (sorting and grouping overhead).
+#: * ``by_minute`` (the usual 1-2 minutes of a live site): per queued minute, one index scan
+#:   of the sessions overlapping it and ``count(DISTINCT client_id)``. A LATERAL per minute,
+#:   not a join of all sessions to all minutes: once ANALYZE had seen occupancy_dirty empty,
+#:   the planner made that join a nested loop re-reading every site's sessions for each
+#:   queued minute (25 -> 260 ms, and the pipeline's latency ran into seconds).
+#: * ``swept`` (wider spans): each client's connected minutes (``ends_at > minute``) merged
+#:   into ranges (``range_agg``, so a client with several sessions counts once a minute),
+#:   +1 at a range's first minute and -1 after its last, summed in minute order. A minute
+#:   at a time, the work is sessions x minutes: a worker catching up, or a burst of late
+#:   events, queues tens of minutes per site, and one recompute of 17 minutes of 20 busy
+#:   sites took 250 ms (60 ms swept), stalling that worker's batches, and the other
+#:   worker's waiting on the site locks, meanwhile.
 RECOMPUTE_DIRTY = f"""
 WITH d AS (
     DELETE FROM occupancy_dirty WHERE site = ANY(%b::text[]) RETURNING site, minute
 ), span AS (
     SELECT site, min(minute) AS lo, max(minute) AS last,
-        max(minute) - min(minute) < interval '{_JOIN_MAX_MINUTES} minutes' AS narrow
+        max(minute) - min(minute) < interval '{_BY_MINUTE_MAX} minutes' AS narrow
     FROM d GROUP BY site
-), narrow AS ({_sessions_in_span("span.narrow")}
-), joined AS (
-    SELECT d.site, d.minute,
-        count(DISTINCT s.client_id) FILTER (WHERE s.ends_at > d.minute) AS connected,
-        count(s.site) FILTER (WHERE s.started_at >= d.minute) AS new_sessions,
-        count(s.site) FILTER (WHERE s.ends_at < d.minute + interval '1 minute') AS ended
-    FROM (SELECT d.* FROM d JOIN span USING (site) WHERE narrow OFFSET 0) d
-    LEFT JOIN narrow s ON s.site = d.site AND s.ends_at >= d.minute
-        AND s.started_at < d.minute + interval '1 minute'
-    GROUP BY d.site, d.minute
+), by_minute AS (  -- an aggregate without GROUP BY: one row per minute, sessions or not
+    SELECT d.site, d.minute, c.connected, c.new_sessions, c.ended
+    FROM d JOIN span USING (site) CROSS JOIN LATERAL (
+        SELECT count(DISTINCT s.client_id) FILTER (WHERE s.ends_at > d.minute) AS connected,
+            count(*) FILTER (WHERE s.started_at >= d.minute) AS new_sessions,
+            count(*) FILTER (WHERE s.ends_at < d.minute + interval '1 minute') AS ended
+        FROM wifi_sessions s
+        WHERE s.site = d.site AND s.ends_bin >= {time_bin(_ENDS_BIN_WIDTH, "d.minute")}
+          AND s.ends_at >= d.minute AND s.started_at < d.minute + interval '1 minute'
+    ) c WHERE span.narrow
 ), s AS ({_sessions_in_span("NOT span.narrow")}
-), ranges AS (  -- first and last minute in the span with ends_at > minute >= started_at - 1
-    SELECT site, client_id, greatest({_minute("started_at")}, lo) AS f,
-        least({_minute("ends_at - interval '1 microsecond'")}, last) AS l
-    FROM s
-), clients AS (
-    SELECT site, client_id, count(*) AS n, min(f) AS f, max(l) AS l
-    FROM ranges WHERE f <= l GROUP BY site, client_id
-), shared AS (
-    SELECT DISTINCT r.site, r.client_id, g.minute
-    FROM ranges r JOIN clients c USING (site, client_id)
-    CROSS JOIN generate_series(r.f, r.l, interval '1 minute') AS g(minute)
-    WHERE c.n > 1
+), clients AS (  -- each client's connected minutes (ends_at > minute) in the span, merged
+    SELECT site, range_agg(tstzrange(
+        greatest({_minute("started_at")}, lo),
+        least({_minute("ends_at - interval '1 microsecond'")}, last) + interval '1 minute'
+    )) AS minutes
+    FROM s GROUP BY site, client_id
 ), steps AS (
-    SELECT site, f AS minute, 1 AS connected, 0 AS new_sessions, 0 AS ended
-        FROM clients WHERE n = 1
-    UNION ALL SELECT site, l + interval '1 minute', -1, 0, 0 FROM clients WHERE n = 1
-    UNION ALL SELECT site, minute, 1, 0, 0 FROM shared
-    UNION ALL SELECT site, minute + interval '1 minute', -1, 0, 0 FROM shared
+    SELECT site, lower(r) AS minute, 1 AS connected, 0 AS new_sessions, 0 AS ended
+        FROM clients, unnest(minutes) AS r
+    UNION ALL SELECT site, upper(r), -1, 0, 0 FROM clients, unnest(minutes) AS r
     UNION ALL SELECT site, {_minute("started_at")}, 0, 1, 0 FROM s WHERE started_at >= lo
     UNION ALL SELECT site, {_minute("ends_at")}, 0, 0, 1 FROM s
         WHERE ends_at < last + interval '1 minute'
@@ -234,7 +228,7 @@ WITH d AS (
         sum(new_sessions) AS new_sessions, sum(ended) AS ended
     FROM steps GROUP BY site, minute
 ), counts AS (
-    SELECT site, minute, connected, new_sessions, ended FROM joined
+    SELECT site, minute, connected, new_sessions, ended FROM by_minute
     UNION ALL
     SELECT site, minute, w.connected, w.new_sessions, w.ended
     FROM swept w JOIN d USING (site, minute)

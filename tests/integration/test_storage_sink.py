@@ -172,7 +172,7 @@ async def test_quiet_site_minutes_are_closed_by_the_timer(database_url: str) -> 
 async def test_minutes_count_the_same_recomputed_one_batch_at_a_time_or_all_at_once(
     database_url: str, rollup_interval: float
 ) -> None:
-    """A live site's recompute covers a minute or two (sessions joined to each minute); a
+    """A live site's recompute covers a minute or two (counted minute by minute); a
     worker catching up covers tens (a sweep over the minutes, one range per client). Both
     must give the definitions' counts: here a client whose sessions touch at a minute's
     edge, overlap, or repeat across an hour, a session of no length, and the simulator's
