@@ -78,7 +78,12 @@ class RetryingSink(Generic[S]):
             conn = await psycopg.AsyncConnection.connect(
                 self._url,
                 autocommit=True,  # transaction() blocks really commit, stray reads too
-                options="-c timezone=UTC",
+                # No JIT: a sink's statements touch thousands of rows, every few seconds,
+                # and their estimates (CTEs over a queue that ANALYZE often sees empty) can
+                # pass jit_optimize_above_cost. In the pipeline benchmark the minute
+                # recompute then spent ~0.7 s compiling (113 functions, inlined and
+                # optimised) to process 6,500 rows, stalling its worker for as long.
+                options="-c timezone=UTC -c jit=off",
                 application_name=self._app,
             )
             self.current = self._make_sink(conn)

@@ -56,3 +56,24 @@ async def test_failed_work_reconnects_and_succeeds(database_url: str) -> None:
         await db.close()
     assert db.ok and errors._value.get() == 1
     assert attempts[0] != attempts[1]  # the second try ran on a fresh connection (backend)
+
+
+@pytest.mark.integration
+async def test_sink_connections_never_jit_compile(database_url: str) -> None:
+    """A statement estimated expensive enough is JIT-compiled on a default connection; on
+    a sink's it is not. The minute recompute once spent ~0.7 s compiling to count 6,500
+    rows, stalling its worker (and the pipeline's latency) every few seconds."""
+    costly = "EXPLAIN SELECT count(*) FROM generate_series(1, 3000) a, generate_series(1, 3000) b"
+    async with await psycopg.AsyncConnection.connect(database_url) as plain:
+        default_plan = [r[0] for r in await (await plain.execute(costly)).fetchall()]
+    if not any(line.startswith("JIT:") for line in default_plan):
+        pytest.skip("this PostgreSQL does not JIT-compile (no LLVM provider)")
+    db = RetryingSink(database_url, "t", Sink, _errors())
+
+    async def explain(sink: Sink) -> list[str]:
+        return [str(r[0]) for r in await (await sink.conn.execute(costly)).fetchall()]
+
+    try:
+        assert not any(line.startswith("JIT:") for line in await db.run(explain))
+    finally:
+        await db.close()
