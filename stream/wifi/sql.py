@@ -154,25 +154,6 @@ def _minute(expr: str) -> str:
     return time_bin("1 minute", expr)
 
 
-def _sessions_in_span(spans: str) -> str:
-    """The sessions overlapping the queued span of each site where ``spans`` holds.
-
-    ends_at >= started_at, so the lower bounds on ends_bin and ends_at reach them through
-    the (site, ends_bin) index. A LATERAL scan per site: as a join with the spans (a CTE
-    the planner cannot estimate) it was planned as a hash join over a scan of the whole
-    table, every recompute (55 ms at 200,000 sessions; the table holds the retention
-    period). ``OFFSET 0`` keeps the planner from flattening it back into that join.
-    """
-    return f"""
-    SELECT span.site, span.lo, span.last, s.client_id, s.started_at, s.ends_at
-    FROM span CROSS JOIN LATERAL (
-        SELECT s.client_id, s.started_at, s.ends_at FROM wifi_sessions s
-        WHERE s.site = span.site AND s.ends_bin >= {time_bin(_ENDS_BIN_WIDTH, "span.lo")}
-          AND s.ends_at >= span.lo AND s.started_at < span.last + interval '1 minute'
-        OFFSET 0
-    ) s WHERE {spans}"""
-
-
 #: Recompute the queued minutes of the given sites from wifi_sessions and dequeue them.
 #: Returns the number of minutes recomputed. Run under the sites' locks.
 #:
@@ -188,7 +169,9 @@ def _sessions_in_span(spans: str) -> str:
 #:   at a time, the work is sessions x minutes: a worker catching up, or a burst of late
 #:   events, queues tens of minutes per site, and one recompute of 17 minutes of 20 busy
 #:   sites took 250 ms (60 ms swept), stalling that worker's batches, and the other
-#:   worker's waiting on the site locks, meanwhile.
+#:   worker's waiting on the site locks, meanwhile. Its sessions are a LATERAL index scan
+#:   per site: as a join with the spans (a CTE the planner cannot estimate) they were read
+#:   by a scan of the whole table, which holds the retention period (55 ms at 200,000).
 RECOMPUTE_DIRTY = f"""
 WITH d AS (
     DELETE FROM occupancy_dirty WHERE site = ANY(%b::text[]) RETURNING site, minute
@@ -206,7 +189,14 @@ WITH d AS (
         WHERE s.site = d.site AND s.ends_bin >= {time_bin(_ENDS_BIN_WIDTH, "d.minute")}
           AND s.ends_at >= d.minute AND s.started_at < d.minute + interval '1 minute'
     ) c WHERE span.narrow
-), s AS ({_sessions_in_span("NOT span.narrow")}
+), s AS (  -- ends_at >= started_at: the lower bounds on ends_bin and ends_at use the index
+    SELECT span.site, span.lo, span.last, s.client_id, s.started_at, s.ends_at
+    FROM span CROSS JOIN LATERAL (
+        SELECT s.client_id, s.started_at, s.ends_at FROM wifi_sessions s
+        WHERE s.site = span.site AND s.ends_bin >= {time_bin(_ENDS_BIN_WIDTH, "span.lo")}
+          AND s.ends_at >= span.lo AND s.started_at < span.last + interval '1 minute'
+        OFFSET 0  -- keeps the planner from flattening the LATERAL back into a join
+    ) s WHERE NOT span.narrow
 ), clients AS (  -- each client's connected minutes (ends_at > minute) in the span, merged
     SELECT site, range_agg(tstzrange(
         greatest({_minute("started_at")}, lo),
@@ -220,8 +210,7 @@ WITH d AS (
     UNION ALL SELECT site, {_minute("started_at")}, 0, 1, 0 FROM s WHERE started_at >= lo
     UNION ALL SELECT site, {_minute("ends_at")}, 0, 0, 1 FROM s
         WHERE ends_at < last + interval '1 minute'
-    UNION ALL SELECT site, minute, 0, 0, 0 FROM d
-        WHERE site IN (SELECT site FROM span WHERE NOT narrow)
+    UNION ALL SELECT site, minute, 0, 0, 0 FROM d JOIN span USING (site) WHERE NOT narrow
 ), swept AS (
     SELECT site, minute,
         sum(sum(connected)) OVER (PARTITION BY site ORDER BY minute) AS connected,
