@@ -8,22 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import shutil
 import socket
-import subprocess
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError as AioKafkaError
 from confluent_kafka import KafkaException, Producer
@@ -33,31 +28,25 @@ from psycopg_pool import AsyncConnectionPool
 from api.app import create_app
 from api.ioc.users import Role, UserStore
 from core.kafka_client import KafkaClientSettings
-from core.mqtt_client import MqttClientSettings, make_mqtt_client
 from core.settings import Settings
-from infra.cli import main
 from infra.kafka_acl import apply_grants, service_grants
-from infra.stack.certs import ServerCert, make_server_cert
+from infra.stack.certs import make_server_cert
 from infra.stack.kafka import fetch_jars
 from infra.stack.procs import stop_process
 from infra.stack.secure_kafka import ADMIN, start_secure_kafka
-from schemas.codec import encode_event
 from schemas.device import AvailabilityData, AvailabilityV1
-from schemas.envelope import EventBase
 from schemas.portal import ImpressionData, PortalImpressionV1
 from schemas.topics import KafkaTopic
 from tests.support.api_support import SseEvent, read_occupancy, sse_events, uvicorn_server
 from tests.support.edge_wifi_support import (
     AGENT,
     SITE,
-    PrivateMosquitto,
     healthy,
-    spawn_cli,
-    write_device_configs,
 )
 from tests.support.edge_wifi_support import stop_process as stop_cli
-from tests.support.gateway_samples import session_start, topic_for
+from tests.support.gateway_samples import session_start
 from tests.support.net import until, wait_until
+from tests.support.secure_rig import SecureMqtt, kafka_env, publish_as_device
 from tests.support.worker_support import query, start_worker, stop_worker, wait_for
 
 pytestmark = pytest.mark.integration
@@ -218,90 +207,6 @@ async def test_each_principal_reads_exactly_what_it_may(kafka) -> None:
     assert not await _can_read(kafka["tp-gateway"], session, None)
 
 
-def _kafka_env(settings: KafkaClientSettings) -> dict[str, str]:
-    assert settings.password is not None and settings.username is not None
-    return {
-        "TP_KAFKA_BOOTSTRAP": settings.bootstrap,
-        "TP_KAFKA_SECURITY_PROTOCOL": settings.security_protocol,
-        "TP_KAFKA_USERNAME": settings.username,
-        "TP_KAFKA_PASSWORD": settings.password.get_secret_value(),
-        "TP_KAFKA_TLS_CA": str(settings.tls_ca),
-    }
-
-
-@dataclass
-class _SecureMqtt:
-    """A TLS + password + ACL Mosquitto for the run (same CA as the secure Kafka), the MQTT
-    passwords of every identity, and the environment every service shares."""
-
-    broker: PrivateMosquitto
-    certs: ServerCert
-    passwords: dict[str, str]
-    env: dict[str, str]
-
-    @classmethod
-    def start(
-        cls, tmp_path: Path, kafka: dict[str, KafkaClientSettings], database_url: str
-    ) -> _SecureMqtt:
-        cfg_dir, _ = write_device_configs(tmp_path)
-        out, secrets_file = tmp_path / "mqtt", tmp_path / "mqtt-secrets.yaml"
-        argv = ["devices", "acl", "--config", str(cfg_dir), "--secrets", str(secrets_file)]
-        services = ("gateway=tp-gateway", "api=tp-api", "portal=tp-portal")
-        assert main([*argv, "--out", str(out), *(a for v in services for a in ("--service", v)),
-                     "--generate-missing"]) == 0  # fmt: skip
-        passwords = {
-            k.removeprefix("mqtt-"): v for k, v in yaml.safe_load(secrets_file.read_text()).items()
-        }
-        ca = kafka[ADMIN].tls_ca
-        certs = make_server_cert(Path(str(ca)).parent)  # the same CA and server certificate
-        broker = PrivateMosquitto(
-            tmp_path,
-            f"cafile {certs.ca}\ncertfile {certs.cert}\nkeyfile {certs.key}\n"
-            f"allow_anonymous false\npassword_file {out / 'passwd'}\nacl_file {out / 'acl'}\n",
-        ).start()
-        env = {"TP_TOPIC_NAMESPACE": NS, "TP_DEVICE_CONFIGS": str(cfg_dir),
-               "TP_MQTT_HOST": "127.0.0.1", "TP_MQTT_PORT": str(broker.port),
-               "TP_MQTT_TLS_CA": str(certs.ca), "DATABASE_URL": database_url,
-               "TP_DATA_DIR": str(tmp_path / "data")}  # fmt: skip
-        return cls(broker, certs, passwords, env)
-
-    def device(self) -> MqttClientSettings:
-        return MqttClientSettings(host="127.0.0.1", port=self.broker.port, tls_ca=self.certs.ca)
-
-    def spawn(self, argv: list[str], kafka: KafkaClientSettings, log: Path,
-              mqtt_user: str | None = None) -> subprocess.Popen[bytes]:  # fmt: skip
-        """A ``tourpulse`` service with its own Kafka (and MQTT) identity."""
-        env = {**os.environ, **self.env, **_kafka_env(kafka)}
-        if mqtt_user is not None:
-            env |= {"TP_MQTT_USERNAME": mqtt_user, "TP_MQTT_PASSWORD": self.passwords[mqtt_user]}
-        return spawn_cli(argv, env, log)
-
-    def api_settings(self, kafka: KafkaClientSettings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-        """The API's settings (tp-api on both brokers; the portal inside it as tp-portal)."""
-        for key, value in self.env.items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("TP_PORTAL_MQTT_USERNAME", "tp-portal")
-        monkeypatch.setenv("TP_PORTAL_MQTT_PASSWORD", self.passwords["tp-portal"])
-        return Settings(
-            kafka_bootstrap=kafka.bootstrap, kafka_security_protocol=kafka.security_protocol,
-            kafka_username=kafka.username,
-            kafka_password=kafka.secret(), kafka_tls_ca=kafka.tls_ca,
-            mqtt_username="tp-api", mqtt_password=self.passwords["tp-api"],
-        )  # fmt: skip
-
-
-def _publish(device: MqttClientSettings, password: str, event: EventBase) -> None:
-    """Publish as the device (its own MQTT user) over TLS; QoS 1, acknowledged."""
-    client = make_mqtt_client(
-        device.with_credentials(AGENT, password), f"sec-{uuid.uuid4().hex[:6]}"
-    )
-    client.connect(device.host, device.port)
-    client.loop_start()
-    client.publish(topic_for(event), encode_event(event), qos=1).wait_for_publish(10)
-    client.disconnect()
-    client.loop_stop()
-
-
 @pytest.mark.slow
 async def test_end_to_end_over_tls_and_sasl_reaches_postgres_and_the_live_feed(
     kafka, tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
@@ -309,12 +214,12 @@ async def test_end_to_end_over_tls_and_sasl_reaches_postgres_and_the_live_feed(
     """device -(MQTT TLS, own user)-> gateway -(SASL_SSL)-> worker -(SASL_SSL)-> PostgreSQL,
     and the worker's occupancy update -(SASL_SSL, tp-api)-> the API's live SSE feed. Every
     hop is authenticated with its service's own identity; the brokers accept nothing else."""
-    rig = _SecureMqtt.start(tmp_path, kafka, database_url)
+    rig = SecureMqtt.start(tmp_path, kafka, database_url, NS)
     gw_port = _free_pair(36500)
     gateway = rig.spawn(["gateway", "--metrics-port", str(gw_port), "--client-id", "gw-sec"],
                         kafka["tp-gateway"], tmp_path / "gateway.log", "tp-gateway")  # fmt: skip
     app = create_app(rig.api_settings(kafka["tp-api"], monkeypatch))
-    for key, value in {**rig.env, **_kafka_env(kafka["tp-worker"])}.items():
+    for key, value in {**rig.env, **kafka_env(kafka["tp-worker"])}.items():
         monkeypatch.setenv(key, value)
     worker = start_worker(Settings(), tmp_path / "worker.log")
     event = session_start(SITE, 1, device=AGENT)
@@ -333,7 +238,9 @@ async def test_end_to_end_over_tls_and_sasl_reaches_postgres_and_the_live_feed(
             async with http.stream("GET", "/api/v1/live") as feed:
                 assert feed.status_code == 200
                 events = sse_events(feed)
-                await asyncio.to_thread(_publish, rig.device(), rig.passwords[AGENT], event)
+                await asyncio.to_thread(
+                    publish_as_device, rig.device(), rig.passwords[AGENT], event
+                )
                 await wait_for(lambda: bool(query(database_url, sql)), 120, "session row",
                                worker, tmp_path / "worker.log")  # fmt: skip
                 assert query(database_url, sql) == [(event.data.session_id,)]
@@ -353,7 +260,7 @@ async def test_alert_engine_and_operator_actions_over_sasl(
     """device offline -(MQTT TLS)-> gateway -(SASL_SSL)-> alert engine (stream runtime as
     tp-worker) -(SASL_SSL)-> the IOC live feed (tp-api); an operator's ack is produced by the
     API (aiokafka, idempotent, tp-api) and comes back on the same feed."""
-    rig = _SecureMqtt.start(tmp_path, kafka, database_url)
+    rig = SecureMqtt.start(tmp_path, kafka, database_url, NS)
     gw_port, alerts_port = _free_pair(36500), _free_pair(36600)
     gateway = rig.spawn(["gateway", "--metrics-port", str(gw_port), "--client-id", "gw-alert"],
                         kafka["tp-gateway"], tmp_path / "gateway.log", "tp-gateway")  # fmt: skip
@@ -390,7 +297,7 @@ async def test_alert_engine_and_operator_actions_over_sasl(
 
 
 async def _alert_until(
-    events: AsyncIterator[SseEvent], state: str, rig: _SecureMqtt | None
+    events: AsyncIterator[SseEvent], state: str, rig: SecureMqtt | None
 ) -> dict[str, Any]:
     """The next alert change in ``state``; with ``rig``, the device keeps reporting itself
     offline meanwhile (the engine's new consumer group starts at the latest offsets)."""
@@ -414,7 +321,9 @@ async def _alert_until(
                     event_time=datetime.now(UTC),
                     data=AvailabilityData(state="offline", reason="test"),
                 )
-                await asyncio.to_thread(_publish, rig.device(), rig.passwords[AGENT], offline)
+                await asyncio.to_thread(
+                    publish_as_device, rig.device(), rig.passwords[AGENT], offline
+                )
             await asyncio.wait({reader}, timeout=2.0)
         return reader.result()
     finally:

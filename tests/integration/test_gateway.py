@@ -9,16 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from core.settings import Settings
@@ -28,7 +21,7 @@ from schemas.topics import KafkaTopic
 from stream.gateway.config import GatewayConfig
 from stream.gateway.gateway import Gateway
 from tests.support.gateway_samples import session_start, spine_events, topic_for
-from tests.support.net import free_port, until
+from tests.support.net import until
 
 pytestmark = pytest.mark.integration
 
@@ -326,136 +319,3 @@ async def test_graceful_stop_acknowledges_everything_it_forwarded(
         assert second.metrics.value("tp_gateway_received_total") == 1
     finally:
         await asyncio.to_thread(second.stop)
-
-
-async def test_health_endpoint_and_unreachable_mqtt(settings: Settings, namespace: str) -> None:
-    dead_port = settings.model_copy(update={"mqtt_port": 1})
-    gw = Gateway(dead_port, GatewayConfig(client_id=f"gw-{namespace}-lost", metrics_port=0))
-    await asyncio.to_thread(gw.start)
-    try:
-        assert gw._http is not None
-        async with httpx.AsyncClient(base_url=gw._http.url, timeout=10) as http:
-            resp = await http.get("/healthz")
-            assert resp.status_code == 503
-            assert resp.json()["details"]["mqtt"] == "disconnected"
-            assert resp.json()["details"]["kafka"] == "ok"
-            metrics = (await http.get("/metrics")).text
-            assert "tp_gateway_mqtt_connected 0.0" in metrics
-    finally:
-        await asyncio.to_thread(gw.stop, 2)
-
-
-def run_cli(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "TP_MQTT_HOST": settings.mqtt_host,
-        "TP_MQTT_PORT": str(settings.mqtt_port),
-        "TP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "TP_TOPIC_NAMESPACE": settings.topic_namespace or "",
-    }
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "gateway", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def stop_cli(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return await asyncio.to_thread(proc.wait, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-
-async def test_cli_forwards_serves_health_and_stops_cleanly_on_sigterm(
-    settings: Settings,
-    namespace: str,
-    kafka_admin: Any,
-    mqtt_publish: Any,
-    tmp_path: Path,
-) -> None:
-    port = free_port()
-    log_path = tmp_path / "gateway.log"
-    proc = run_cli(
-        settings,
-        log_path,
-        "--client-id",
-        f"gw-{namespace}-cli",
-        "--share-group",
-        namespace,
-        "--site",
-        namespace,
-        "--metrics-port",
-        str(port),
-        "--session-expiry",
-        "60",
-        "--stats-every",
-        "1",
-    )
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-
-            async def healthy() -> bool:
-                try:
-                    return (await http.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            deadline = time.monotonic() + 90
-            while not await healthy():
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "CLI gateway never became healthy"
-                await asyncio.sleep(0.2)
-            event = session_start(namespace, 42)
-            await mqtt_publish(topic_for(event), [encode_event(event)])
-            records = await kafka_admin.consume_all(
-                settings.kafka_topic(KafkaTopic.WIFI_SESSION), 1
-            )
-            assert decode_event(records[0].value).id == event.id
-            deadline = time.monotonic() + 30
-            while "tp_gateway_forwarded_total 1.0" not in (await http.get("/metrics")).text:
-                assert time.monotonic() < deadline, "forwarded counter never reached 1"
-                await asyncio.sleep(0.2)
-    finally:
-        code = await stop_cli(proc)
-    output = log_path.read_text()
-    assert code == 0, output
-    assert "SIGTERM received" in output
-    assert "forwarded 1" in output  # the periodic progress line
-    assert "Traceback" not in output
-
-
-async def test_cli_with_kafka_unreachable_retries_with_a_clear_message(
-    settings: Settings,
-    namespace: str,
-    tmp_path: Path,
-) -> None:
-    nowhere = settings.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{free_port()}"})
-    log_path = tmp_path / "gateway.log"
-    proc = run_cli(
-        nowhere,
-        log_path,
-        "--client-id",
-        f"gw-{namespace}-nok",
-        "--metrics-port",
-        "0",
-        "--site",
-        namespace,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while "retrying" not in log_path.read_text():
-            assert proc.poll() is None, log_path.read_text()
-            assert time.monotonic() < deadline, log_path.read_text()
-            await asyncio.sleep(0.2)
-    finally:
-        code = await stop_cli(proc)
-    output = log_path.read_text()
-    assert code == 0, output
-    assert "not ready" in output
-    assert "Traceback" not in output
