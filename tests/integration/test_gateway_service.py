@@ -7,10 +7,6 @@ test_gateway's.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +19,7 @@ from schemas.codec import decode_event, encode_event
 from schemas.topics import KafkaTopic
 from stream.gateway.config import GatewayConfig
 from stream.gateway.gateway import Gateway
+from tests.support.gateway_cli import run_cli, stop_cli
 from tests.support.gateway_samples import session_start, topic_for
 from tests.support.net import free_port
 
@@ -44,33 +41,6 @@ async def test_health_endpoint_and_unreachable_mqtt(settings: Settings, namespac
             assert "tp_gateway_mqtt_connected 0.0" in metrics
     finally:
         await asyncio.to_thread(gw.stop, 2)
-
-
-def run_cli(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "TP_MQTT_HOST": settings.mqtt_host,
-        "TP_MQTT_PORT": str(settings.mqtt_port),
-        "TP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-        "TP_TOPIC_NAMESPACE": settings.topic_namespace or "",
-    }
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "gateway", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def stop_cli(proc: subprocess.Popen[bytes]) -> int:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        return await asyncio.to_thread(proc.wait, 60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 async def test_cli_forwards_serves_health_and_stops_cleanly_on_sigterm(

@@ -20,7 +20,7 @@ import pytest
 from core.settings import Settings
 from schemas.codec import decode_event
 from schemas.topics import KafkaTopic
-from tests.integration.test_gateway import run_cli, stop_cli
+from tests.support.gateway_cli import run_cli, stop_cli
 from tests.support.net import free_port
 from tests.support.portal_stubs import (
     StubControllers,
