@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.gc_tuning import tune_for_streaming
 from core.settings import Settings, get_settings
 from device_configs.loader import ConfigError, load_device_configs
 from device_configs.models import DeviceConfigs
@@ -153,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         generator.capacity().keys(), _publish_options(settings, args, speed), _print_progress
     )
     stop_on_signal(publisher)
+    tune_for_streaming()
     try:
         publisher.connect(start)
     except BrokerUnreachable as exc:

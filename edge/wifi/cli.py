@@ -11,6 +11,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from core.gc_tuning import tune_for_streaming
 from device_configs.loader import ConfigError
 
 
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         if agent.link:
             agent.link.outbox.close()
         return 0
+    tune_for_streaming()
     try:
         asyncio.run(agent.run_forever())
     except OSError as exc:

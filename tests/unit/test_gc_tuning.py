@@ -1,4 +1,4 @@
-"""The stream processes' collector settings: start-up heap frozen, young collections rarer."""
+"""The event processes' collector settings: start-up heap frozen, young collections rarer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.gc_tuning import YOUNG_THRESHOLD, tune_for_streaming
+from core.gc_tuning import YOUNG_THRESHOLD, tune_for_streaming, tuned_for_streaming
 
 
 @pytest.fixture
@@ -39,3 +39,13 @@ def test_cycles_made_later_are_still_collected() -> None:
     a.other, b.other = b, a  # type: ignore[attr-defined]
     del a, b
     assert gc.collect() >= 2
+
+
+@pytest.mark.usefixtures("restore_gc")
+def test_a_tuned_block_leaves_the_collector_as_it_found_it() -> None:
+    gc.set_threshold(700, 10, 10)
+    with tuned_for_streaming():
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+    assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == (700, 10, 10)
