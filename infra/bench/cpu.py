@@ -78,11 +78,18 @@ class CpuMeter:
         shares["other"] = round(max(0.0, 1.0 - sum(shares.values())), 3)
         return shares
 
-    def net_seconds(self, background: CpuMeter) -> dict[str, float]:
-        """CPU seconds per stage minus what the stage burns anyway (another measured window
-        with no load from us: other clients of shared brokers, housekeeping)."""
+    def net_seconds(self, *backgrounds: CpuMeter) -> dict[str, float]:
+        """CPU seconds per stage minus what the stage burns anyway (other measured windows
+        with no load from us: other clients of shared brokers, housekeeping).
+
+        With several windows, each stage's quietest counts: a window can still hold the
+        tail of earlier work (a broker's start-up, the clean-up after a burst), and
+        subtracting that took a whole stage's cost out of a run once (Kafka at 0).
+        """
         return {
-            stage: max(0.0, used - background.seconds.get(stage, 0.0) / background.wall * self.wall)
+            stage: max(
+                0.0, used - min(b.seconds.get(stage, 0.0) / b.wall for b in backgrounds) * self.wall
+            )
             for stage, used in self.seconds.items()
         }
 

@@ -17,7 +17,8 @@ topics, so other traffic on the shared broker would count as ours):
    ``events_per_s`` = events / (first submit -> all rows stored); latency per event =
    its row's ``stored_at`` minus the start of the feeder's tick that submitted it (due by
    then, durable at the edge a few milliseconds later), for one event in ten, over the
-   whole run and per minute; CPU seconds per stage meanwhile.
+   whole run and per minute; CPU seconds per stage meanwhile, net of what each burns
+   idle (the quieter of two windows with no events: before the warm-up, after the probe).
 
 Service logs and outboxes are kept in ``<out>/pipeline-run/``.
 """
@@ -56,7 +57,7 @@ WARMUP_S = 3.0
 WORKERS = 1
 BOXES = 4  # edge links (site boxes), the 20 sites spread over them
 MAX_LEAD = 40_000  # probe: events submitted but not yet received by the gateway
-BACKGROUND_S = 5.0  # idle window measuring what shared services burn without us
+BACKGROUND_S = 5.0  # idle windows (before warm-up, after the probe): burn without us
 PACED_SHARE = 0.8  # the measured run offers this share of the probe's rate
 BASELINE_MESSAGES = 20_000
 LINK = MqttLinkConfig()  # the edge link's batching defaults, used by the fleet
@@ -88,6 +89,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
         with Spine(settings, ns, db_url, work, procs=WORKERS) as spine:
             fleet.start()
             try:
+                idle_before = _background(spine, broker_pid)
                 warm = fleet.feed(events, WARMUP_S, rate=500)
                 spine.wait_rows(warm.submitted)
                 received0 = spine.gateway_metric("tp_gateway_received_total")
@@ -96,7 +98,8 @@ def run(ctx: BenchContext) -> dict[str, Any]:
                 done = spine.wait_rows(warm.submitted + probe.submitted)
                 saturated = probe.submitted / (done - probe.started)
                 log.info("probe: %.0f events/s end to end", saturated)
-                meter, background = _meters(spine, broker_pid)
+                idle_after = _background(spine, broker_pid)
+                meter = _meter(spine, broker_pid)
                 messages0 = fleet.messages
                 meter.start()
                 offered = saturated * PACED_SHARE
@@ -108,7 +111,7 @@ def run(ctx: BenchContext) -> dict[str, Any]:
                 fleet.stop()
             stored = stored_times(db_url, [i for i, _ in measured.samples])
     latency, per_minute = summarise(measured.samples, stored, measured.started)
-    cpu_s = meter.net_seconds(background)
+    cpu_s = meter.net_seconds(idle_before, idle_after)
     cpu_s["edge_link"] = max(0.0, cpu_s.pop("edge_link") - measured.generate_cpu_s)
     return _result(
         measured, done, offered, saturated, latency, per_minute, baseline, payload,
@@ -135,27 +138,28 @@ class _Lead:
         return submitted - self._received >= MAX_LEAD
 
 
-def _meters(spine: Spine, broker_pid: int) -> tuple[CpuMeter, CpuMeter]:
-    """The measuring meter (not started) and the background burn, measured now."""
+def _meter(spine: Spine, broker_pid: int) -> CpuMeter:
+    """A meter of every stage, not started."""
+    return CpuMeter(
+        {
+            "edge_link": only(os.getpid()),
+            "gateway": spine.gateway_pids(),
+            "worker": spine.worker_pids(),
+            "mosquitto": {broker_pid},
+            "kafka": by_cmdline("kafka.Kafka"),
+            # Our database's backends only: the server is shared with other clients.
+            "postgres": by_cmdline(f" tp_{spine.ns} "),
+        }
+    )
 
-    def meter() -> CpuMeter:
-        return CpuMeter(
-            {
-                "edge_link": only(os.getpid()),
-                "gateway": spine.gateway_pids(),
-                "worker": spine.worker_pids(),
-                "mosquitto": {broker_pid},
-                "kafka": by_cmdline("kafka.Kafka"),
-                # Our database's backends only: the server is shared with other clients.
-                "postgres": by_cmdline(f" tp_{spine.ns} "),
-            }
-        )
 
-    background = meter()
+def _background(spine: Spine, broker_pid: int) -> CpuMeter:
+    """What every stage burns with no events from us, measured now."""
+    background = _meter(spine, broker_pid)
     background.start()
     time.sleep(BACKGROUND_S)
     background.stop()
-    return meter(), background
+    return background
 
 
 def _result(

@@ -94,3 +94,9 @@ def test_net_cpu_subtracts_what_a_stage_burns_without_us() -> None:
     background, run = busy(0.1), busy(0.3)
     net = run.net_seconds(background)["me"]
     assert 0.0 <= net < run.seconds["me"]
+    # Two idle windows: the quieter one counts, so a busy one cannot zero the stage.
+    loud = busy(0.3)
+    loud.wall = background.wall  # as if the same window had burned three times as much
+    assert run.net_seconds(loud)["me"] == 0.0
+    assert run.net_seconds(loud, background)["me"] == pytest.approx(net)
+    assert run.net_seconds(background, loud)["me"] == pytest.approx(net)
