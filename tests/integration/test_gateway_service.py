@@ -19,7 +19,7 @@ from schemas.codec import decode_event, encode_event
 from schemas.topics import KafkaTopic
 from stream.gateway.config import GatewayConfig
 from stream.gateway.gateway import Gateway
-from tests.support.gateway_cli import run_cli, stop_cli
+from tests.support.gateway_cli import run_cli, site_gateway_args, stop_cli, wait_healthy
 from tests.support.gateway_samples import session_start, topic_for
 from tests.support.net import free_port
 
@@ -52,36 +52,10 @@ async def test_cli_forwards_serves_health_and_stops_cleanly_on_sigterm(
 ) -> None:
     port = free_port()
     log_path = tmp_path / "gateway.log"
-    proc = run_cli(
-        settings,
-        log_path,
-        "--client-id",
-        f"gw-{namespace}-cli",
-        "--share-group",
-        namespace,
-        "--site",
-        namespace,
-        "--metrics-port",
-        str(port),
-        "--session-expiry",
-        "60",
-        "--stats-every",
-        "1",
-    )
+    proc = run_cli(settings, log_path, *site_gateway_args(namespace, port), "--stats-every", "1")
     try:
+        await wait_healthy(proc, port, log_path)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-
-            async def healthy() -> bool:
-                try:
-                    return (await http.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            deadline = time.monotonic() + 90
-            while not await healthy():
-                assert proc.poll() is None, log_path.read_text()
-                assert time.monotonic() < deadline, "CLI gateway never became healthy"
-                await asyncio.sleep(0.2)
             event = session_start(namespace, 42)
             await mqtt_publish(topic_for(event), [encode_event(event)])
             records = await kafka_admin.consume_all(

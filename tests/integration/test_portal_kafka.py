@@ -7,9 +7,7 @@ events on the shared broker.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,7 @@ import pytest
 from core.settings import Settings
 from schemas.codec import decode_event
 from schemas.topics import KafkaTopic
-from tests.support.gateway_cli import run_cli, stop_cli
+from tests.support.gateway_cli import run_cli, site_gateway_args, stop_cli, wait_healthy
 from tests.support.net import free_port
 from tests.support.portal_stubs import (
     StubControllers,
@@ -58,31 +56,9 @@ def _write_configs(root: Path, site: str) -> Path:
 async def gateway(settings: Settings, namespace: str, tmp_path: Path) -> AsyncIterator[None]:
     port = free_port()
     log = tmp_path / "gateway.log"
-    args = [
-        "--client-id",
-        f"gw-{namespace}",
-        "--share-group",
-        namespace,
-        "--site",
-        namespace,
-        "--metrics-port",
-        str(port),
-        "--session-expiry",
-        "60",
-    ]
-    proc = run_cli(settings, log, *args)
+    proc = run_cli(settings, log, *site_gateway_args(namespace, port))
     try:
-        deadline = time.monotonic() + 90
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-            while True:
-                assert proc.poll() is None, "gateway exited (see its log)"
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "gateway never became healthy"
-                await asyncio.sleep(0.2)
+        await wait_healthy(proc, port, log)
         yield None
     finally:
         assert await stop_cli(proc) == 0
