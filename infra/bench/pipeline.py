@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 DURATION_S, QUICK_DURATION_S = 180.0, 15.0
 PROBE_S, QUICK_PROBE_S = 30.0, 5.0
 WARMUP_S = 3.0
-#: Worker processes. One takes the probe's rate using about a fifth of a core; a second on
+#: Worker processes. One keeps up using about a third of a core at 15,500 events/s; a second on
 #: these 2 cores (shared with everything else) made every stage dearer per event: in
 #: alternated runs on 2026-12-07 the probe reached 17,359 and 17,683 events/s with one and
 #: 14,855 and 15,913 with two. More cores or more sites: more processes (4 partitions).
