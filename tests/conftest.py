@@ -7,8 +7,10 @@ Contract relied on by every test module (keep these names stable):
 - ``namespace``: "t" + 8 hex chars, for Kafka topic prefixes, consumer groups, MQTT sites.
 - ``database_url``: a fresh database with the migrations applied, dropped afterwards.
 - ``settings``: :class:`core.settings.Settings` pointing at all of the above.
-- ``kafka_admin``: ``await kafka_admin.create_topics(names, partitions=4)`` and
-  ``await kafka_admin.consume_all(topic, n, timeout=60)`` bound to the stack's broker.
+- ``kafka_admin``: ``await kafka_admin.create_topics(names, partitions=4)``,
+  ``await kafka_admin.consume_all(topic, n, timeout=60)`` and
+  ``await kafka_admin.consume_until(topic, enough, wanted, timeout=60)`` bound to the
+  stack's broker.
 - ``mqtt_publish``: ``await mqtt_publish(topic, payloads, qos=1)`` waiting for PUBACKs.
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -240,6 +242,17 @@ class KafkaAdmin:
         timeout: float = 60.0,  # noqa: ASYNC109 (deadline)
     ) -> list[Any]:
         return await kafka_helpers.consume_all(self.bootstrap, topic, n, timeout=timeout)
+
+    async def consume_until(
+        self,
+        topic: str,
+        enough: Callable[[list[Any]], bool],
+        wanted: str,
+        timeout: float = 60.0,  # noqa: ASYNC109 (deadline)
+    ) -> list[Any]:
+        return await kafka_helpers.consume_until(
+            self.bootstrap, topic, enough, wanted, timeout=timeout
+        )
 
     async def consume_events(
         self,

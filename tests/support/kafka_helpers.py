@@ -72,7 +72,23 @@ async def consume_all(
     Returns every record read (possibly more than ``n`` when a batch overshoots), so a test
     can also assert that nothing extra arrived.
     """
-    return await _read(bootstrap, topic, n, timeout, "records", lambda record: [record])
+    return await _read(bootstrap, topic, _at_least(n), f"{n} records", timeout, _one)
+
+
+async def consume_until(
+    bootstrap: str,
+    topic: str,
+    enough: Callable[[list[Record]], bool],
+    wanted: str,
+    timeout: float = 60.0,  # noqa: ASYNC109 (poll-until deadline)
+) -> list[Record]:
+    """Read ``topic`` from the beginning until ``enough(records read so far)`` holds.
+
+    For topics whose record count is not fixed, such as live updates a worker republishes
+    on every recompute: "the first n records" can then be n updates of some keys and none
+    of others. ``wanted`` says in words what ``enough`` waits for, for the timeout error.
+    """
+    return await _read(bootstrap, topic, enough, wanted, timeout, _one)
 
 
 async def consume_events(
@@ -83,7 +99,15 @@ async def consume_events(
 ) -> list[bytes]:
     """Read at least ``n`` events of ``topic`` from the beginning: each record's event, or
     each element of a batch record (``schemas.topics.BATCHED_TOPICS``), as JSON bytes."""
-    return await _read(bootstrap, topic, n, timeout, "events", _events_of)
+    return await _read(bootstrap, topic, _at_least(n), f"{n} events", timeout, _events_of)
+
+
+def _at_least(n: int) -> Callable[[list[T]], bool]:
+    return lambda items: len(items) >= n
+
+
+def _one(record: Record) -> list[Record]:
+    return [record]
 
 
 def _events_of(record: Record) -> list[bytes]:
@@ -94,12 +118,12 @@ def _events_of(record: Record) -> list[bytes]:
 async def _read(
     bootstrap: str,
     topic: str,
-    n: int,
+    enough: Callable[[list[T]], bool],
+    wanted: str,
     timeout: float,  # noqa: ASYNC109 (poll-until deadline)
-    what: str,
     unpack: Callable[[Record], list[T]],
 ) -> list[T]:
-    """Read ``topic`` from the beginning until ``unpack`` has given at least ``n`` items.
+    """Read ``topic`` from the beginning until the items ``unpack`` gives are ``enough``.
 
     librdkafka, every partition assigned at its first offset: an aiokafka reader twice saw
     only part of a dead-letter topic whose leaders were still settling (ListOffsets answered
@@ -107,15 +131,17 @@ async def _read(
     each partition's records read against its high watermark, so a shortfall says at once
     whether the records are in Kafka at all.
     """
-    return await asyncio.to_thread(_read_blocking, bootstrap, topic, n, timeout, what, unpack)
+    return await asyncio.to_thread(
+        _read_blocking, bootstrap, topic, enough, wanted, timeout, unpack
+    )
 
 
 def _read_blocking(
     bootstrap: str,
     topic: str,
-    n: int,
+    enough: Callable[[list[T]], bool],
+    wanted: str,
     timeout: float,
-    what: str,
     unpack: Callable[[Record], list[T]],
 ) -> list[T]:
     deadline = time.monotonic() + timeout
@@ -133,11 +159,11 @@ def _read_blocking(
     try:
         partitions = _partitions(consumer, topic, deadline)
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        while len(items) < n:
+        while not enough(items):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError(
-                    f"{topic}: got {len(items)} of {n} {what} in {timeout}s; "
+                    f"{topic}: {len(items)} items read, not {wanted}, in {timeout}s; "
                     f"{_per_partition(consumer, topic, partitions, read)}"
                 )
             for msg in consumer.consume(num_messages=1000, timeout=min(left, 0.5)):
