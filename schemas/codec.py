@@ -75,8 +75,10 @@ def validate_event(obj: Any) -> EventBase:
     """
     if not isinstance(obj, dict):
         raise ContractError(DeadLetterReason.NOT_AN_OBJECT, f"got {type(obj).__name__}")
-    version = obj.get("version")
-    model = _model_for()(obj.get("type"), version) if type(version) is int else None
+    kind, version = obj.get("type"), obj.get("version")
+    # Exact types: a bool is no version, and a list as the type must not reach the lookup
+    # (unhashable: it raised TypeError, which nothing above expects).
+    model = _model_for()(kind, version) if type(kind) is str and type(version) is int else None
     if model is None:
         from schemas.registry import event_tag
 

@@ -10,7 +10,7 @@ from schemas.codec import DeadLetterReason, encode_event
 from schemas.envelope import EventBase
 from schemas.wifi import WifiSessionStopV1
 from stream.wifi.batch import WIFI_SESSION_TYPES
-from tests.support.gateway_samples import session_start
+from tests.support.gateway_samples import session_start, spine_events
 
 SITE = "nguyen-hue-walking-street"
 
@@ -54,3 +54,30 @@ def test_unreadable_or_oversized_records_are_one_rejection_of_the_whole() -> Non
     for record in (b"[" + one, b"[]", join_batch([one] * (MAX_BATCH_EVENTS + 1)), b"\xff"):
         [item] = decode_record(record)
         assert isinstance(item, Rejected) and item.raw == record
+
+
+def test_with_the_topics_types_each_bad_element_keeps_its_own_reason() -> None:
+    """Every way an element can be wrong on a Wi-Fi topic costs only that element, with a
+    reason, and never raises (a list as the type once raised TypeError in the worker)."""
+    start, _, stop, heartbeat, _ = spine_events(SITE)
+    good = json.loads(encode_event(start))
+    wrong = [
+        {**good, "type": ["wifi.session_start"]},  # unhashable: it used to raise TypeError
+        {**good, "version": True},  # a bool is no version
+        {**good, "version": 2},
+        json.loads(encode_event(heartbeat)),
+        {**good, "data": {**good["data"], "signal_dbm": "strong"}},
+        17,
+    ]
+    record = join_batch([encode_event(start), *(json.dumps(w).encode() for w in wrong)])
+    record = record[:-1] + b"," + encode_event(stop) + b"]"
+    items = decode_record(record, WIFI_SESSION_TYPES)
+    assert items[0] == start and items[-1] == stop
+    assert [(r.error.reason, r.error.detail.split(":")[0]) for r in items[1:-1]] == [  # type: ignore[union-attr]
+        (DeadLetterReason.UNKNOWN_EVENT_TYPE, "batch element 1"),
+        (DeadLetterReason.UNKNOWN_EVENT_TYPE, "batch element 2"),
+        (DeadLetterReason.UNKNOWN_EVENT_TYPE, "batch element 3"),
+        (DeadLetterReason.TOPIC_MISMATCH, "batch element 4"),
+        (DeadLetterReason.SCHEMA_VIOLATION, "batch element 5"),
+        (DeadLetterReason.NOT_AN_OBJECT, "batch element 6"),
+    ]
