@@ -118,6 +118,7 @@ async def wait_for(
     what: str,
     proc: subprocess.Popen[bytes] | None = None,
     log_path: Path | None = None,
+    interval: float = 0.5,
 ) -> None:
     """:func:`tests.support.net.until` that also stops when the worker process died."""
 
@@ -126,7 +127,9 @@ async def wait_for(
             return f"worker exited ({proc.returncode}) before {what}"
         return None
 
-    await until(condition, what, timeout, interval=0.5, abort=exited, detail=lambda: tail(log_path))
+    await until(
+        condition, what, timeout, interval=interval, abort=exited, detail=lambda: tail(log_path)
+    )
 
 
 def tail(log_path: Path | None, chars: int = 3000) -> str:
