@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from core.settings import Settings
-from schemas.stream_out import OccupancyUpdateV1
 from schemas.topics import KafkaTopic
-from tests.support.kafka_helpers import Record
 from tests.support.wifi_helpers import expected_rollups, generate
 from tests.support.worker_support import (
+    live_sites,
     produce,
     query,
     rollups,
@@ -38,12 +37,6 @@ SITES = [
     "thao-cam-vien",
     "ben-nha-rong",
 ]
-
-
-def _sites(records: list[Record]) -> set[str]:
-    """Sites with a live update: a worker republishes a site on each recompute, and the one
-    killed mid-stream republished some sites many times, so a count of records says nothing."""
-    return {OccupancyUpdateV1.model_validate_json(r.value or b"").site for r in records}
 
 
 def _stored(url: str) -> int:
@@ -85,10 +78,10 @@ async def test_kill_9_mid_stream_then_restart_gives_exact_rollups(
         assert sessions == len({(e.site, e.data.session_id) for e in events})
         live = await kafka_admin.consume_until(
             settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
-            lambda records: _sites(records) >= set(SITES),
+            lambda records: live_sites(records) >= set(SITES),
             "a live update for every site",
         )
-        assert _sites(live) == set(SITES)
+        assert live_sites(live) == set(SITES)
     finally:
         stop_worker(second)
     print(f"killed after {killed_at} of {len(events)} events were stored")

@@ -17,9 +17,9 @@ from schemas.batch import join_batch
 from schemas.codec import encode_event
 from schemas.stream_out import DeadLetterV1, OccupancyUpdateV1
 from schemas.topics import KafkaTopic
-from tests.support.kafka_helpers import Record
 from tests.support.wifi_helpers import T0, disorder, expected_rollups, generate, make_event
 from tests.support.worker_support import (
+    live_sites,
     produce,
     query,
     rollups,
@@ -33,10 +33,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 #: Run on TimescaleDB and on plain PostgreSQL (conftest.pytest_generate_tests).
 BOTH_BACKENDS = True
 TIMEOUT = timedelta(minutes=5)
-
-
-def _site(record: Record) -> str:
-    return OccupancyUpdateV1.model_validate_json(record.value or b"").site
 
 
 async def test_worker_rollups_live_updates_and_dead_letters(
@@ -74,7 +70,7 @@ async def test_worker_rollups_live_updates_and_dead_letters(
         assert query(url, "SELECT count(*) FROM wifi_session_events")[0][0] == len(events) + 1
         live = await kafka_admin.consume_until(
             settings.kafka_topic(KafkaTopic.OCCUPANCY_LIVE),
-            lambda records: {_site(r) for r in records} >= set(sites),
+            lambda records: live_sites(records) >= set(sites),
             "a live update for every site",
         )
         updates = [OccupancyUpdateV1.model_validate_json(r.value) for r in live]

@@ -18,7 +18,9 @@ from core.settings import Settings
 from schemas.batch import join_batch
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
+from schemas.stream_out import OccupancyUpdateV1
 from schemas.topics import KafkaTopic
+from tests.support.kafka_helpers import Record
 from tests.support.net import until
 
 #: Short group timeouts so a restarted worker takes over a kill -9'd one's partitions
@@ -130,6 +132,13 @@ async def wait_for(
     await until(
         condition, what, timeout, interval=interval, abort=exited, detail=lambda: tail(log_path)
     )
+
+
+def live_sites(records: Sequence[Record]) -> set[str]:
+    """Sites with a record on the live-occupancy topic. A worker republishes a site on each
+    recompute (and a worker killed mid-stream may have published some sites many times),
+    so what a test can rely on is which sites appear, not how many records there are."""
+    return {OccupancyUpdateV1.model_validate_json(r.value or b"").site for r in records}
 
 
 def tail(log_path: Path | None, chars: int = 3000) -> str:
