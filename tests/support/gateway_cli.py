@@ -7,13 +7,13 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 
 from core.settings import Settings
+from tests.support.edge_wifi_support import spawn_cli
 
 
 def site_gateway_args(namespace: str, metrics_port: int) -> list[str]:
@@ -41,13 +41,7 @@ def run_cli(settings: Settings, log_path: Path, *args: str) -> subprocess.Popen[
         "TP_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "TP_TOPIC_NAMESPACE": settings.topic_namespace or "",
     }
-    with log_path.open("wb") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "infra.cli", "gateway", *args],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    return spawn_cli(["gateway", *args], env, log_path)
 
 
 async def stop_cli(proc: subprocess.Popen[bytes]) -> int:
