@@ -50,6 +50,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--duration", type=float, default=None, help="seconds of load for time-based benchmarks"
     )
+    p.add_argument(
+        "--rate", type=float, default=None, help="events/s offered by rate-paced benchmarks"
+    )
     p.set_defaults(func=run)
 
 
@@ -59,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: unknown benchmark(s) {unknown}; known: {list(BENCHMARKS)}", file=sys.stderr)
         return 2
     ctx = BenchContext(
-        get_settings(), args.out, events=args.events, quick=args.quick, duration_s=args.duration
+        get_settings(),
+        args.out,
+        events=args.events,
+        quick=args.quick,
+        duration_s=args.duration,
+        rate=args.rate,
     )
     failed = [name for name in args.names or list(BENCHMARKS) if not run_one(name, ctx)]
     if failed:

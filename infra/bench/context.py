@@ -19,3 +19,4 @@ class BenchContext:
     events: int | None = None  # size override; None = the benchmark's own default
     quick: bool = False  # a smoke-sized run: proves the harness works, numbers mean little
     duration_s: float | None = None  # length override for time-based benchmarks (scale)
+    rate: float | None = None  # offered events/s override for rate-paced benchmarks (pipeline)

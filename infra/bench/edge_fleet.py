@@ -5,10 +5,10 @@ delete) is what a benchmark must measure; a sender with its own batching would m
 path nothing in the field uses. Each link is one site box serving a share of the sites
 (the Wi-Fi agent takes a list of sites), with its own outbox file and link thread.
 
-Events come from the simulator's generator, made on the fly (a run of minutes is millions
-of events, too many to hold). Making them is the source's work, not the link's: the feeder
-measures its own CPU time for it (``time.thread_time``) so the edge link's CPU per event can
-be reported net of it.
+Events come from an iterator: the simulator's generator, or a :class:`~infra.bench.replay.Replay`
+of its events made before a measured phase. Taking them from it is the source's work, not
+the link's: the feeder measures its own CPU time for it (``time.thread_time``) so the edge
+link's CPU per event can be reported net of it.
 
 The feeder wakes every :data:`TICK_S` and submits what fell due since, one outbox
 transaction per link. It used to go round again at once after submitting, so the faster it
