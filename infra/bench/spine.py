@@ -99,24 +99,16 @@ class Spine:
     def worker_pids(self) -> set[int]:
         return with_children(w.pid for w in self.workers)
 
-    def count_rows(self) -> int:
-        """Rows of our namespace's sites (the gateway forwards every site's topics)."""
+    def _stored(self) -> tuple[int, float | None]:
+        """Rows of our namespace's sites (the gateway forwards every site's topics), and
+        the newest one's ``stored_at`` (epoch seconds), in the same scan."""
         with psycopg.connect(self.db_url, autocommit=True) as conn:
             row = conn.execute(
-                "SELECT count(*) FROM wifi_session_events WHERE site LIKE %s", (f"{self.ns}-%",)
-            ).fetchone()
-        return int(row[0]) if row else 0
-
-    def _last_stored(self) -> float:
-        with psycopg.connect(self.db_url, autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT extract(epoch FROM max(stored_at))::float8 FROM wifi_session_events"
-                " WHERE site LIKE %s",
+                "SELECT count(*), extract(epoch FROM max(stored_at))::float8"
+                " FROM wifi_session_events WHERE site LIKE %s",
                 (f"{self.ns}-%",),
             ).fetchone()
-        if row is None or row[0] is None:
-            raise BenchError("no stored rows of this run")
-        return float(row[0])
+        return (int(row[0]), row[1]) if row else (0, None)
 
     def wait_rows(self, expected: int) -> float:
         """Poll until ``expected`` rows are visible; return when the last was stored (epoch
@@ -130,9 +122,9 @@ class Spine:
         since = time.time()
         last_count, last_change = -1, time.monotonic()
         while True:
-            count = self.count_rows()
-            if count >= expected:
-                return self._last_stored()
+            count, last_stored = self._stored()
+            if count >= expected and last_stored is not None:
+                return last_stored
             if count != last_count:
                 last_count, last_change = count, time.monotonic()
             elif time.monotonic() - last_change > SETTLE_TIMEOUT_S:
