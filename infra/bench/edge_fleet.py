@@ -50,7 +50,7 @@ class FeedStats:
     submitted: int = 0
     started: float = 0.0  # wall clock (time.time) of the first submission
     ended: float = 0.0
-    generate_cpu_s: float = 0.0  # feeder CPU spent making events (not the link's work)
+    generate_cpu_s: float = 0.0  # feeder CPU taking events from the source (not the link's)
     #: (event id, wall time of the tick that submitted it) for one event in ``sample_every``.
     samples: list[tuple[str, float]] = field(default_factory=list)
 

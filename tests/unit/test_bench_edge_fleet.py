@@ -8,18 +8,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from device_configs.loader import load_device_configs
-from infra.bench.edge_fleet import TICK_S, EdgeFleet, city_events
+from infra.bench.edge_fleet import TICK_S, EdgeFleet
 from schemas.envelope import EventBase
-
-CONFIGS = Path(__file__).resolve().parents[2] / "device_configs" / "hcmc"
-#: 11:00 in Ho Chi Minh City, when every link's sites are open. Started at the wall clock,
-#: a CI run at 18:15 there fed no event to one of the four links within its second (the
-#: first 4,000 events came from three links' sites), and the test failed.
-MIDDAY = datetime(2026, 3, 4, 4, 0, tzinfo=UTC)
+from tests.support.bench_events import CONFIGS, midday_city_events
 
 
 def _recording_fleet(
@@ -35,8 +29,7 @@ def _recording_fleet(
             return list(range(len(events)))
 
         link.submit_many = record  # type: ignore[method-assign]
-    events = city_events(CONFIGS, tmp_path / "keys", "fl", warmup=timedelta(minutes=10),
-                         start=MIDDAY)  # fmt: skip
+    events = midday_city_events(tmp_path / "keys", "fl")
     return fleet, calls, events
 
 

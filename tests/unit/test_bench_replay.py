@@ -4,20 +4,12 @@ mix of recorded and live ones a phase asks for."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from infra.bench.edge_fleet import city_events
 from infra.bench.replay import BLOCK, Replay
 from schemas.codec import encode_event
 from schemas.envelope import EventBase
-
-CONFIGS = Path(__file__).resolve().parents[2] / "device_configs" / "hcmc"
-MIDDAY = datetime(2026, 3, 4, 4, 0, tzinfo=UTC)  # 11:00 in Ho Chi Minh City
-
-
-def _simulator(keys: Path) -> Iterator[EventBase]:
-    return city_events(CONFIGS, keys, "rp", warmup=timedelta(minutes=10), start=MIDDAY)
+from tests.support.bench_events import midday_city_events
 
 
 def _take(events: Iterator[EventBase], n: int) -> list[bytes]:
@@ -26,8 +18,8 @@ def _take(events: Iterator[EventBase], n: int) -> list[bytes]:
 
 def test_replay_gives_the_simulators_events_in_order_across_recordings(tmp_path: Path) -> None:
     n = 3 * BLOCK + 417
-    direct = _take(_simulator(tmp_path / "keys"), n)
-    replay = Replay(_simulator(tmp_path / "keys"))  # same keys, seed and start: same events
+    direct = _take(midday_city_events(tmp_path / "keys", "rp"), n)
+    replay = Replay(midday_city_events(tmp_path / "keys", "rp"))  # same keys: same events
 
     got = _take(replay, 10)  # live: nothing recorded yet
     replay.record_ahead(BLOCK + 5)  # a block and a part of one
@@ -42,7 +34,7 @@ def test_replay_gives_the_simulators_events_in_order_across_recordings(tmp_path:
 
 
 def test_record_ahead_counts_what_is_still_waiting(tmp_path: Path) -> None:
-    replay = Replay(_simulator(tmp_path / "keys"))
+    replay = Replay(midday_city_events(tmp_path / "keys", "rp"))
     replay.record_ahead(2 * BLOCK)
     _take(replay, BLOCK + 1)
     replay.record_ahead(2 * BLOCK)  # makes only what was replayed since
